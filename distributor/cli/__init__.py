@@ -1,0 +1,11 @@
+"""The ``swarmqueue`` command line; each command group lives in its own module."""
+
+from distributor.cli.app import main
+from distributor.cli.plans import plan_group
+from distributor.cli.tasks import COMMANDS as TASK_COMMANDS
+
+main.add_command(plan_group)
+for _command in TASK_COMMANDS:
+    main.add_command(_command)
+
+__all__ = ["main"]

@@ -1,0 +1,134 @@
+"""The ``swarmqueue`` command group: global options, the shared context, and exit codes.
+
+Exit codes (documented in the README):
+
+====  =====================================================================
+0     success
+1     refused by the swarm's state (nothing ready, already claimed, stale token, ...)
+2     invalid input (bad id, bad file, bad option)
+3     Redis unreachable
+4     Redis answered with an error
+====  =====================================================================
+
+Errors print one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import IO, Any
+
+import click
+import redis
+
+from distributor.errors import RedisUnavailable, RefusedError, SwarmQueueError, ValidationError
+from distributor.log import configure_logging
+from distributor.queue import TaskQueue
+from distributor.settings import Settings
+
+EXIT_REFUSED, EXIT_INVALID, EXIT_UNREACHABLE, EXIT_REDIS_ERROR = 1, 2, 3, 4
+
+
+class CliError(click.ClickException):
+    """An error shown as one line ``swarmqueue: <message>`` with a chosen exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code  # type: ignore[misc]
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"swarmqueue: {self.format_message()}", file=file or sys.stderr)
+
+
+def exit_code_for(exc: BaseException) -> int | None:
+    """The CLI exit code of a library error, or None for errors that are bugs."""
+    if isinstance(exc, ValidationError):
+        return EXIT_INVALID
+    if isinstance(exc, RedisUnavailable | redis.ConnectionError | redis.TimeoutError):
+        return EXIT_UNREACHABLE
+    if isinstance(exc, RefusedError):
+        return EXIT_REFUSED
+    if isinstance(exc, redis.RedisError):
+        return EXIT_REDIS_ERROR
+    if isinstance(exc, SwarmQueueError):
+        return EXIT_REFUSED
+    return None
+
+
+class SwarmGroup(click.Group):
+    """A click group that turns swarmqueue and Redis errors into one line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (SwarmQueueError, redis.RedisError) as exc:
+            code = exit_code_for(exc)
+            assert code is not None
+            message = str(exc)
+            if code == EXIT_UNREACHABLE:
+                url = ctx.obj.settings.redis_url if ctx.obj else "?"
+                message = f"cannot reach Redis at {url} ({exc.__class__.__name__}); is it running?"
+            raise CliError(message, code) from None
+
+
+class CliContext:
+    """What every command shares: settings, and a queue connected on first use."""
+
+    def __init__(self, settings: Settings, queue: TaskQueue | None = None) -> None:
+        self.settings = settings
+        self._queue = queue
+
+    @property
+    def queue(self) -> TaskQueue:
+        if self._queue is None:
+            self._queue = TaskQueue.from_url(settings=self.settings)
+        return self._queue
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from env/toml with command-line overrides; bad values exit 2."""
+    from pydantic import ValidationError as PydanticValidationError
+
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise CliError(f"invalid setting {where}: {first['msg']}", EXIT_INVALID) from None
+
+
+@click.group(cls=SwarmGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--redis-url",
+    envvar="SWARMQUEUE_REDIS_URL",
+    help="Redis to use [env SWARMQUEUE_REDIS_URL; default redis://127.0.0.1:6379/0].",
+)
+@click.option(
+    "--swarm",
+    envvar="SWARMQUEUE_SWARM",
+    help="Swarm name [env SWARMQUEUE_SWARM; default 'default'].",
+)
+@click.option(
+    "--log-level", envvar="SWARMQUEUE_LOG_LEVEL", help="Log level for stderr logs (default INFO)."
+)
+@click.version_option(package_name="swarmqueue")
+@click.pass_context
+def main(
+    ctx: click.Context, redis_url: str | None, swarm: str | None, log_level: str | None
+) -> None:
+    """swarmqueue: a Redis-backed queue that hands a DAG of tasks to AI coding agents.
+
+    Agents pull work with `next`, report with `done` / `fail`; operators watch with
+    `status` and `tasks`. Exit codes: 0 ok, 1 refused, 2 invalid input, 3 Redis
+    unreachable, 4 Redis error.
+    """
+    from distributor.keys import check_swarm
+
+    settings = load_settings(redis_url=redis_url, swarm=swarm, log_level=log_level)
+    try:
+        check_swarm(settings.swarm)
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_INVALID) from None
+    configure_logging(settings.log_level, settings.log_format)
+    if not isinstance(ctx.obj, CliContext):  # tests may pass a prepared context as obj
+        ctx.obj = CliContext(settings)

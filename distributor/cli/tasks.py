@@ -1,0 +1,301 @@
+"""Task commands: what agents (next, claim, start, heartbeat, done, fail, release) and
+operators (tasks, task, status, retry, cancel, reap) run."""
+
+from __future__ import annotations
+
+import click
+
+from distributor.cli import tokens
+from distributor.cli.app import EXIT_INVALID, EXIT_REFUSED, CliContext, CliError
+from distributor.cli.output import emit, json_option, when
+from distributor.models import Claim, Task, TaskStatus
+
+agent_option = click.option("--agent", "agent_id", required=True, help="Your agent id.")
+token_option = click.option(
+    "--token", type=int, help="Fencing token from next/claim (default: the one remembered here)."
+)
+lease_option = click.option("--lease", type=float, help="Lease in seconds for this claim.")
+request_option = click.option("--request-id", help="Idempotency key; reuse it when retrying.")
+
+
+def _token(obj: CliContext, agent_id: str, task_id: str, token: int | None) -> int:
+    if token is not None:
+        return token
+    remembered = tokens.recall(obj.settings.swarm, agent_id, task_id)
+    if remembered is None:
+        raise CliError(
+            f"no token remembered for agent {agent_id!r} and task {task_id!r}; pass --token",
+            EXIT_INVALID,
+        )
+    return remembered
+
+
+def _claim_out(obj: CliContext, claim: Claim, as_json: bool) -> None:
+    task = claim.task
+    assert task.agent_id is not None
+    tokens.remember(obj.settings.swarm, task.agent_id, task.id, claim.token)
+    data = {**task.model_dump(mode="json"), "token": claim.token}
+    emit(
+        as_json,
+        data,
+        [
+            f"{task.id}\t(token {claim.token}, lease until {when(task.lease_expires_at)})",
+            f"  {task.title}",
+            *([f"  files: {', '.join(task.files)}"] if task.files else []),
+            *([f"  {line}" for line in task.description.splitlines()] if task.description else []),
+        ],
+    )
+
+
+@click.command("next")
+@agent_option
+@lease_option
+@request_option
+@json_option
+@click.pass_obj
+def next_task(
+    obj: CliContext, agent_id: str, lease: float | None, request_id: str | None, as_json: bool
+) -> None:
+    """Claim the best ready task (exit 1 when none is ready)."""
+    claim = obj.queue.claim_next(agent_id, lease=lease, request_id=request_id)
+    if claim is None:
+        raise CliError("no task is ready", EXIT_REFUSED)
+    _claim_out(obj, claim, as_json)
+
+
+@click.command("claim")
+@click.argument("task_id")
+@agent_option
+@lease_option
+@request_option
+@json_option
+@click.pass_obj
+def claim(
+    obj: CliContext,
+    task_id: str,
+    agent_id: str,
+    lease: float | None,
+    request_id: str | None,
+    as_json: bool,
+) -> None:
+    """Claim TASK_ID (exit 1 with the reason when refused)."""
+    result = obj.queue.claim(task_id, agent_id, lease=lease, request_id=request_id)
+    if result.claim is None:
+        raise CliError(f"task {task_id!r} not claimed: {result.reason}", EXIT_REFUSED)
+    _claim_out(obj, result.claim, as_json)
+
+
+@click.command("done")
+@click.argument("task_id")
+@agent_option
+@token_option
+@request_option
+@json_option
+@click.pass_obj
+def done(
+    obj: CliContext,
+    task_id: str,
+    agent_id: str,
+    token: int | None,
+    request_id: str | None,
+    as_json: bool,
+) -> None:
+    """Mark TASK_ID completed; prints the tasks it made available."""
+    completion = obj.queue.complete(
+        task_id, agent_id, _token(obj, agent_id, task_id, token), request_id=request_id
+    )
+    tokens.forget(obj.settings.swarm, agent_id, task_id)
+    unblocked = ", ".join(completion.unblocked) or "none"
+    emit(as_json, completion, f"completed {task_id}; now available: {unblocked}")
+
+
+@click.command("start")
+@click.argument("task_id")
+@agent_option
+@token_option
+@lease_option
+@json_option
+@click.pass_obj
+def start(
+    obj: CliContext,
+    task_id: str,
+    agent_id: str,
+    token: int | None,
+    lease: float | None,
+    as_json: bool,
+) -> None:
+    """Mark a held TASK_ID in progress (renews the lease)."""
+    task = obj.queue.start(task_id, agent_id, _token(obj, agent_id, task_id, token), lease=lease)
+    emit(as_json, task, f"{task_id} in progress, lease until {when(task.lease_expires_at)}")
+
+
+@click.command("heartbeat")
+@click.argument("task_id")
+@agent_option
+@token_option
+@lease_option
+@json_option
+@click.pass_obj
+def heartbeat(
+    obj: CliContext,
+    task_id: str,
+    agent_id: str,
+    token: int | None,
+    lease: float | None,
+    as_json: bool,
+) -> None:
+    """Renew the lease of a held TASK_ID (exit 1 if the claim was lost)."""
+    task = obj.queue.heartbeat(
+        task_id, agent_id, _token(obj, agent_id, task_id, token), lease=lease
+    )
+    emit(as_json, task, f"{task_id} lease until {when(task.lease_expires_at)}")
+
+
+@click.command("fail")
+@click.argument("task_id")
+@agent_option
+@token_option
+@click.option("--reason", required=True, help="What went wrong (one line).")
+@click.option("--no-retry", is_flag=True, help="Give up now instead of retrying after a backoff.")
+@request_option
+@json_option
+@click.pass_obj
+def fail(
+    obj: CliContext,
+    task_id: str,
+    agent_id: str,
+    token: int | None,
+    reason: str,
+    no_retry: bool,
+    request_id: str | None,
+    as_json: bool,
+) -> None:
+    """Report a held TASK_ID as failed; it is retried while attempts remain."""
+    outcome = obj.queue.fail(
+        task_id,
+        agent_id,
+        _token(obj, agent_id, task_id, token),
+        reason,
+        retry=not no_retry,
+        request_id=request_id,
+    )
+    tokens.forget(obj.settings.swarm, agent_id, task_id)
+    line = (
+        f"{task_id} failed; retry after {when(outcome.retry_at)}"
+        if outcome.will_retry
+        else f"{task_id} failed for good after {outcome.task.attempts} attempt(s)"
+    )
+    emit(as_json, outcome, line)
+
+
+@click.command("release")
+@click.argument("task_id")
+@agent_option
+@token_option
+@json_option
+@click.pass_obj
+def release(obj: CliContext, task_id: str, agent_id: str, token: int | None, as_json: bool) -> None:
+    """Hand a held TASK_ID back unfinished (not counted as a failure)."""
+    task = obj.queue.release(task_id, agent_id, _token(obj, agent_id, task_id, token))
+    tokens.forget(obj.settings.swarm, agent_id, task_id)
+    emit(as_json, task, f"{task_id} released; it is {task.status.value}")
+
+
+@click.command("retry")
+@click.argument("task_id")
+@json_option
+@click.pass_obj
+def retry(obj: CliContext, task_id: str, as_json: bool) -> None:
+    """Operator: give a failed TASK_ID a fresh start."""
+    task = obj.queue.retry(task_id)
+    emit(as_json, task, f"{task_id} retried; it is {task.status.value}")
+
+
+@click.command("cancel")
+@click.argument("task_id")
+@click.option("--reason", default="cancelled by operator", show_default=True)
+@json_option
+@click.pass_obj
+def cancel(obj: CliContext, task_id: str, reason: str, as_json: bool) -> None:
+    """Operator: stop an unfinished TASK_ID (it becomes failed until retried)."""
+    task = obj.queue.cancel(task_id, reason)
+    emit(as_json, task, f"{task_id} cancelled")
+
+
+@click.command("reap")
+@json_option
+@click.pass_obj
+def reap(obj: CliContext, as_json: bool) -> None:
+    """Operator: return every task whose lease expired to the queue."""
+    expired = obj.queue.reap()
+    emit(as_json, {"expired": expired}, f"recovered {expired} expired claim(s)")
+
+
+def _row(task: Task) -> str:
+    return f"{task.id}\t{task.status.value}\t{task.agent_id or '-'}\t{task.attempts}\t{task.title}"
+
+
+@click.command("tasks")
+@click.option(
+    "--status", type=click.Choice([s.value for s in TaskStatus]), help="Only this status."
+)
+@json_option
+@click.pass_obj
+def tasks_cmd(obj: CliContext, status: str | None, as_json: bool) -> None:
+    """List tasks in submission order."""
+    found = obj.queue.tasks(status)
+    emit(as_json, found, ["ID\tSTATUS\tAGENT\tATTEMPTS\tTITLE", *(_row(t) for t in found)])
+
+
+@click.command("task")
+@click.argument("task_id")
+@json_option
+@click.pass_obj
+def task_cmd(obj: CliContext, task_id: str, as_json: bool) -> None:
+    """Show one task with its state."""
+    t = obj.queue.get(task_id)
+    lines = [
+        f"{t.id}: {t.title}",
+        f"  status {t.status.value}, agent {t.agent_id or '-'}, "
+        f"attempt {t.attempts}/{t.max_attempts}",
+        f"  depends on: {', '.join(t.dependencies) or '-'}"
+        + (f" (unmet: {', '.join(t.unmet_dependencies)})" if t.unmet_dependencies else ""),
+        f"  created {when(t.created_at)}, claimed {when(t.claimed_at)}, "
+        f"completed {when(t.completed_at)}",
+    ]
+    if t.last_error:
+        lines.append(f"  last error: {t.last_error}")
+    emit(as_json, t, lines)
+
+
+@click.command("status")
+@json_option
+@click.pass_obj
+def status(obj: CliContext, as_json: bool) -> None:
+    """Progress of the swarm: counts per status, and which failed tasks block others."""
+    p = obj.queue.progress()
+    lines = [
+        f"swarm {obj.settings.swarm}: {p['completed']}/{p['total']} completed "
+        f"({p['completion_pct']}%)",
+        "  " + ", ".join(f"{s.value} {p[s.value]}" for s in TaskStatus),
+    ]
+    for failed, waiting in p["blocked_by_failed"].items():
+        lines.append(f"  failed {failed} blocks: {', '.join(waiting)}")
+    emit(as_json, p, lines)
+
+
+COMMANDS = [
+    next_task,
+    claim,
+    done,
+    start,
+    heartbeat,
+    fail,
+    release,
+    retry,
+    cancel,
+    reap,
+    tasks_cmd,
+    task_cmd,
+    status,
+]

@@ -1,0 +1,103 @@
+"""The exceptions swarmqueue raises, grouped so callers can catch them by meaning.
+
+Every error derives from :class:`SwarmQueueError`. The CLI maps each family to one exit code
+(see ``EXIT_CODES`` in :mod:`distributor.cli.errors`); library callers catch the specific class
+they can act on and let the rest propagate.
+"""
+
+from __future__ import annotations
+
+
+class SwarmQueueError(Exception):
+    """Base class of every error raised by swarmqueue."""
+
+
+class ValidationError(SwarmQueueError, ValueError):
+    """Input refused at the boundary (ids, lengths, sizes); nothing was written."""
+
+
+class RedisUnavailable(SwarmQueueError):
+    """Redis could not be reached, even after the client's retries."""
+
+
+class RefusedError(SwarmQueueError):
+    """The request was valid but the swarm's state refuses it."""
+
+
+class TaskNotFound(RefusedError, KeyError):
+    """No task with this id exists in the swarm."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(task_id)
+        self.task_id = task_id
+
+    def __str__(self) -> str:
+        return f"task {self.task_id!r} not found"
+
+
+class StaleClaim(RefusedError):
+    """The caller no longer holds the claim (wrong agent, old token, lease reclaimed)."""
+
+    def __init__(self, task_id: str, detail: str = "") -> None:
+        super().__init__(task_id, detail)
+        self.task_id = task_id
+        self.detail = detail
+
+    def __str__(self) -> str:
+        extra = f": {self.detail}" if self.detail else ""
+        return f"claim on task {self.task_id!r} is stale{extra}"
+
+
+class InvalidTransition(RefusedError):
+    """The task is in a status from which this operation is not allowed."""
+
+    def __init__(self, task_id: str, status: str, operation: str) -> None:
+        super().__init__(task_id, status, operation)
+        self.task_id = task_id
+        self.status = status
+        self.operation = operation
+
+    def __str__(self) -> str:
+        return f"cannot {self.operation} task {self.task_id!r}: it is {self.status}"
+
+
+class PlanError(RefusedError):
+    """A plan was refused as a whole; nothing of it was written."""
+
+
+class DuplicateTask(PlanError):
+    """A task id appears twice in a plan, or already exists in the swarm."""
+
+    def __init__(self, task_ids: list[str]) -> None:
+        super().__init__(task_ids)
+        self.task_ids = task_ids
+
+    def __str__(self) -> str:
+        return f"duplicate task id(s): {', '.join(self.task_ids)}"
+
+
+class UnknownDependency(PlanError):
+    """A task depends on an id that is neither in the plan nor in the swarm."""
+
+    def __init__(self, task_id: str, dependency: str) -> None:
+        super().__init__(task_id, dependency)
+        self.task_id = task_id
+        self.dependency = dependency
+
+    def __str__(self) -> str:
+        return f"task {self.task_id!r} depends on unknown task {self.dependency!r}"
+
+
+class DependencyCycle(PlanError):
+    """The plan's dependencies form a cycle."""
+
+    def __init__(self, cycle: list[str]) -> None:
+        super().__init__(cycle)
+        self.cycle = cycle
+
+    def __str__(self) -> str:
+        return f"dependency cycle: {' -> '.join(self.cycle)}"
+
+
+class NothingToClaim(RefusedError):
+    """No task is ready (used by the CLI; the API returns ``None`` instead)."""

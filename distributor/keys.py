@@ -1,0 +1,103 @@
+"""Every Redis key and channel of a swarm, in one place.
+
+All keys of swarm ``S`` start with ``swarmqueue:{S}:``. The braces are a Redis Cluster hash tag:
+every key of one swarm lands in the same hash slot, so each Lua script (which touches many of
+them at once) runs unchanged on a cluster.
+
+=========================  ===========  ====================================================
+key (after the prefix)     type         holds
+=========================  ===========  ====================================================
+``task:<id>``              hash         the task's fields and state (times in ms)
+``deps:<id>``              set          the task's dependencies not yet completed
+``dependents:<id>``        set          tasks that depend on this one
+``ready``                  sorted set   claimable tasks; score = priority, then order
+``delayed``                sorted set   tasks waiting out a retry backoff; score = due ms
+``claimed``                sorted set   claimed / in-progress tasks; score = lease expiry ms
+``all``                    sorted set   every task; score = submission order
+``failed``                 set          failed tasks (to say what blocks their dependents)
+``counts``                 hash         number of tasks per status (progress in O(1))
+``seq``                    string       submission counter
+``clock``                  string       ms added to Redis TIME (tests and simulations only)
+``events``                 stream       the event log, capped by length
+``req:<op>:<request id>``  string       a stored reply, so a retried request is answered once
+``agents``, ``agent:<id>`` hash         agent registry (see :mod:`distributor.agents`)
+=========================  ===========  ====================================================
+
+The pub/sub channel ``swarmqueue:{S}:events`` carries one message per event (stream id, type,
+task id), so waiting agents wake at once; the stream is the durable copy.
+
+Lua scripts get the fixed keys as ``KEYS`` in the order of :meth:`SwarmKeys.script_keys` and
+build per-task keys from the prefix passed as ``ARGV[1]`` with the same suffixes as above.
+"""
+
+from __future__ import annotations
+
+import re
+
+NAMESPACE = "swarmqueue"
+_SWARM_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+SCRIPT_KEY_NAMES = (
+    "ready",
+    "delayed",
+    "claimed",
+    "all",
+    "failed",
+    "counts",
+    "seq",
+    "clock",
+    "events",
+)
+
+
+def check_swarm(name: str) -> str:
+    """Return ``name`` if it is a valid swarm name, else raise ``ValueError``."""
+    if not _SWARM_RE.fullmatch(name):
+        raise ValueError(
+            f"invalid swarm name {name[:40]!r}: must be 1-64 letters, digits, '.', '_' or '-'"
+        )
+    return name
+
+
+class SwarmKeys:
+    """Key names of one swarm."""
+
+    def __init__(self, swarm: str, namespace: str = NAMESPACE) -> None:
+        self.swarm = check_swarm(swarm)
+        self.prefix = f"{namespace}:{{{swarm}}}:"
+
+    def _key(self, name: str) -> str:
+        return self.prefix + name
+
+    ready = property(lambda self: self._key("ready"))
+    delayed = property(lambda self: self._key("delayed"))
+    claimed = property(lambda self: self._key("claimed"))
+    all = property(lambda self: self._key("all"))
+    failed = property(lambda self: self._key("failed"))
+    counts = property(lambda self: self._key("counts"))
+    seq = property(lambda self: self._key("seq"))
+    clock = property(lambda self: self._key("clock"))
+    events = property(lambda self: self._key("events"))
+
+    def task(self, task_id: str) -> str:
+        return f"{self.prefix}task:{task_id}"
+
+    def deps(self, task_id: str) -> str:
+        return f"{self.prefix}deps:{task_id}"
+
+    def dependents(self, task_id: str) -> str:
+        return f"{self.prefix}dependents:{task_id}"
+
+    @property
+    def channel(self) -> str:
+        return self.prefix + "events"
+
+    def agent(self, agent_id: str) -> str:
+        return f"{self.prefix}agent:{agent_id}"
+
+    @property
+    def agents(self) -> str:
+        return self.prefix + "agents"
+
+    def script_keys(self) -> list[str]:
+        """The fixed keys every Lua script receives, in ``KEYS`` order."""
+        return [self.prefix + name for name in SCRIPT_KEY_NAMES]

@@ -1,0 +1,20 @@
+--[[ heartbeat: the holder is alive; its lease is renewed from now.
+  ARGV[5] task id, ARGV[6] agent id, ARGV[7] fencing token, ARGV[8] lease ms ('' = the claim's).
+  Returns 'ok' {task}, or 'not_found' / 'stale' (then a `heartbeat-lost` event is recorded).
+]]
+local OP = 'heartbeat'
+--@include common
+local id, agent, token, lease = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local tkey = task_key(id)
+local refused = check_holder(tkey, agent, token)
+local now = now_ms()
+if refused then
+  if refused[1] == 'stale' then emit(now, 'heartbeat-lost', id, agent, {'token', token}) end
+  return refused
+end
+
+if lease == '' then lease = rcall('HGET', tkey, 'lease_ms_claim') end
+local expires = now + tonumber(lease)
+rcall('HSET', tkey, 'lease_expires_at', int(expires))
+rcall('ZADD', K_CLAIMED, int(expires), id)
+return done({task = task_table(tkey)})

@@ -1,0 +1,155 @@
+--[[ Prelude shared by every swarmqueue script; inlined where a script says `--@include common`.
+  The including script sets `local OP = '<operation>'` first (it names stored replies).
+
+  KEYS: 1 ready, 2 delayed, 3 claimed, 4 all, 5 failed, 6 counts, 7 seq, 8 clock, 9 events
+        (fixed keys of one swarm, see distributor/keys.py; all share the {swarm} hash tag)
+  ARGV: 1 key prefix for per-task keys, 2 event stream cap, 3 request id ('' for none),
+        4 seconds a stored reply is kept; an operation's own arguments start at ARGV[5].
+  Replies are {status word, JSON payload}. Times are Redis server milliseconds.
+]]
+local rcall = redis.call
+local K_READY, K_DELAYED, K_CLAIMED, K_ALL = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local K_FAILED, K_COUNTS, K_SEQ, K_CLOCK, K_EVENTS = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local PREFIX, EVENT_CAP, REQUEST_ID, REQUEST_TTL = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+
+local function int(n) return string.format('%d', n) end
+
+local function now_ms()
+  local t = rcall('TIME')
+  local offset = tonumber(rcall('GET', K_CLOCK) or '0')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + offset
+end
+
+local function task_key(id) return PREFIX .. 'task:' .. id end
+local function deps_key(id) return PREFIX .. 'deps:' .. id end
+local function dependents_key(id) return PREFIX .. 'dependents:' .. id end
+
+-- Change a task's status and keep the per-status counters exact.
+local function move(tkey, from, to)
+  rcall('HSET', tkey, 'status', to)
+  rcall('HINCRBY', K_COUNTS, from, -1)
+  rcall('HINCRBY', K_COUNTS, to, 1)
+end
+
+-- Append an event to the capped stream and wake subscribers with "<stream id> <type> <task>".
+local function emit(now, kind, id, agent, extra)
+  local fields = {'type', kind, 'task', id, 'agent', agent or '', 'ts', int(now)}
+  if extra then
+    for i = 1, #extra do fields[#fields + 1] = extra[i] end
+  end
+  local entry = rcall('XADD', K_EVENTS, 'MAXLEN', '~', EVENT_CAP, '*', unpack(fields))
+  rcall('PUBLISH', K_EVENTS, entry .. ' ' .. kind .. ' ' .. id)
+  return entry
+end
+
+local function task_table(tkey)
+  local flat = rcall('HGETALL', tkey)
+  local t = {}
+  for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
+  return t
+end
+
+local function request_key() return PREFIX .. 'req:' .. OP .. ':' .. REQUEST_ID end
+
+-- A reply that changed state is stored under the request id, so a retry gets it again.
+local function done(payload)
+  local out = {'ok', cjson.encode(payload)}
+  if REQUEST_ID ~= '' then
+    rcall('SET', request_key(), cjson.encode(out), 'EX', REQUEST_TTL)
+  end
+  return out
+end
+
+local function refuse(status, payload)
+  return {status, cjson.encode(payload or {})}
+end
+
+local function replay()
+  if REQUEST_ID == '' then return nil end
+  local stored = rcall('GET', request_key())
+  if stored then return cjson.decode(stored) end
+  return nil
+end
+
+local function is_active(status) return status == 'claimed' or status == 'in_progress' end
+
+-- Nil when agent/token hold the task's live claim, else the refusal to return.
+local function check_holder(tkey, agent, token)
+  local t = task_table(tkey)
+  if not t.status then return refuse('not_found') end
+  if not is_active(t.status) then return refuse('stale', {task = t, detail = 'task is ' .. t.status}) end
+  if t.agent_id ~= agent then return refuse('stale', {task = t, detail = 'held by another agent'}) end
+  if t.token ~= token then return refuse('stale', {task = t, detail = 'token ' .. token .. ' is not current'}) end
+  return nil
+end
+
+-- Forget who held a task (its claim ended without completion).
+local function clear_claim(tkey, id)
+  rcall('ZREM', K_CLAIMED, id)
+  rcall('HDEL', tkey, 'agent_id', 'claimed_at', 'started_at', 'lease_expires_at', 'lease_ms_claim')
+end
+
+local function make_available(tkey, id, from)
+  move(tkey, from, 'available')
+  rcall('ZADD', K_READY, rcall('HGET', tkey, 'rank'), id)
+end
+
+local function give_up(now, tkey, id, from, reason)
+  move(tkey, from, 'failed')
+  rcall('ZREM', K_READY, id)
+  rcall('ZREM', K_DELAYED, id)
+  rcall('SADD', K_FAILED, id)
+  rcall('HSET', tkey, 'failed_at', int(now), 'last_error', reason)
+  rcall('HDEL', tkey, 'retry_at')
+end
+
+-- Return an expired claim to `available` (or `failed` once its attempts are used up).
+local function expire(now, id)
+  local tkey = task_key(id)
+  local t = task_table(tkey)
+  clear_claim(tkey, id)
+  local attempts, max = tonumber(t.attempts), tonumber(t.max_attempts)
+  if attempts >= max then
+    give_up(now, tkey, id, t.status, 'lease expired on attempt ' .. attempts .. ' of ' .. max)
+    emit(now, 'expired', id, t.agent_id, {'attempts', t.attempts, 'final', '1'})
+  else
+    make_available(tkey, id, t.status)
+    emit(now, 'expired', id, t.agent_id, {'attempts', t.attempts})
+  end
+end
+
+local function reap_expired(now, limit)
+  local ids = rcall('ZRANGEBYSCORE', K_CLAIMED, '-inf', int(now), 'LIMIT', 0, limit)
+  for _, id in ipairs(ids) do expire(now, id) end
+  return #ids
+end
+
+-- Move tasks whose retry backoff is over from `delayed` to `ready`.
+local function promote_due(now, limit)
+  local ids = rcall('ZRANGEBYSCORE', K_DELAYED, '-inf', int(now), 'LIMIT', 0, limit)
+  for _, id in ipairs(ids) do
+    rcall('ZREM', K_DELAYED, id)
+    rcall('ZADD', K_READY, rcall('HGET', task_key(id), 'rank'), id)
+    rcall('HDEL', task_key(id), 'retry_at')
+  end
+  return #ids
+end
+
+-- Hand an available task to `agent` with a fresh fencing token and lease.
+local function grant(now, id, agent, lease_override)
+  local tkey = task_key(id)
+  local lease = tonumber(rcall('HGET', tkey, 'lease_ms'))
+  if lease_override ~= '' then lease = tonumber(lease_override) end
+  local token = rcall('HINCRBY', tkey, 'token', 1)
+  rcall('HINCRBY', tkey, 'attempts', 1)
+  local expires = now + lease
+  rcall('HSET', tkey, 'agent_id', agent, 'claimed_at', int(now), 'lease_expires_at', int(expires),
+        'lease_ms_claim', int(lease))
+  rcall('HDEL', tkey, 'retry_at', 'started_at')
+  rcall('ZREM', K_READY, id)
+  rcall('ZREM', K_DELAYED, id)
+  rcall('ZADD', K_CLAIMED, int(expires), id)
+  move(tkey, 'available', 'claimed')
+  emit(now, 'claimed', id, agent, {'token', int(token)})
+  return done({task = task_table(tkey)})
+end

@@ -1,0 +1,21 @@
+--[[ release: the holder hands its task back unfinished, without counting a failed attempt.
+  ARGV[5] task id, ARGV[6] agent id, ARGV[7] fencing token.
+  Returns 'ok' {task} (now available), or 'not_found' / 'stale'.
+]]
+local OP = 'release'
+--@include common
+local prev = replay()
+if prev then return prev end
+
+local id, agent, token = ARGV[5], ARGV[6], ARGV[7]
+local tkey = task_key(id)
+local refused = check_holder(tkey, agent, token)
+if refused then return refused end
+
+local now = now_ms()
+local status = rcall('HGET', tkey, 'status')
+clear_claim(tkey, id)
+rcall('HINCRBY', tkey, 'attempts', -1)
+make_available(tkey, id, status)
+emit(now, 'released', id, agent, {'token', token})
+return done({task = task_table(tkey)})

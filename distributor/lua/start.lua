@@ -1,0 +1,26 @@
+--[[ start: the holder began work; claimed -> in_progress, and the lease is renewed.
+  ARGV[5] task id, ARGV[6] agent id, ARGV[7] fencing token, ARGV[8] lease ms ('' = the claim's).
+  Returns 'ok' {task}, or 'not_found' / 'stale'. Starting twice is harmless.
+]]
+local OP = 'start'
+--@include common
+local prev = replay()
+if prev then return prev end
+
+local id, agent, token, lease = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local tkey = task_key(id)
+local refused = check_holder(tkey, agent, token)
+if refused then return refused end
+
+local now = now_ms()
+if lease == '' then lease = rcall('HGET', tkey, 'lease_ms_claim') end
+local expires = now + tonumber(lease)
+rcall('HSET', tkey, 'lease_expires_at', int(expires))
+rcall('ZADD', K_CLAIMED, int(expires), id)
+local status = rcall('HGET', tkey, 'status')
+if status == 'claimed' then
+  move(tkey, 'claimed', 'in_progress')
+  rcall('HSET', tkey, 'started_at', int(now))
+  emit(now, 'started', id, agent, {'token', token})
+end
+return done({task = task_table(tkey)})

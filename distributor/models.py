@@ -1,0 +1,201 @@
+"""The task graph's data: tasks, plans and the results of claims and completions.
+
+Everything that enters the queue passes through these pydantic models first, so a hostile or
+malformed id is refused before a single Redis command is sent.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+TASK_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,100}")
+AGENT_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_EXCEPT_WS_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+MAX_TITLE = 200
+MAX_DESCRIPTION = 10_000
+MAX_FILES = 100
+MAX_DEPENDENCIES = 100
+MAX_PLAN_TASKS = 10_000
+MAX_PRIORITY = 1_000
+MAX_LEASE_SECONDS = 7 * 24 * 3600
+
+
+def _check_id(value: str, pattern: re.Pattern[str], what: str, rule: str) -> str:
+    if not pattern.fullmatch(value):
+        shown = value if len(value) <= 40 else value[:40] + "..."
+        raise ValueError(f"invalid {what} {shown!r}: must be {rule}")
+    return value
+
+
+def check_task_id(value: str) -> str:
+    """Return ``value`` if it is a valid task id, else raise ``ValueError``."""
+    return _check_id(value, TASK_ID_RE, "task id", "1-100 letters, digits, '.', '_' or '-'")
+
+
+def check_agent_id(value: str) -> str:
+    """Return ``value`` if it is a valid agent id, else raise ``ValueError``."""
+    return _check_id(value, AGENT_ID_RE, "agent id", "1-64 letters, digits, '_' or '-'")
+
+
+def _single_line(value: str) -> str:
+    if _CONTROL_RE.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _text(value: str) -> str:
+    if _CONTROL_EXCEPT_WS_RE.search(value):
+        raise ValueError("must not contain control characters other than newline and tab")
+    return value
+
+
+TaskId = Annotated[str, AfterValidator(check_task_id)]
+AgentId = Annotated[str, AfterValidator(check_agent_id)]
+SingleLine = Annotated[str, AfterValidator(_single_line)]
+
+
+class TaskStatus(StrEnum):
+    """Where a task stands; the counters in Redis are kept per status."""
+
+    BLOCKED = "blocked"
+    AVAILABLE = "available"
+    CLAIMED = "claimed"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+ACTIVE_STATUSES = (TaskStatus.CLAIMED, TaskStatus.IN_PROGRESS)
+
+
+class Task(BaseModel):
+    """One unit of work: what to do (given by the planner) and where it stands (kept by Redis)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: TaskId
+    title: Annotated[SingleLine, Field(min_length=1, max_length=MAX_TITLE)]
+    description: Annotated[str, AfterValidator(_text), Field(max_length=MAX_DESCRIPTION)] = ""
+    files: Annotated[
+        list[Annotated[SingleLine, Field(min_length=1, max_length=500)]],
+        Field(max_length=MAX_FILES),
+    ] = []
+    dependencies: Annotated[list[TaskId], Field(max_length=MAX_DEPENDENCIES)] = []
+    priority: Annotated[int, Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY)] = 0
+    estimated_minutes: Annotated[int, Field(ge=0, le=100_000)] | None = None
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
+    lease_seconds: Annotated[float, Field(gt=0, le=MAX_LEASE_SECONDS)] | None = None
+
+    # State, kept by Redis; ignored when a task is submitted.
+    status: TaskStatus = TaskStatus.BLOCKED
+    agent_id: AgentId | None = None
+    attempts: int = 0
+    token: int = 0
+    created_at: datetime | None = None
+    claimed_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    failed_at: datetime | None = None
+    lease_expires_at: datetime | None = None
+    retry_at: datetime | None = None
+    last_error: str | None = None
+    unmet_dependencies: list[str] = []
+
+    @model_validator(mode="after")
+    def _unique_dependencies(self) -> Task:
+        if len(set(self.dependencies)) != len(self.dependencies):
+            raise ValueError(f"task {self.id!r} lists a dependency twice")
+        return self
+
+
+class Plan(BaseModel):
+    """A set of tasks submitted together, all or nothing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tasks: Annotated[list[Task], Field(min_length=1, max_length=MAX_PLAN_TASKS)]
+    lease_seconds: Annotated[float, Field(gt=0, le=MAX_LEASE_SECONDS)] | None = None
+
+
+class Claim(BaseModel):
+    """A held claim: the task and the fencing token that proves who holds it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task: Task
+    token: int
+
+    @property
+    def task_id(self) -> str:
+        return self.task.id
+
+
+ClaimRefusal = Literal["not_found", "already_claimed", "blocked", "not_available"]
+
+
+class ClaimResult(BaseModel):
+    """The answer to a claim of one named task.
+
+    ``claimed`` is False for exactly one ``reason``:
+    ``not_found`` (no such task), ``already_claimed`` (another claim holds it),
+    ``blocked`` (a dependency is unfinished) or ``not_available`` (completed, failed, or
+    waiting out a retry backoff).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    claimed: bool
+    reason: ClaimRefusal | None = None
+    claim: Claim | None = None
+    task: Task | None = None
+
+
+class Completion(BaseModel):
+    """A finished task and the dependents its completion made available."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task: Task
+    unblocked: list[str]
+
+
+class FailOutcome(BaseModel):
+    """What a reported failure did: retry later, or give up."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task: Task
+    will_retry: bool
+    retry_at: datetime | None = None
+
+
+class Event(BaseModel):
+    """One entry of the swarm's event log (a Redis Stream entry)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    type: str
+    task_id: str
+    agent_id: str | None = None
+    at: datetime
+    data: dict[str, str] = {}
+
+    @property
+    def unblocked(self) -> list[str]:
+        raw = self.data.get("unblocked", "")
+        return raw.split(",") if raw else []
+
+
+def ms_to_datetime(value: Any) -> datetime | None:
+    """Convert Redis milliseconds (str, bytes or int; empty means unset) to an aware datetime."""
+    if value is None or value in ("", b""):
+        return None
+    return datetime.fromtimestamp(int(value) / 1000, tz=UTC)

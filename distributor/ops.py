@@ -1,0 +1,278 @@
+"""The task graph's operations, written once: argument packing, script call and reply parsing.
+
+Each method returns an :data:`~distributor.calls.Op` generator; ``TaskQueue`` drives it
+synchronously and ``AsyncTaskQueue`` with ``await``. Reads (``get``, ``progress``...) live in
+:mod:`distributor.queries`.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError as PydanticValidationError
+
+from distributor import codec
+from distributor.calls import Arg, Op, ScriptCall
+from distributor.errors import (
+    DependencyCycle,
+    DuplicateTask,
+    InvalidTransition,
+    StaleClaim,
+    TaskNotFound,
+    UnknownDependency,
+    ValidationError,
+)
+from distributor.keys import SwarmKeys
+from distributor.models import (
+    MAX_LEASE_SECONDS,
+    Claim,
+    ClaimResult,
+    Completion,
+    FailOutcome,
+    Plan,
+    Task,
+    check_agent_id,
+    check_task_id,
+    ms_to_datetime,
+)
+from distributor.settings import Settings
+
+MAX_REASON = 2_000
+_REQUEST_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+def validated(check: Any, value: Any) -> Any:
+    """Run a field check, turning its ``ValueError`` into our :class:`ValidationError`."""
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def check_request_id(request_id: str | None) -> str:
+    """A caller's request id (or a fresh one): 1-64 letters, digits, '_' or '-'."""
+    if request_id is None:
+        return uuid.uuid4().hex
+    if not 1 <= len(request_id) <= 64 or not set(request_id) <= _REQUEST_ID_CHARS:
+        raise ValidationError("invalid request id: must be 1-64 letters, digits, '_' or '-'")
+    return request_id
+
+
+def lease_ms(lease_seconds: float | None) -> str:
+    """A per-call lease as the scripts take it ('' = the task's own)."""
+    if lease_seconds is None:
+        return ""
+    if not 0 < lease_seconds <= MAX_LEASE_SECONDS:
+        raise ValidationError(f"lease must be between 0 and {MAX_LEASE_SECONDS} seconds")
+    return str(max(1, round(lease_seconds * 1000)))
+
+
+def clean_reason(reason: str) -> str:
+    """A failure reason as stored: one line, control characters replaced, length capped."""
+    flat = "".join(ch if ch.isprintable() else " " for ch in reason).strip()
+    return flat[:MAX_REASON] or "unspecified"
+
+
+def parse_plan(plan: Plan | dict[str, Any] | list[Any]) -> Plan:
+    """Validate a plan (model, ``{"tasks": [...]}`` or a bare list of tasks)."""
+    if isinstance(plan, Plan):
+        return plan
+    data = {"tasks": plan} if isinstance(plan, list) else plan
+    try:
+        return Plan.model_validate(data)
+    except PydanticValidationError as exc:
+        raise ValidationError(_pydantic_message(exc)) from None
+
+
+def _pydantic_message(exc: PydanticValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    msg = str(first["msg"]).removeprefix("Value error, ")
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {msg}{more}" if where else f"{msg}{more}"
+
+
+def order_plan(plan: Plan) -> list[Task]:
+    """The plan's tasks, dependencies first; duplicates and cycles are refused here."""
+    by_id: dict[str, Task] = {}
+    dups: set[str] = set()
+    for task in plan.tasks:
+        if task.id in by_id:
+            dups.add(task.id)
+        by_id[task.id] = task
+    if dups:
+        raise DuplicateTask(sorted(dups))
+    sorter = graphlib.TopologicalSorter({t.id: t.dependencies for t in plan.tasks})
+    try:
+        order = list(sorter.static_order())
+    except graphlib.CycleError as exc:
+        raise DependencyCycle(list(exc.args[1])) from None
+    return [by_id[i] for i in order if i in by_id]
+
+
+class Operations:
+    """The state changes of one swarm, as generators of Redis calls."""
+
+    def __init__(self, keys: SwarmKeys, settings: Settings) -> None:
+        self.keys = keys
+        self.settings = settings
+        self._script_keys = keys.script_keys()
+
+    def _call(self, name: str, request_id: str, *args: Arg) -> ScriptCall:
+        common: list[Arg] = [
+            self.keys.prefix,
+            self.settings.event_stream_cap,
+            request_id,
+            self.settings.request_ttl_seconds,
+        ]
+        return ScriptCall(name, self._script_keys, [*common, *args])
+
+    def _holder_args(self, task_id: str, agent_id: str, token: int) -> tuple[str, str, str]:
+        validated(check_task_id, task_id)
+        validated(check_agent_id, agent_id)
+        if not isinstance(token, int) or token < 1:
+            raise ValidationError("token must be a positive integer")
+        return task_id, agent_id, str(token)
+
+    def submit(
+        self, plan: Plan | dict[str, Any] | list[Any], request_id: str | None
+    ) -> Op[list[str]]:
+        parsed = parse_plan(plan)
+        ordered = order_plan(parsed)
+        default_ms = round((parsed.lease_seconds or self.settings.lease_seconds) * 1000)
+        payload = json.dumps([codec.task_to_script(t, default_ms) for t in ordered])
+        status, body = codec.script_reply(
+            (yield self._call("submit_plan", check_request_id(request_id), payload))
+        )
+        if status == "duplicate":
+            raise DuplicateTask(list(body["ids"]))
+        if status == "unknown_dependency":
+            raise UnknownDependency(body["task"], body["dependency"])
+        return [str(i) for i in body["ids"]]
+
+    def claim(
+        self, task_id: str, agent_id: str, lease: float | None, request_id: str | None
+    ) -> Op[ClaimResult]:
+        validated(check_task_id, task_id)
+        validated(check_agent_id, agent_id)
+        call = self._call("claim", check_request_id(request_id), task_id, agent_id, lease_ms(lease))
+        status, body = codec.script_reply((yield call))
+        if status == "ok":
+            task = codec.task_from_hash(body["task"])
+            return ClaimResult(claimed=True, claim=Claim(task=task, token=task.token), task=task)
+        task_or_none = codec.task_from_hash(body["task"]) if "task" in body else None
+        return ClaimResult(claimed=False, reason=status, task=task_or_none)
+
+    def claim_next(
+        self, agent_id: str, lease: float | None, request_id: str | None
+    ) -> Op[tuple[Claim | None, datetime | None]]:
+        """The claim, or ``None`` and when something may next become claimable."""
+        validated(check_agent_id, agent_id)
+        call = self._call(
+            "claim_next",
+            check_request_id(request_id),
+            agent_id,
+            lease_ms(lease),
+            self.settings.reap_batch,
+        )
+        status, body = codec.script_reply((yield call))
+        if status == "ok":
+            task = codec.task_from_hash(body["task"])
+            return Claim(task=task, token=task.token), None
+        return None, ms_to_datetime(body.get("next_due"))
+
+    def _holder_op(
+        self,
+        name: str,
+        task_id: str,
+        agent_id: str,
+        token: int,
+        request_id: str | None,
+        *extra: Arg,
+    ) -> Op[dict[str, Any]]:
+        args = self._holder_args(task_id, agent_id, token)
+        status, body = codec.script_reply(
+            (yield self._call(name, check_request_id(request_id), *args, *extra))
+        )
+        if status == "not_found":
+            raise TaskNotFound(task_id)
+        if status == "stale":
+            raise StaleClaim(task_id, str(body.get("detail", "")))
+        return body
+
+    def complete(
+        self, task_id: str, agent_id: str, token: int, request_id: str | None
+    ) -> Op[Completion]:
+        body = yield from self._holder_op("complete", task_id, agent_id, token, request_id)
+        unblocked = body.get("unblocked") or []
+        return Completion(task=codec.task_from_hash(body["task"]), unblocked=list(unblocked))
+
+    def start(
+        self, task_id: str, agent_id: str, token: int, lease: float | None, request_id: str | None
+    ) -> Op[Task]:
+        body = yield from self._holder_op(
+            "start", task_id, agent_id, token, request_id, lease_ms(lease)
+        )
+        return codec.task_from_hash(body["task"])
+
+    def heartbeat(self, task_id: str, agent_id: str, token: int, lease: float | None) -> Op[Task]:
+        body = yield from self._holder_op(
+            "heartbeat", task_id, agent_id, token, "", lease_ms(lease)
+        )
+        return codec.task_from_hash(body["task"])
+
+    def fail(
+        self,
+        task_id: str,
+        agent_id: str,
+        token: int,
+        reason: str,
+        retry: bool,
+        request_id: str | None,
+    ) -> Op[FailOutcome]:
+        s = self.settings
+        body = yield from self._holder_op(
+            "fail",
+            task_id,
+            agent_id,
+            token,
+            request_id,
+            clean_reason(reason),
+            "1" if retry else "0",
+            round(s.retry_backoff_seconds * 1000),
+            round(s.retry_backoff_max_seconds * 1000),
+        )
+        return FailOutcome(
+            task=codec.task_from_hash(body["task"]),
+            will_retry=bool(body.get("will_retry")),
+            retry_at=ms_to_datetime(body.get("retry_at")),
+        )
+
+    def release(self, task_id: str, agent_id: str, token: int, request_id: str | None) -> Op[Task]:
+        body = yield from self._holder_op("release", task_id, agent_id, token, request_id)
+        return codec.task_from_hash(body["task"])
+
+    def _operator_op(self, name: str, task_id: str, *extra: Arg) -> Op[Task]:
+        validated(check_task_id, task_id)
+        status, body = codec.script_reply((yield self._call(name, "", task_id, *extra)))
+        if status == "not_found":
+            raise TaskNotFound(task_id)
+        task = codec.task_from_hash(body["task"])
+        if status == "invalid":
+            raise InvalidTransition(task_id, task.status.value, name)
+        return task
+
+    def retry(self, task_id: str) -> Op[Task]:
+        return (yield from self._operator_op("retry", task_id))
+
+    def cancel(self, task_id: str, reason: str) -> Op[Task]:
+        return (yield from self._operator_op("cancel", task_id, clean_reason(reason)))
+
+    def reap_batch(self) -> Op[tuple[int, int]]:
+        """Recover one batch of expired leases and due retries: (expired, promoted)."""
+        _, body = codec.script_reply((yield self._call("reap", "", self.settings.reap_batch)))
+        return int(body["expired"]), int(body["promoted"])

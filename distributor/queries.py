@@ -1,0 +1,114 @@
+"""Read-only views of a swarm (task, listing, progress, workload), written once for both clients.
+
+None of these scan on the hot path: progress reads the per-status counters; only listings and
+the "blocked by failed task" report walk what they report.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from distributor import codec
+from distributor.calls import Batch, Command, Op, text
+from distributor.errors import TaskNotFound, ValidationError
+from distributor.keys import SwarmKeys
+from distributor.models import ACTIVE_STATUSES, Task, TaskStatus, check_task_id
+from distributor.ops import validated
+
+_CHUNK = 500
+
+
+def get(keys: SwarmKeys, task_id: str) -> Op[Task]:
+    validated(check_task_id, task_id)
+    raw, unmet = yield Batch(
+        (Command(("HGETALL", keys.task(task_id))), Command(("SMEMBERS", keys.deps(task_id))))
+    )
+    if not raw:
+        raise TaskNotFound(task_id)
+    return codec.task_from_hash(raw, [text(u) for u in unmet])
+
+
+def _load(keys: SwarmKeys, ids: list[str]) -> Op[list[Task]]:
+    tasks: list[Task] = []
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        commands: list[Command] = []
+        for task_id in chunk:
+            commands.append(Command(("HGETALL", keys.task(task_id))))
+            commands.append(Command(("SMEMBERS", keys.deps(task_id))))
+        replies = yield Batch(tuple(commands))
+        for raw, unmet in zip(replies[::2], replies[1::2], strict=True):
+            if raw:
+                tasks.append(codec.task_from_hash(raw, [text(u) for u in unmet]))
+    return tasks
+
+
+def tasks(keys: SwarmKeys, status: TaskStatus | str | None = None) -> Op[list[Task]]:
+    """Every task in submission order, optionally only those with ``status``."""
+    wanted: TaskStatus | None = None
+    if status is not None:
+        try:
+            wanted = TaskStatus(status)
+        except ValueError:
+            choices = ", ".join(s.value for s in TaskStatus)
+            raise ValidationError(f"unknown status {status!r}: choose one of {choices}") from None
+    ids = [text(i) for i in (yield Command(("ZRANGE", keys.all, 0, -1)))]
+    loaded = yield from _load(keys, ids)
+    return [t for t in loaded if wanted is None or t.status == wanted]
+
+
+def blocked_by_failures(keys: SwarmKeys, failed: list[str]) -> Op[dict[str, list[str]]]:
+    """For each failed task, the unfinished tasks that wait on it (directly or through others)."""
+    report: dict[str, list[str]] = {}
+    for root in sorted(failed):
+        seen: set[str] = set()
+        frontier = [root]
+        while frontier:
+            replies = yield Batch(
+                tuple(Command(("SMEMBERS", keys.dependents(t))) for t in frontier)
+            )
+            frontier = sorted({text(m) for r in replies for m in r} - seen)
+            seen.update(frontier)
+        if seen:
+            statuses = yield Batch(
+                tuple(Command(("HGET", keys.task(t), "status")) for t in sorted(seen))
+            )
+            waiting = [
+                t for t, s in zip(sorted(seen), statuses, strict=True) if text(s) == "blocked"
+            ]
+            if waiting:
+                report[root] = waiting
+    return report
+
+
+def progress(keys: SwarmKeys) -> Op[dict[str, Any]]:
+    """Counts per status, completion percentage, and which failed tasks block others."""
+    raw_counts, failed = yield Batch(
+        (Command(("HGETALL", keys.counts)), Command(("SMEMBERS", keys.failed)))
+    )
+    counts = {s.value: 0 for s in TaskStatus}
+    counts.update({k: int(v) for k, v in codec.decode_map(raw_counts).items()})
+    total = sum(counts.values())
+    blocked_by = yield from blocked_by_failures(keys, [text(f) for f in failed])
+    return {
+        "total": total,
+        **counts,
+        "completion_pct": round(100.0 * counts["completed"] / total, 1) if total else 0.0,
+        "blocked_by_failed": blocked_by,
+    }
+
+
+def workload(keys: SwarmKeys) -> Op[dict[str, list[str]]]:
+    """Each agent's claimed and in-progress tasks."""
+    ids = [text(i) for i in (yield Command(("ZRANGE", keys.claimed, 0, -1)))]
+    if not ids:
+        return {}
+    holders = yield Batch(
+        tuple(Command(("HMGET", keys.task(i), "agent_id", "status")) for i in ids)
+    )
+    result: dict[str, list[str]] = {}
+    active = {s.value for s in ACTIVE_STATUSES}
+    for task_id, (agent, status) in zip(ids, holders, strict=True):
+        if agent is not None and status is not None and text(status) in active:
+            result.setdefault(text(agent), []).append(task_id)
+    return {agent: sorted(ids) for agent, ids in sorted(result.items())}

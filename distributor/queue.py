@@ -1,0 +1,217 @@
+"""``TaskQueue``: the synchronous client of a swarm's task graph.
+
+Claims are leases guarded by a fencing token. Why both, in a timeline::
+
+    t0  agent A claims task T (token 7, lease 15 min) and stalls (GC pause, lost network)
+    t1  the lease runs out; agent B's claim_next recovers T and claims it (token 8)
+    t2  A wakes up and calls complete(T, token=7): refused with StaleClaim, because the
+        task's current token is 8; only B's complete(T, token=8) counts.
+
+Every state change is one Lua script, so it is atomic across processes and hosts.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from distributor import queries
+from distributor.calls import Call, Command, Op, ScriptCall, run_sync
+from distributor.keys import NAMESPACE, SwarmKeys
+from distributor.models import Claim, ClaimResult, Completion, FailOutcome, Plan, Task, TaskStatus
+from distributor.ops import Operations
+from distributor.scripts import SCRIPT_NAMES, source
+from distributor.settings import Settings
+
+T = TypeVar("T")
+
+
+def connection_retry(retries: int) -> Retry:
+    """The retry policy for connection errors: exponential backoff, capped at one second."""
+    return Retry(ExponentialBackoff(cap=1.0, base=0.05), retries)
+
+
+def redis_from_url(url: str, retries: int) -> redis.Redis:
+    """A sync Redis client with retry on connection errors and timeouts."""
+    return redis.Redis.from_url(
+        url,
+        retry=connection_retry(retries),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        socket_connect_timeout=5,
+        health_check_interval=30,
+    )
+
+
+class TaskQueue:
+    """A swarm's task graph in Redis: submit plans, claim, complete, fail, observe.
+
+    ``redis`` may be any redis-py client (including ``fakeredis.FakeRedis``). Requests that
+    change state take an optional ``request_id``; one is generated per call when omitted, and
+    redis-py's retry re-sends it, so a reply lost on the wire is answered once, not applied twice.
+    """
+
+    def __init__(
+        self,
+        redis_client: redis.Redis,
+        swarm: str | None = None,
+        *,
+        settings: Settings | None = None,
+        namespace: str = NAMESPACE,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.redis = redis_client
+        self.keys = SwarmKeys(swarm or self.settings.swarm, namespace)
+        self.ops = Operations(self.keys, self.settings)
+        self._scripts = {name: redis_client.register_script(source(name)) for name in SCRIPT_NAMES}
+
+    @classmethod
+    def from_url(
+        cls, url: str | None = None, swarm: str | None = None, *, settings: Settings | None = None
+    ) -> TaskQueue:
+        """Connect to ``url`` (default: the settings' ``redis_url``) with retries configured."""
+        settings = settings or Settings()
+        client = redis_from_url(url or settings.redis_url, settings.redis_retries)
+        return cls(client, swarm, settings=settings)
+
+    @property
+    def swarm(self) -> str:
+        return self.keys.swarm
+
+    def _execute(self, call: Call) -> Any:
+        if isinstance(call, ScriptCall):
+            return self._scripts[call.name](keys=call.keys, args=call.args)
+        if isinstance(call, Command):
+            return self.redis.execute_command(*call.args)  # type: ignore[no-untyped-call]
+        pipe = self.redis.pipeline(transaction=False)
+        for command in call.commands:
+            pipe.execute_command(*command.args)  # type: ignore[no-untyped-call]
+        return pipe.execute()
+
+    def _run(self, op: Op[T]) -> T:
+        return run_sync(op, self._execute)
+
+    # -- the task lifecycle -------------------------------------------------------------------
+
+    def submit(
+        self, plan: Plan | dict[str, Any] | list[Any], request_id: str | None = None
+    ) -> list[str]:
+        """Add a plan's tasks, all or nothing; returns their ids, dependencies first.
+
+        Raises ``ValidationError``, ``DuplicateTask``, ``UnknownDependency`` or
+        ``DependencyCycle`` (naming the cycle); in each case nothing is written.
+        """
+        return self._run(self.ops.submit(plan, request_id))
+
+    def claim(
+        self,
+        task_id: str,
+        agent_id: str,
+        *,
+        lease: float | None = None,
+        request_id: str | None = None,
+    ) -> ClaimResult:
+        """Claim one named task; a refusal says why (see :class:`ClaimResult`)."""
+        return self._run(self.ops.claim(task_id, agent_id, lease, request_id))
+
+    def claim_next(
+        self, agent_id: str, *, lease: float | None = None, request_id: str | None = None
+    ) -> Claim | None:
+        """Claim the best ready task (priority, then age), or ``None`` when nothing is ready.
+
+        Expired leases and finished retry backoffs are recovered first, a bounded number per
+        call, so no separate daemon is needed.
+        """
+        claim, _ = self._run(self.ops.claim_next(agent_id, lease, request_id))
+        return claim
+
+    def start(
+        self,
+        task_id: str,
+        agent_id: str,
+        token: int,
+        *,
+        lease: float | None = None,
+        request_id: str | None = None,
+    ) -> Task:
+        """Mark a held task ``in_progress`` and renew its lease."""
+        return self._run(self.ops.start(task_id, agent_id, token, lease, request_id))
+
+    def heartbeat(
+        self, task_id: str, agent_id: str, token: int, *, lease: float | None = None
+    ) -> Task:
+        """Renew a held task's lease from now; ``StaleClaim`` if the claim was lost."""
+        return self._run(self.ops.heartbeat(task_id, agent_id, token, lease))
+
+    def complete(
+        self, task_id: str, agent_id: str, token: int, *, request_id: str | None = None
+    ) -> Completion:
+        """Finish a held task; returns the dependents it made available.
+
+        Raises ``StaleClaim`` when ``agent_id``/``token`` no longer hold the claim.
+        """
+        return self._run(self.ops.complete(task_id, agent_id, token, request_id))
+
+    def fail(
+        self,
+        task_id: str,
+        agent_id: str,
+        token: int,
+        reason: str,
+        *,
+        retry: bool = True,
+        request_id: str | None = None,
+    ) -> FailOutcome:
+        """Report a held task as failed: retried after a backoff while attempts remain."""
+        return self._run(self.ops.fail(task_id, agent_id, token, reason, retry, request_id))
+
+    def release(
+        self, task_id: str, agent_id: str, token: int, *, request_id: str | None = None
+    ) -> Task:
+        """Hand a held task back unfinished, without counting a failed attempt."""
+        return self._run(self.ops.release(task_id, agent_id, token, request_id))
+
+    def retry(self, task_id: str) -> Task:
+        """Operator: give a failed task a fresh start (attempts reset)."""
+        return self._run(self.ops.retry(task_id))
+
+    def cancel(self, task_id: str, reason: str = "cancelled by operator") -> Task:
+        """Operator: stop an unfinished task; it becomes ``failed`` until retried."""
+        return self._run(self.ops.cancel(task_id, reason))
+
+    def reap(self) -> int:
+        """Recover every expired lease (and due retry); returns how many leases expired."""
+        total = 0
+        while True:
+            expired, promoted = self._run(self.ops.reap_batch())
+            total += expired
+            if expired < self.settings.reap_batch and promoted < self.settings.reap_batch:
+                return total
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def get(self, task_id: str) -> Task:
+        """One task with its state; ``TaskNotFound`` if absent."""
+        return self._run(queries.get(self.keys, task_id))
+
+    def tasks(self, status: TaskStatus | str | None = None) -> list[Task]:
+        """All tasks in submission order, optionally filtered by status."""
+        return self._run(queries.tasks(self.keys, status))
+
+    def progress(self) -> dict[str, Any]:
+        """Counts per status, ``completion_pct``, and ``blocked_by_failed``."""
+        return self._run(queries.progress(self.keys))
+
+    def workload(self) -> dict[str, list[str]]:
+        """Each agent's claimed and in-progress task ids."""
+        return self._run(queries.workload(self.keys))
+
+    def ping(self) -> bool:
+        """True when Redis answers."""
+        return bool(self._run(_ping()))
+
+
+def _ping() -> Op[Any]:
+    return (yield Command(("PING",)))

@@ -1,0 +1,39 @@
+"""The Lua scripts of the task graph: read once from ``distributor/lua`` with includes inlined.
+
+Each operation is one ``<name>.lua`` file; a line ``--@include common`` is replaced by
+``lua/include/common.lua`` (shared helpers), the way BullMQ assembles its commands. Clients call
+``register_script`` on the sources, and redis-py loads them again by itself after a NOSCRIPT.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+
+SCRIPT_NAMES = (
+    "submit_plan",
+    "claim",
+    "claim_next",
+    "start",
+    "heartbeat",
+    "complete",
+    "fail",
+    "release",
+    "retry",
+    "cancel",
+    "reap",
+)
+_INCLUDE_RE = re.compile(r"^--@include (\w+)$", re.MULTILINE)
+
+
+def _read(relative: str) -> str:
+    return (resources.files("distributor") / "lua" / relative).read_text(encoding="utf-8")
+
+
+@cache
+def source(name: str) -> str:
+    """The full source of script ``name``, includes inlined."""
+    if name not in SCRIPT_NAMES:
+        raise KeyError(f"no Lua script named {name!r}")
+    return _INCLUDE_RE.sub(lambda m: _read(f"include/{m.group(1)}.lua"), _read(f"{name}.lua"))

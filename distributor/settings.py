@@ -1,0 +1,53 @@
+"""Every setting of swarmqueue in one place (pydantic-settings).
+
+Values come, highest first, from keyword arguments, environment variables prefixed
+``SWARMQUEUE_`` (``SWARMQUEUE_REDIS_URL``, ``SWARMQUEUE_LEASE_SECONDS``, ...) and an optional
+``swarmqueue.toml`` in the working directory (or the file named by ``SWARMQUEUE_CONFIG``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class Settings(BaseSettings):
+    """Connection, queue behaviour, delivery and logging settings."""
+
+    model_config = SettingsConfigDict(env_prefix="SWARMQUEUE_", extra="ignore")
+
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis to connect to")
+    swarm: str = Field("default", description="swarm name; each swarm is an independent graph")
+    lease_seconds: float = Field(900.0, gt=0, description="default claim lease (15 minutes)")
+    retry_backoff_seconds: float = Field(5.0, ge=0, description="first retry delay after fail()")
+    retry_backoff_max_seconds: float = Field(600.0, ge=0, description="cap of the retry delay")
+    reap_batch: int = Field(100, ge=1, le=10_000, description="expired leases recovered per call")
+    event_stream_cap: int = Field(100_000, ge=100, description="approximate event log length")
+    request_ttl_seconds: int = Field(600, ge=1, description="how long a request's reply is kept")
+    redis_retries: int = Field(3, ge=0, description="client retries on connection errors")
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = os.environ.get("SWARMQUEUE_CONFIG", "swarmqueue.toml")
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
+        )

@@ -1,0 +1,119 @@
+"""Fixtures: every store test runs on fakeredis and on a real redis-server.
+
+The real server is ``$SWARMQUEUE_TEST_REDIS_URL`` (scripts/test.sh sets it, starting a private
+server when none answers). Each test uses its own swarm name and deletes only that swarm's keys.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import fakeredis
+import pytest
+import redis
+from hypothesis import HealthCheck, settings
+
+from distributor.cli.app import CliContext
+from distributor.queue import TaskQueue
+from distributor.settings import Settings
+from distributor.testing import delete_swarm
+
+settings.register_profile(
+    "swarmqueue", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("swarmqueue")
+
+REAL_REDIS_URL = os.environ.get("SWARMQUEUE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+BACKENDS = ["fakeredis", "redis"]
+
+
+@pytest.fixture(scope="session")
+def real_redis_url() -> str:
+    """URL of a real Redis; the suite fails (not skips) when none answers."""
+    try:
+        redis.Redis.from_url(REAL_REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.ConnectionError as exc:
+        pytest.fail(
+            f"no Redis answers at {REAL_REDIS_URL} ({exc}); run ./scripts/test.sh, "
+            "which starts a private one, or set SWARMQUEUE_TEST_REDIS_URL"
+        )
+    return REAL_REDIS_URL
+
+
+def make_client(backend: str, url: str) -> redis.Redis:
+    if backend == "fakeredis":
+        client: redis.Redis = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+        return client
+    return redis.Redis.from_url(url)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def redis_client(backend: str, request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
+    url = request.getfixturevalue("real_redis_url") if backend == "redis" else ""
+    client = make_client(backend, url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def swarm() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def test_settings() -> Settings:
+    return Settings(retry_backoff_seconds=1.0, retry_backoff_max_seconds=8.0)
+
+
+@pytest.fixture
+def queue(redis_client: redis.Redis, swarm: str, test_settings: Settings) -> Iterator[TaskQueue]:
+    q = TaskQueue(redis_client, swarm, settings=test_settings)
+    yield q
+    delete_swarm(q)
+
+
+@pytest.fixture
+def cli_obj(queue: TaskQueue) -> CliContext:
+    """A CLI context bound to the test's queue (pass as ``obj=`` to CliRunner.invoke)."""
+    return CliContext(queue.settings.model_copy(update={"swarm": queue.swarm}), queue)
+
+
+@pytest.fixture(autouse=True)
+def _state_dir(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the CLI's remembered tokens inside the test's tmp dir."""
+    monkeypatch.setenv("SWARMQUEUE_STATE_DIR", str(tmp_path / "state"))
+
+
+def chain_plan(n: int, prefix: str = "t") -> dict[str, Any]:
+    """A plan of n tasks where each depends on the one before."""
+    tasks: list[dict[str, Any]] = [{"id": f"{prefix}{i}", "title": f"Task {i}"} for i in range(n)]
+    for i in range(1, n):
+        tasks[i]["dependencies"] = [f"{prefix}{i - 1}"]
+    return {"tasks": tasks}
+
+
+def snapshot(client: redis.Redis, prefix: str) -> dict[str, Any]:
+    """Every key under ``prefix`` with its type and content (to prove nothing changed)."""
+    result: dict[str, Any] = {}
+    for raw in client.scan_iter(match=prefix + "*"):
+        key = raw.decode() if isinstance(raw, bytes) else raw
+        kind = client.type(key)
+        kind = kind.decode() if isinstance(kind, bytes) else kind
+        readers: dict[str, Callable[[str], Any]] = {
+            "string": client.get,
+            "hash": client.hgetall,
+            "set": lambda k: sorted(client.smembers(k)),
+            "zset": lambda k: client.zrange(k, 0, -1, withscores=True),
+            "stream": client.xrange,
+            "list": lambda k: client.lrange(k, 0, -1),
+        }
+        result[key] = (kind, readers[kind](key))
+    return result

@@ -1,0 +1,1 @@
+"""RQ jobs that run on each agent host: tmux delivery, outcomes, maintenance."""
