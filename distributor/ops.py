@@ -195,9 +195,8 @@ class Operations:
         *extra: Arg,
     ) -> Op[dict[str, Any]]:
         args = self._holder_args(task_id, agent_id, token)
-        status, body = codec.script_reply(
-            (yield self._call(name, check_request_id(request_id), *args, *extra))
-        )
+        rid = "" if request_id == "" else check_request_id(request_id)  # '' = not idempotent
+        status, body = codec.script_reply((yield self._call(name, rid, *args, *extra)))
         if status == "not_found":
             raise TaskNotFound(task_id)
         if status == "stale":

@@ -1,0 +1,98 @@
+"""Submitting plans: all or nothing, dependencies resolved, refusals leave Redis unchanged."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from distributor import DependencyCycle, DuplicateTask, TaskQueue, TaskStatus, UnknownDependency
+from tests.conftest import chain_plan, snapshot
+
+
+def test_submit_sets_initial_status_and_counts(queue: TaskQueue) -> None:
+    ids = queue.submit(
+        {
+            "tasks": [
+                {"id": "c", "title": "C", "dependencies": ["a", "b"]},
+                {"id": "a", "title": "A", "files": ["a.py"], "estimated_minutes": 5},
+                {"id": "b", "title": "B", "dependencies": ["a"], "priority": 3},
+            ]
+        }
+    )
+    assert ids == ["a", "b", "c"]  # dependencies first
+    assert queue.get("a").status == TaskStatus.AVAILABLE
+    assert queue.get("a").files == ["a.py"]
+    assert queue.get("a").estimated_minutes == 5
+    c = queue.get("c")
+    assert c.status == TaskStatus.BLOCKED
+    assert c.unmet_dependencies == ["a", "b"]
+    progress = queue.progress()
+    assert progress["total"] == 3
+    assert (progress["available"], progress["blocked"]) == (1, 2)
+    assert [t.id for t in queue.tasks(TaskStatus.BLOCKED)] == ["b", "c"]
+
+
+def test_later_plan_may_depend_on_earlier_tasks(queue: TaskQueue) -> None:
+    queue.submit({"tasks": [{"id": "base", "title": "Base"}]})
+    claim = queue.claim_next("a1")
+    assert claim is not None
+    queue.complete("base", "a1", claim.token)
+    queue.submit({"tasks": [{"id": "next", "title": "N", "dependencies": ["base"]}]})
+    assert queue.get("next").status == TaskStatus.AVAILABLE
+    queue.submit({"tasks": [{"id": "after", "title": "A", "dependencies": ["next"]}]})
+    assert queue.get("after").status == TaskStatus.BLOCKED
+
+
+@pytest.mark.parametrize(
+    ("plan", "error", "match"),
+    [
+        (
+            {
+                "tasks": [
+                    {"id": "a", "title": "A", "dependencies": ["b"]},
+                    {"id": "b", "title": "B", "dependencies": ["a"]},
+                ]
+            },
+            DependencyCycle,
+            "a -> b -> a|b -> a -> b",
+        ),
+        (
+            {"tasks": [{"id": "a", "title": "A", "dependencies": ["a"]}]},
+            DependencyCycle,
+            "a -> a",
+        ),
+        (
+            {"tasks": [{"id": "a", "title": "A", "dependencies": ["ghost"]}]},
+            UnknownDependency,
+            "ghost",
+        ),
+        (
+            {"tasks": [{"id": "a", "title": "A"}, {"id": "a", "title": "again"}]},
+            DuplicateTask,
+            "a",
+        ),
+        (
+            {"tasks": [{"id": "existing", "title": "again"}, {"id": "new", "title": "N"}]},
+            DuplicateTask,
+            "existing",
+        ),
+    ],
+)
+def test_refused_plans_change_nothing(
+    queue: TaskQueue,
+    redis_client: redis.Redis,
+    plan: dict[str, object],
+    error: type[Exception],
+    match: str,
+) -> None:
+    queue.submit({"tasks": [{"id": "existing", "title": "E"}]})
+    before = snapshot(redis_client, queue.keys.prefix)
+    with pytest.raises(error, match=match):
+        queue.submit(plan)
+    assert snapshot(redis_client, queue.keys.prefix) == before
+
+
+def test_large_chain_submits_in_order(queue: TaskQueue) -> None:
+    ids = queue.submit(chain_plan(500))
+    assert ids[0] == "t0" and ids[-1] == "t499"
+    assert queue.progress()["blocked"] == 499
