@@ -1,5 +1,6 @@
 """swarmqueue's task graph: a Redis-backed DAG of tasks that AI coding agents claim and finish."""
 
+from distributor.aio import AsyncTaskQueue
 from distributor.errors import (
     DependencyCycle,
     DuplicateTask,
@@ -25,6 +26,7 @@ from distributor.queue import TaskQueue
 from distributor.settings import Settings
 
 __all__ = [
+    "AsyncTaskQueue",
     "Claim",
     "ClaimResult",
     "Completion",

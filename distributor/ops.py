@@ -171,6 +171,25 @@ class Operations:
         self, agent_id: str, lease: float | None, request_id: str | None
     ) -> Op[tuple[Claim | None, datetime | None]]:
         """The claim, or ``None`` and when something may next become claimable."""
+        claim, body = yield from self._claim_next(agent_id, lease, request_id)
+        return claim, None if claim else ms_to_datetime(body.get("next_due"))
+
+    def claim_next_in(
+        self, agent_id: str, lease: float | None, request_id: str | None
+    ) -> Op[tuple[Claim | None, float | None]]:
+        """The claim, or ``None`` and the seconds until ``next_due`` by Redis' own clock.
+
+        A waiter sleeps that long; measuring it on Redis' clock (not the host's) keeps a host
+        whose clock runs ahead from spinning, and one that lags from waking late.
+        """
+        claim, body = yield from self._claim_next(agent_id, lease, request_id)
+        if claim or body.get("next_due") is None:
+            return claim, None
+        return None, max(0.0, (int(body["next_due"]) - int(body["now"])) / 1000)
+
+    def _claim_next(
+        self, agent_id: str, lease: float | None, request_id: str | None
+    ) -> Op[tuple[Claim | None, dict[str, Any]]]:
         validated(check_agent_id, agent_id)
         call = self._call(
             "claim_next",
@@ -182,8 +201,8 @@ class Operations:
         status, body = codec.script_reply((yield call))
         if status == "ok":
             task = codec.task_from_hash(body["task"])
-            return Claim(task=task, token=task.token), None
-        return None, ms_to_datetime(body.get("next_due"))
+            return Claim(task=task, token=task.token), body
+        return None, body
 
     def _holder_op(
         self,

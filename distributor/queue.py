@@ -12,19 +12,31 @@ Every state change is one Lua script, so it is atomic across processes and hosts
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from distributor import events as event_log
 from distributor import queries
 from distributor.calls import Call, Command, Op, ScriptCall, run_sync
 from distributor.keys import NAMESPACE, SwarmKeys
-from distributor.models import Claim, ClaimResult, Completion, FailOutcome, Plan, Task, TaskStatus
+from distributor.models import (
+    Claim,
+    ClaimResult,
+    Completion,
+    Event,
+    FailOutcome,
+    Plan,
+    Task,
+    TaskStatus,
+)
 from distributor.ops import Operations
 from distributor.scripts import SCRIPT_NAMES, source
 from distributor.settings import Settings
+from distributor.waiting import wait_for_claim
 
 T = TypeVar("T")
 
@@ -117,13 +129,21 @@ class TaskQueue:
         return self._run(self.ops.claim(task_id, agent_id, lease, request_id))
 
     def claim_next(
-        self, agent_id: str, *, lease: float | None = None, request_id: str | None = None
+        self,
+        agent_id: str,
+        *,
+        lease: float | None = None,
+        request_id: str | None = None,
+        wait: float | None = None,
     ) -> Claim | None:
         """Claim the best ready task (priority, then age), or ``None`` when nothing is ready.
 
         Expired leases and finished retry backoffs are recovered first, a bounded number per
-        call, so no separate daemon is needed.
+        call, so no separate daemon is needed. With ``wait`` (seconds), block until a task can
+        be claimed or the time is up, woken by the swarm's channel (see ``distributor.waiting``).
         """
+        if wait:
+            return wait_for_claim(self, agent_id, wait, lease, request_id)
         claim, _ = self._run(self.ops.claim_next(agent_id, lease, request_id))
         return claim
 
@@ -207,6 +227,30 @@ class TaskQueue:
     def workload(self) -> dict[str, list[str]]:
         """Each agent's claimed and in-progress task ids."""
         return self._run(queries.workload(self.keys))
+
+    # -- the event log -------------------------------------------------------------------------
+
+    def events(
+        self, since: str = "0", count: int | None = None, *, wait: float | None = None
+    ) -> list[Event]:
+        """Events after ``since`` (a stream id, ``0`` = the start, ``$`` = now), oldest first.
+
+        At most ``count`` (``None``: all); with ``wait`` seconds, block for the first one when
+        none is newer yet. The last event's ``id`` is the ``since`` of the next read.
+        """
+        return self._run(event_log.read(self.keys, since, count, wait))
+
+    def last_event_id(self) -> str:
+        """The newest event's id (``0-0`` when none): a cursor for "from now on"."""
+        return self._run(event_log.last_id(self.keys))
+
+    def follow(self, since: str = "$", *, timeout: float | None = None) -> Iterator[Event]:
+        """Every event after ``since``, replayed from the log, then live (``XREAD BLOCK``).
+
+        Resume after a disconnect with ``follow(since=last_event.id)``: nothing is missed or
+        repeated. Stops after ``timeout`` seconds without an event (``None``: never).
+        """
+        return event_log.follow(self._run, self.keys, since, timeout)
 
     def ping(self) -> bool:
         """True when Redis answers."""

@@ -1,0 +1,272 @@
+"""``AsyncTaskQueue``: the asyncio client, on ``redis.asyncio``.
+
+It runs the very same :class:`~distributor.ops.Operations` and :mod:`~distributor.queries`
+generators and Lua scripts as :class:`~distributor.queue.TaskQueue`; only the driver differs
+(:func:`run_async` awaits each Redis call). Nothing here blocks the event loop: waiting for work
+and following events await pub/sub and ``XREAD BLOCK`` replies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from types import TracebackType
+from typing import Any, TypeVar
+
+import redis
+import redis.asyncio
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialBackoff
+
+from distributor import events as event_log
+from distributor import queries
+from distributor.calls import CONNECTION_ERRORS, Call, Command, Op, ScriptCall
+from distributor.errors import RedisUnavailable
+from distributor.keys import NAMESPACE, SwarmKeys
+from distributor.models import (
+    Claim,
+    ClaimResult,
+    Completion,
+    Event,
+    FailOutcome,
+    Plan,
+    Task,
+    TaskStatus,
+)
+from distributor.ops import Operations
+from distributor.scripts import SCRIPT_NAMES, source
+from distributor.settings import Settings
+from distributor.waiting import wait_for_claim_async
+
+T = TypeVar("T")
+
+
+async def run_async(op: Op[T], execute: Callable[[Call], Awaitable[Any]]) -> T:
+    """Drive ``op`` to its result, awaiting each call with ``execute`` (see ``run_sync``)."""
+    try:
+        call = next(op)
+        while True:
+            try:
+                reply = await execute(call)
+            except CONNECTION_ERRORS as exc:
+                raise RedisUnavailable(f"Redis unreachable: {exc}") from exc
+            call = op.send(reply)
+    except StopIteration as stop:
+        result: T = stop.value
+        return result
+
+
+def async_redis_from_url(url: str, retries: int) -> redis.asyncio.Redis:
+    """An asyncio Redis client with the sync client's retry policy (see ``redis_from_url``)."""
+    return redis.asyncio.Redis.from_url(
+        url,
+        retry=AsyncRetry(ExponentialBackoff(cap=1.0, base=0.05), retries),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        socket_connect_timeout=5,
+        health_check_interval=30,
+    )
+
+
+class AsyncTaskQueue:
+    """A swarm's task graph for asyncio code: every method of ``TaskQueue``, awaited.
+
+    ``redis`` may be any ``redis.asyncio`` client (including ``fakeredis.FakeAsyncRedis``).
+    Use ``async with AsyncTaskQueue.from_url(...) as queue:`` to close connections on exit.
+    """
+
+    def __init__(
+        self,
+        redis_client: redis.asyncio.Redis,
+        swarm: str | None = None,
+        *,
+        settings: Settings | None = None,
+        namespace: str = NAMESPACE,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.redis = redis_client
+        self.keys = SwarmKeys(swarm or self.settings.swarm, namespace)
+        self.ops = Operations(self.keys, self.settings)
+        self._scripts = {name: redis_client.register_script(source(name)) for name in SCRIPT_NAMES}
+
+    @classmethod
+    def from_url(
+        cls, url: str | None = None, swarm: str | None = None, *, settings: Settings | None = None
+    ) -> AsyncTaskQueue:
+        """Connect to ``url`` (default: the settings' ``redis_url``) with retries configured."""
+        settings = settings or Settings()
+        client = async_redis_from_url(url or settings.redis_url, settings.redis_retries)
+        return cls(client, swarm, settings=settings)
+
+    @property
+    def swarm(self) -> str:
+        return self.keys.swarm
+
+    async def aclose(self) -> None:
+        """Close the client's connections."""
+        await self.redis.aclose()
+
+    async def __aenter__(self) -> AsyncTaskQueue:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _execute(self, call: Call) -> Any:
+        if isinstance(call, ScriptCall):
+            return await self._scripts[call.name](keys=call.keys, args=call.args)
+        if isinstance(call, Command):
+            return await self.redis.execute_command(*call.args)  # type: ignore[no-untyped-call]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for command in call.commands:
+                pipe.execute_command(*command.args)
+            return await pipe.execute()
+
+    def _run(self, op: Op[T]) -> Awaitable[T]:
+        return run_async(op, self._execute)
+
+    # -- the task lifecycle (see TaskQueue for the full contracts) ----------------------------
+
+    async def submit(
+        self, plan: Plan | dict[str, Any] | list[Any], request_id: str | None = None
+    ) -> list[str]:
+        """Add a plan's tasks, all or nothing; returns their ids, dependencies first."""
+        return await self._run(self.ops.submit(plan, request_id))
+
+    async def claim(
+        self,
+        task_id: str,
+        agent_id: str,
+        *,
+        lease: float | None = None,
+        request_id: str | None = None,
+    ) -> ClaimResult:
+        """Claim one named task; a refusal says why."""
+        return await self._run(self.ops.claim(task_id, agent_id, lease, request_id))
+
+    async def claim_next(
+        self,
+        agent_id: str,
+        *,
+        lease: float | None = None,
+        request_id: str | None = None,
+        wait: float | None = None,
+    ) -> Claim | None:
+        """Claim the best ready task, or ``None``; with ``wait``, await one up to that many
+        seconds (woken by the swarm's channel, see :mod:`distributor.waiting`)."""
+        if wait:
+            return await wait_for_claim_async(self, agent_id, wait, lease, request_id)
+        claim, _ = await self._run(self.ops.claim_next(agent_id, lease, request_id))
+        return claim
+
+    async def start(
+        self,
+        task_id: str,
+        agent_id: str,
+        token: int,
+        *,
+        lease: float | None = None,
+        request_id: str | None = None,
+    ) -> Task:
+        """Mark a held task ``in_progress`` and renew its lease."""
+        return await self._run(self.ops.start(task_id, agent_id, token, lease, request_id))
+
+    async def heartbeat(
+        self, task_id: str, agent_id: str, token: int, *, lease: float | None = None
+    ) -> Task:
+        """Renew a held task's lease from now; ``StaleClaim`` if the claim was lost."""
+        return await self._run(self.ops.heartbeat(task_id, agent_id, token, lease))
+
+    async def complete(
+        self, task_id: str, agent_id: str, token: int, *, request_id: str | None = None
+    ) -> Completion:
+        """Finish a held task; returns the dependents it made available."""
+        return await self._run(self.ops.complete(task_id, agent_id, token, request_id))
+
+    async def fail(
+        self,
+        task_id: str,
+        agent_id: str,
+        token: int,
+        reason: str,
+        *,
+        retry: bool = True,
+        request_id: str | None = None,
+    ) -> FailOutcome:
+        """Report a held task as failed: retried after a backoff while attempts remain."""
+        return await self._run(self.ops.fail(task_id, agent_id, token, reason, retry, request_id))
+
+    async def release(
+        self, task_id: str, agent_id: str, token: int, *, request_id: str | None = None
+    ) -> Task:
+        """Hand a held task back unfinished, without counting a failed attempt."""
+        return await self._run(self.ops.release(task_id, agent_id, token, request_id))
+
+    async def retry(self, task_id: str) -> Task:
+        """Operator: give a failed task a fresh start (attempts reset)."""
+        return await self._run(self.ops.retry(task_id))
+
+    async def cancel(self, task_id: str, reason: str = "cancelled by operator") -> Task:
+        """Operator: stop an unfinished task; it becomes ``failed`` until retried."""
+        return await self._run(self.ops.cancel(task_id, reason))
+
+    async def reap(self) -> int:
+        """Recover every expired lease (and due retry); returns how many leases expired."""
+        total = 0
+        while True:
+            expired, promoted = await self._run(self.ops.reap_batch())
+            total += expired
+            if expired < self.settings.reap_batch and promoted < self.settings.reap_batch:
+                return total
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def get(self, task_id: str) -> Task:
+        """One task with its state; ``TaskNotFound`` if absent."""
+        return await self._run(queries.get(self.keys, task_id))
+
+    async def tasks(self, status: TaskStatus | str | None = None) -> list[Task]:
+        """All tasks in submission order, optionally filtered by status."""
+        return await self._run(queries.tasks(self.keys, status))
+
+    async def progress(self) -> dict[str, Any]:
+        """Counts per status, ``completion_pct``, and ``blocked_by_failed``."""
+        return await self._run(queries.progress(self.keys))
+
+    async def workload(self) -> dict[str, list[str]]:
+        """Each agent's claimed and in-progress task ids."""
+        return await self._run(queries.workload(self.keys))
+
+    async def ping(self) -> bool:
+        """True when Redis answers."""
+        return bool(await self._run(_ping()))
+
+    # -- the event log -------------------------------------------------------------------------
+
+    async def events(
+        self, since: str = "0", count: int | None = None, *, wait: float | None = None
+    ) -> list[Event]:
+        """Events after ``since`` (a stream id, ``0`` or ``$``), oldest first; see ``TaskQueue``."""
+        return await self._run(event_log.read(self.keys, since, count, wait))
+
+    async def last_event_id(self) -> str:
+        """The newest event's id (``0-0`` when none): a cursor for "from now on"."""
+        return await self._run(event_log.last_id(self.keys))
+
+    def follow(self, since: str = "$", *, timeout: float | None = None) -> AsyncIterator[Event]:
+        """``async for event in queue.follow(since)``: replay after ``since``, then live.
+
+        Stops after ``timeout`` seconds without an event (``None``: never).
+        """
+        return event_log.follow_async(self._run, self.keys, since, timeout)
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        """``async for event in queue``: every event from now on."""
+        return self.follow()
+
+
+def _ping() -> Op[Any]:
+    return (yield Command(("PING",)))

@@ -1,0 +1,185 @@
+"""Waiting for work: ``claim_next(agent, wait=SECONDS)`` without polling Redis in a loop.
+
+A waiter subscribes to the swarm's channel, where every state change is announced, and tries
+``claim_next`` again only when something may have become claimable, or when the ``next_due``
+moment that the last try reported (a retry backoff or a lease running out) has come.
+
+Closing the race between "nothing ready" and "subscribed", in a timeline::
+
+    t0  waiter W: claim_next -> nothing ready
+    t1  agent A completes T, which makes U available; the "completed" message goes out
+    t2  W's SUBSCRIBE reaches Redis: it never hears about t1
+
+so W tries again after Redis confirms the subscription, and again after every reconnect (redis-py
+re-subscribes and Redis confirms again; messages sent while disconnected are lost). Many waiters
+woken by one ready task all try; the claim script is atomic, so exactly one gets it and the others
+go back to waiting.
+
+:class:`Waiter` holds the decisions (no I/O); :func:`wait_for_claim` and
+:func:`wait_for_claim_async` are the same loop for the sync and asyncio clients.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from distributor.calls import CONNECTION_ERRORS, text
+from distributor.errors import RedisUnavailable, ValidationError
+from distributor.models import Claim
+from distributor.ops import check_request_id
+
+if TYPE_CHECKING:
+    from distributor.aio import AsyncTaskQueue
+    from distributor.queue import TaskQueue
+
+# Events after which a task may be claimable, or the next due moment earlier than known
+# ("claimed" starts a lease that may end before anything else is due).
+WAKE_TYPES = frozenset(
+    {"submitted", "completed", "released", "expired", "retried", "failed", "claimed"}
+)
+# Wake a hair after next_due: Redis times are whole milliseconds.
+_DUE_MARGIN = 0.002
+
+Attempt = tuple[Claim | None, float | None]
+
+
+def check_wait(wait: float) -> float:
+    """Seconds to wait: a finite number >= 0."""
+    if not isinstance(wait, int | float) or math.isnan(wait) or wait < 0 or math.isinf(wait):
+        raise ValidationError("wait must be a finite number of seconds >= 0")
+    return float(wait)
+
+
+def is_wake(message: dict[str, Any]) -> bool:
+    """Whether a pub/sub message should make a waiter try to claim again.
+
+    A (re)subscribe confirmation does: messages may have been missed before it.
+    """
+    kind = message.get("type")
+    if kind == "subscribe":
+        return True
+    if kind != "message":
+        return False  # pong (health checks), unsubscribe
+    parts = text(message.get("data", "")).split(" ")
+    return len(parts) >= 2 and parts[1] in WAKE_TYPES
+
+
+class Waiter:
+    """When to try again and how long to block: the shared logic of both wait loops."""
+
+    def __init__(self, wait: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._deadline = clock() + wait
+        self._due_at: float | None = None
+        self.recheck = False
+
+    def tried(self, due_in: float | None) -> None:
+        """A claim attempt found nothing; ``due_in`` seconds until something may be due."""
+        self.recheck = False
+        self._due_at = None if due_in is None else self._clock() + due_in + _DUE_MARGIN
+
+    def heard(self, message: dict[str, Any] | None) -> None:
+        """A pub/sub message arrived, or (``None``) the block timed out."""
+        if message is not None and is_wake(message):
+            self.recheck = True
+        if self._due_at is not None and self._clock() >= self._due_at:
+            self.recheck = True
+
+    def block_for(self) -> float | None:
+        """Seconds to block for the next message, or ``None`` when the wait is over."""
+        now = self._clock()
+        remaining = self._deadline - now
+        if remaining <= 0:
+            return None
+        if self._due_at is not None:
+            return max(0.0, min(remaining, self._due_at - now))
+        return remaining
+
+
+def _unreachable(exc: Exception) -> RedisUnavailable:
+    return RedisUnavailable(f"Redis unreachable while waiting: {exc}")
+
+
+def wait_for_claim(
+    queue: TaskQueue, agent_id: str, wait: float, lease: float | None, request_id: str | None
+) -> Claim | None:
+    """Claim the best ready task, waiting up to ``wait`` seconds for one (sync client)."""
+    wait = check_wait(wait)
+    rid = check_request_id(request_id)  # one id: a retried final claim is answered once
+
+    def attempt() -> Attempt:
+        return queue._run(queue.ops.claim_next_in(agent_id, lease, rid))
+
+    claim, due_in = attempt()
+    if claim is not None or wait == 0:
+        return claim
+    waiter = Waiter(wait)
+    waiter.tried(due_in)
+    pubsub = queue.redis.pubsub()  # type: ignore[no-untyped-call]
+    try:
+        try:
+            pubsub.subscribe(queue.keys.channel)
+        except CONNECTION_ERRORS as exc:
+            raise _unreachable(exc) from exc
+        while True:
+            if waiter.recheck:
+                claim, due_in = attempt()
+                if claim is not None:
+                    return claim
+                waiter.tried(due_in)
+            timeout = waiter.block_for()
+            if timeout is None:
+                return None
+            try:
+                message = pubsub.get_message(timeout=timeout)
+            except CONNECTION_ERRORS as exc:
+                raise _unreachable(exc) from exc
+            waiter.heard(message)
+    finally:
+        pubsub.close()
+
+
+async def wait_for_claim_async(
+    queue: AsyncTaskQueue,
+    agent_id: str,
+    wait: float,
+    lease: float | None,
+    request_id: str | None,
+) -> Claim | None:
+    """The asyncio twin of :func:`wait_for_claim`; the event loop runs while it waits."""
+    wait = check_wait(wait)
+    rid = check_request_id(request_id)
+
+    def attempt() -> Awaitable[Attempt]:
+        return queue._run(queue.ops.claim_next_in(agent_id, lease, rid))
+
+    claim, due_in = await attempt()
+    if claim is not None or wait == 0:
+        return claim
+    waiter = Waiter(wait)
+    waiter.tried(due_in)
+    pubsub = queue.redis.pubsub()
+    try:
+        try:
+            await pubsub.subscribe(queue.keys.channel)
+        except CONNECTION_ERRORS as exc:
+            raise _unreachable(exc) from exc
+        while True:
+            if waiter.recheck:
+                claim, due_in = await attempt()
+                if claim is not None:
+                    return claim
+                waiter.tried(due_in)
+            timeout = waiter.block_for()
+            if timeout is None:
+                return None
+            try:
+                message = await pubsub.get_message(timeout=timeout)
+            except CONNECTION_ERRORS as exc:
+                raise _unreachable(exc) from exc
+            waiter.heard(message)
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
