@@ -2,6 +2,10 @@
 
 The real server is ``$SWARMQUEUE_TEST_REDIS_URL`` (scripts/test.sh sets it, starting a private
 server when none answers). Each test uses its own swarm name and deletes only that swarm's keys.
+
+``queue`` is also parametrized over the client: ``sync`` is a ``TaskQueue``; ``async`` is an
+``AsyncTaskQueue`` behind a blocking facade (``tests/async_facade.py``), so one test body checks
+both clients. ``sync_queue`` is always the sync client (the CLI's, via ``cli_obj``).
 """
 
 from __future__ import annotations
@@ -9,17 +13,19 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import fakeredis
 import pytest
 import redis
+import redis.asyncio
 from hypothesis import HealthCheck, settings
 
 from distributor.cli.app import CliContext
 from distributor.queue import TaskQueue
 from distributor.settings import Settings
 from distributor.testing import delete_swarm
+from tests.async_facade import BlockingAsyncQueue
 
 settings.register_profile(
     "swarmqueue", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -28,6 +34,7 @@ settings.load_profile("swarmqueue")
 
 REAL_REDIS_URL = os.environ.get("SWARMQUEUE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 BACKENDS = ["fakeredis", "redis"]
+CLIENTS = ["sync", "async"]
 
 
 @pytest.fixture(scope="session")
@@ -43,11 +50,19 @@ def real_redis_url() -> str:
     return REAL_REDIS_URL
 
 
-def make_client(backend: str, url: str) -> redis.Redis:
+def make_client(backend: str, url: str, server: Any = None) -> redis.Redis:
     if backend == "fakeredis":
-        client: redis.Redis = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+        client: redis.Redis = fakeredis.FakeRedis(server=server or fakeredis.FakeServer())
         return client
     return redis.Redis.from_url(url)
+
+
+def make_async_client(backend: str, url: str, server: Any = None) -> redis.asyncio.Redis:
+    """An asyncio client; for fakeredis on ``server``, shared with a sync ``FakeRedis``."""
+    if backend == "fakeredis":
+        client: redis.asyncio.Redis = fakeredis.FakeAsyncRedis(server=server)
+        return client
+    return redis.asyncio.Redis.from_url(url)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -56,11 +71,30 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def redis_client(backend: str, request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
-    url = request.getfixturevalue("real_redis_url") if backend == "redis" else ""
-    client = make_client(backend, url)
+def backend_url(backend: str, request: pytest.FixtureRequest) -> str:
+    """The real Redis URL, or '' for fakeredis."""
+    return str(request.getfixturevalue("real_redis_url")) if backend == "redis" else ""
+
+
+@pytest.fixture
+def fake_server(backend: str) -> Any:
+    """The in-process server every fakeredis client of a test shares (None for real Redis)."""
+    return fakeredis.FakeServer() if backend == "fakeredis" else None
+
+
+@pytest.fixture
+def redis_client(backend: str, backend_url: str, fake_server: Any) -> Iterator[redis.Redis]:
+    client = make_client(backend, backend_url, fake_server)
     yield client
     client.close()
+
+
+@pytest.fixture
+def async_client_factory(
+    backend: str, backend_url: str, fake_server: Any
+) -> Callable[[], redis.asyncio.Redis]:
+    """Makes asyncio clients on the test's server (call it inside the event loop that uses it)."""
+    return lambda: make_async_client(backend, backend_url, fake_server)
 
 
 @pytest.fixture
@@ -74,16 +108,44 @@ def test_settings() -> Settings:
 
 
 @pytest.fixture
-def queue(redis_client: redis.Redis, swarm: str, test_settings: Settings) -> Iterator[TaskQueue]:
+def sync_queue(
+    redis_client: redis.Redis, swarm: str, test_settings: Settings
+) -> Iterator[TaskQueue]:
     q = TaskQueue(redis_client, swarm, settings=test_settings)
     yield q
     delete_swarm(q)
 
 
+@pytest.fixture(params=CLIENTS)
+def client_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def cli_obj(queue: TaskQueue) -> CliContext:
-    """A CLI context bound to the test's queue (pass as ``obj=`` to CliRunner.invoke)."""
-    return CliContext(queue.settings.model_copy(update={"swarm": queue.swarm}), queue)
+def queue(
+    client_kind: str,
+    sync_queue: TaskQueue,
+    async_client_factory: Callable[[], redis.asyncio.Redis],
+) -> Iterator[TaskQueue]:
+    """The test's swarm through the sync client, or through the asyncio one (same interface)."""
+    if client_kind == "sync":
+        yield sync_queue
+        return
+    facade = BlockingAsyncQueue(
+        async_client_factory, sync_queue.redis, sync_queue.swarm, sync_queue.settings
+    )
+    try:
+        yield cast(TaskQueue, facade)
+    finally:
+        facade.close()
+
+
+@pytest.fixture
+def cli_obj(sync_queue: TaskQueue) -> CliContext:
+    """A CLI context bound to the test's swarm (pass as ``obj=`` to CliRunner.invoke)."""
+    return CliContext(
+        sync_queue.settings.model_copy(update={"swarm": sync_queue.swarm}), sync_queue
+    )
 
 
 @pytest.fixture(autouse=True)
