@@ -101,3 +101,84 @@ class DependencyCycle(PlanError):
 
 class NothingToClaim(RefusedError):
     """No task is ready (used by the CLI; the API returns ``None`` instead)."""
+
+
+# -- messaging: agents, broadcasts, tmux delivery ------------------------------------------------
+
+
+class RateLimitExceeded(RefusedError):
+    """The sender used up its messages for the current window; nothing was recorded."""
+
+    def __init__(self, sender: str, limit: int, retry_after: float) -> None:
+        super().__init__(sender, limit, retry_after)
+        self.sender = sender
+        self.limit = limit
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return (
+            f"sender {self.sender!r} reached {self.limit} messages per minute; "
+            f"retry in {self.retry_after:.1f}s"
+        )
+
+
+class AgentNotFoundError(RefusedError, KeyError):
+    """No registered agent has this id, or no agent is active to receive a broadcast."""
+
+    def __init__(self, agent_ids: list[str], detail: str = "") -> None:
+        super().__init__(agent_ids, detail)
+        self.agent_ids = agent_ids
+        self.detail = detail
+
+    def __str__(self) -> str:
+        if self.detail:
+            return self.detail
+        return f"unknown agent(s): {', '.join(self.agent_ids)}"
+
+
+class MessageNotFound(RefusedError, KeyError):
+    """No message with this id is recorded (or it has expired)."""
+
+    def __init__(self, message_id: str) -> None:
+        super().__init__(message_id)
+        self.message_id = message_id
+
+    def __str__(self) -> str:
+        return f"message {self.message_id!r} not found"
+
+
+class MessageDeliveryError(SwarmQueueError):
+    """Some recipients could not be reached yet; the delivery job raises it so RQ retries."""
+
+
+class TmuxError(SwarmQueueError):
+    """tmux refused or failed a command. ``kind`` names the failure for delivery records."""
+
+    kind = "tmux_error"
+
+    def __init__(self, detail: str, target: str = "") -> None:
+        super().__init__(detail, target)
+        self.detail = detail
+        self.target = target
+        self.partial_output = ""  # what tmux printed before failing (see workers.tmux)
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+class PaneNotFound(TmuxError):
+    """The pane does not exist (closed, or its tmux server restarted)."""
+
+    kind = "pane_not_found"
+
+
+class TmuxTimeout(TmuxError):
+    """tmux did not answer within the configured timeout."""
+
+    kind = "timeout"
+
+
+class TmuxServerNotFound(TmuxError):
+    """No tmux server answers at the socket, or the tmux binary is not installed."""
+
+    kind = "server_not_found"

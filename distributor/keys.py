@@ -20,7 +20,13 @@ key (after the prefix)     type         holds
 ``clock``                  string       ms added to Redis TIME (tests and simulations only)
 ``events``                 stream       the event log, capped by length
 ``req:<op>:<request id>``  string       a stored reply, so a retried request is answered once
-``agents``, ``agent:<id>`` hash         agent registry (see :mod:`distributor.agents`)
+``agents``                 sorted set   registered agents; score = last seen ms (presence)
+``agent:<id>``             hash         an agent's address: host, tmux pane, socket, capabilities
+``msg:<id>``               hash         a message: sender, type, sanitized content, time, hosts
+``deliveries:<id>``        hash         per recipient of a message: its outcome as JSON
+``inbox:<agent>``          stream       messages addressed to the agent, capped by length
+``rate:<sender>``          sorted set   the sender's messages in the last minute (rate limit)
+``outbox``                 sorted set   ``<msg id> <host>`` delivery jobs not yet started
 =========================  ===========  ====================================================
 
 The pub/sub channel ``swarmqueue:{S}:events`` carries one message per event (stream id, type,
@@ -97,6 +103,22 @@ class SwarmKeys:
     @property
     def agents(self) -> str:
         return self.prefix + "agents"
+
+    def message(self, message_id: str) -> str:
+        return f"{self.prefix}msg:{message_id}"
+
+    def deliveries(self, message_id: str) -> str:
+        return f"{self.prefix}deliveries:{message_id}"
+
+    def inbox(self, agent_id: str) -> str:
+        return f"{self.prefix}inbox:{agent_id}"
+
+    def rate(self, sender: str) -> str:
+        return f"{self.prefix}rate:{sender}"
+
+    @property
+    def outbox(self) -> str:
+        return self.prefix + "outbox"
 
     def script_keys(self) -> list[str]:
         """The fixed keys every Lua script receives, in ``KEYS`` order."""

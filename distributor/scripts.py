@@ -24,6 +24,15 @@ SCRIPT_NAMES = (
     "cancel",
     "reap",
 )
+# Agent registry and messaging (distributor.agents, distributor.messages); these use their own
+# keys, so they do not include ``common``.
+MESSAGING_SCRIPT_NAMES = (
+    "agent_register",
+    "agent_heartbeat",
+    "agent_remove",
+    "msg_send",
+    "msg_outcome",
+)
 _INCLUDE_RE = re.compile(r"^--@include (\w+)$", re.MULTILINE)
 
 
@@ -34,6 +43,6 @@ def _read(relative: str) -> str:
 @cache
 def source(name: str) -> str:
     """The full source of script ``name``, includes inlined."""
-    if name not in SCRIPT_NAMES:
+    if name not in SCRIPT_NAMES and name not in MESSAGING_SCRIPT_NAMES:
         raise KeyError(f"no Lua script named {name!r}")
     return _INCLUDE_RE.sub(lambda m: _read(f"include/{m.group(1)}.lua"), _read(f"{name}.lua"))

@@ -8,6 +8,8 @@ Values come, highest first, from keyword arguments, environment variables prefix
 from __future__ import annotations
 
 import os
+import re
+import socket
 from typing import Literal
 
 from pydantic import Field
@@ -17,6 +19,12 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+
+def _default_host() -> str:
+    """This machine's short host name, reduced to the characters a host id allows."""
+    name = socket.gethostname().split(".")[0] or "localhost"
+    return re.sub(r"[^A-Za-z0-9_-]", "-", name)[:64]
 
 
 class Settings(BaseSettings):
@@ -33,6 +41,24 @@ class Settings(BaseSettings):
     event_stream_cap: int = Field(100_000, ge=100, description="approximate event log length")
     request_ttl_seconds: int = Field(600, ge=1, description="how long a request's reply is kept")
     redis_retries: int = Field(3, ge=0, description="client retries on connection errors")
+    # Messaging: agents, broadcasts and tmux delivery (distributor.messages, workers/).
+    host: str = Field(default_factory=_default_host, description="this host's name in the registry")
+    rate_limit_per_minute: int = Field(10, ge=1, description="messages per sender per minute")
+    agent_stale_seconds: float = Field(
+        600.0, gt=0, description="agents unseen this long are stale; broadcasts skip them"
+    )
+    message_max_chars: int = Field(4000, ge=100, description="content cap (a mark shows the cut)")
+    message_keep_newlines: bool = Field(
+        False, description="keep newlines in the paste (only if all agents use bracketed paste)"
+    )
+    message_ttl_seconds: int = Field(7 * 24 * 3600, ge=60, description="how long outcomes are kept")
+    inbox_cap: int = Field(1000, ge=10, description="approximate messages kept per agent inbox")
+    tmux_timeout_seconds: float = Field(5.0, gt=0, description="limit of one tmux invocation")
+    delivery_batch_panes: int = Field(100, ge=1, description="panes served by one tmux invocation")
+    delivery_job_timeout_seconds: int = Field(120, ge=1, description="RQ timeout of a delivery job")
+    delivery_retry_intervals: list[int] = Field(
+        [2, 10, 30], description="seconds before each RQ retry of transient delivery failures"
+    )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
 

@@ -1,0 +1,304 @@
+"""The agent registry: who is in the swarm, where its tmux pane is, and whether it is present.
+
+An agent's address is its host, its tmux pane id (``%3``) and the socket of the tmux server
+that owns the pane (empty for the default server): pane ids are only unique per server.
+Presence is the time Redis last heard from the agent (register or heartbeat); an agent unseen
+for ``agent_stale_seconds`` is shown as stale and skipped by broadcasts unless named.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import redis
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
+
+from distributor.calls import Batch, Command, Op, ScriptCall, text
+from distributor.codec import decode_map, script_reply
+from distributor.errors import AgentNotFoundError, ValidationError
+from distributor.executor import SyncExecutor
+from distributor.keys import NAMESPACE, SwarmKeys
+from distributor.models import AgentId, check_agent_id, ms_to_datetime
+from distributor.settings import Settings
+
+PANE_RE = re.compile(r"%[0-9]{1,9}")
+HOST_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+CAPABILITY_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+MAX_CAPABILITIES = 32
+MAX_SOCKET = 500
+
+
+def check_pane(value: str) -> str:
+    """A tmux pane id such as ``%3`` (as in ``$TMUX_PANE``)."""
+    if not PANE_RE.fullmatch(value):
+        raise ValueError(f"invalid pane {value[:20]!r}: must be a tmux pane id such as %3")
+    return value
+
+
+def check_host(value: str) -> str:
+    """A host name: 1-64 letters, digits, '.', '_' or '-'."""
+    if not HOST_RE.fullmatch(value):
+        raise ValueError(f"invalid host {value[:40]!r}: must be 1-64 letters, digits, '.-_'")
+    return value
+
+
+def _check_capability(value: str) -> str:
+    if not CAPABILITY_RE.fullmatch(value):
+        raise ValueError(f"invalid capability {value[:40]!r}: 1-64 letters, digits, '.:_-'")
+    return value
+
+
+def _check_socket(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if not value.startswith("/") or len(value) > MAX_SOCKET or not value.isprintable():
+        raise ValueError("invalid socket: must be an absolute path of printable characters")
+    return value
+
+
+PaneId = Annotated[str, AfterValidator(check_pane)]
+HostId = Annotated[str, AfterValidator(check_host)]
+Capability = Annotated[str, AfterValidator(_check_capability)]
+SocketPath = Annotated[str | None, AfterValidator(_check_socket)]
+
+
+class AgentAddress(BaseModel):
+    """What registering an agent takes; validated before anything is written."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: AgentId
+    host: HostId
+    pane: PaneId
+    socket: SocketPath = None
+    capabilities: Annotated[list[Capability], Field(max_length=MAX_CAPABILITIES)] = []
+
+
+class Agent(AgentAddress):
+    """A registered agent with its presence."""
+
+    registered_at: datetime
+    last_seen: datetime
+    stale: bool = False
+
+
+def tmux_location(tmux_env: str | None, tmux_pane_env: str | None) -> tuple[str | None, str | None]:
+    """(pane, socket) of the pane this process runs in, from ``$TMUX_PANE`` and ``$TMUX``.
+
+    ``$TMUX`` is ``<socket path>,<server pid>,<session index>``.
+    """
+    socket = tmux_env.split(",", 1)[0] if tmux_env else None
+    return (tmux_pane_env or None), (socket or None)
+
+
+def _agent_from_hash(raw: Any, now: datetime | None, stale_after: float) -> Agent:
+    h = decode_map(raw)
+    last_seen = ms_to_datetime(h["last_seen"])
+    assert last_seen is not None
+    stale = now is not None and now - last_seen > timedelta(seconds=stale_after)
+    return Agent(
+        id=h["id"],
+        host=h["host"],
+        pane=h["pane"],
+        socket=h.get("socket") or None,
+        capabilities=json.loads(h.get("capabilities") or "[]"),
+        registered_at=ms_to_datetime(h["registered_at"]) or last_seen,
+        last_seen=last_seen,
+        stale=stale,
+    )
+
+
+def redis_now(reply: Any, clock: Any) -> datetime:
+    """Redis ``TIME`` (plus the swarm's test clock offset) as an aware datetime."""
+    seconds, micros = (int(text(v)) for v in reply)
+    offset_ms = int(text(clock)) if clock is not None else 0
+    return datetime.fromtimestamp(seconds + micros / 1e6, tz=UTC) + timedelta(
+        milliseconds=offset_ms
+    )
+
+
+class AgentOps:
+    """Registry operations as generators of Redis calls (driven sync or async)."""
+
+    def __init__(self, keys: SwarmKeys, settings: Settings) -> None:
+        self.keys = keys
+        self.settings = settings
+
+    def register(self, address: AgentAddress) -> Op[Agent]:
+        k = self.keys
+        reply = yield ScriptCall(
+            "agent_register",
+            [k.agents, k.agent(address.id), k.clock],
+            [
+                address.id,
+                address.host,
+                address.pane,
+                address.socket or "",
+                json.dumps(address.capabilities),
+            ],
+        )
+        _, body = script_reply(reply)
+        return _agent_from_hash(body, None, self.settings.agent_stale_seconds)
+
+    def heartbeat(self, agent_id: str) -> Op[datetime]:
+        validated_agent_id(agent_id)
+        k = self.keys
+        call = ScriptCall("agent_heartbeat", [k.agents, k.agent(agent_id), k.clock], [agent_id])
+        status, body = script_reply((yield call))
+        if status == "not_found":
+            raise AgentNotFoundError([agent_id])
+        seen = ms_to_datetime(body["last_seen"])
+        assert seen is not None
+        return seen
+
+    def remove(self, agent_id: str) -> Op[None]:
+        validated_agent_id(agent_id)
+        k = self.keys
+        status, _ = script_reply(
+            (yield ScriptCall("agent_remove", [k.agents, k.agent(agent_id)], [agent_id]))
+        )
+        if status == "not_found":
+            raise AgentNotFoundError([agent_id])
+
+    def list(self) -> Op[list[Agent]]:
+        """Every registered agent, most recently seen first, with ``stale`` marked."""
+        time_reply, clock, ids = yield Batch(
+            (
+                Command(("TIME",)),
+                Command(("GET", self.keys.clock)),
+                Command(("ZREVRANGE", self.keys.agents, 0, -1)),
+            )
+        )
+        now = redis_now(time_reply, clock)
+        names = [text(i) for i in ids]
+        if not names:
+            return []
+        raws = yield Batch(tuple(Command(("HGETALL", self.keys.agent(n))) for n in names))
+        stale_after = self.settings.agent_stale_seconds
+        return [_agent_from_hash(raw, now, stale_after) for raw in raws if raw]
+
+    def get(self, agent_id: str) -> Op[Agent]:
+        validated_agent_id(agent_id)
+        time_reply, clock, raw = yield Batch(
+            (
+                Command(("TIME",)),
+                Command(("GET", self.keys.clock)),
+                Command(("HGETALL", self.keys.agent(agent_id))),
+            )
+        )
+        if not raw:
+            raise AgentNotFoundError([agent_id])
+        return _agent_from_hash(
+            raw, redis_now(time_reply, clock), self.settings.agent_stale_seconds
+        )
+
+
+def validated_agent_id(agent_id: str) -> str:
+    """``agent_id`` if valid, else ``ValidationError``."""
+    try:
+        return check_agent_id(agent_id)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def parse_address(**fields: Any) -> AgentAddress:
+    """Validate registration input; ``ValidationError`` names the first bad field."""
+    try:
+        return AgentAddress.model_validate(fields)
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        msg = str(first["msg"]).removeprefix("Value error, ")
+        raise ValidationError(f"{where}: {msg}" if where else msg) from None
+
+
+class AgentRegistry:
+    """The synchronous agent registry of one swarm."""
+
+    def __init__(
+        self,
+        redis_client: redis.Redis,
+        swarm: str | None = None,
+        *,
+        settings: Settings | None = None,
+        namespace: str = NAMESPACE,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.keys = SwarmKeys(swarm or self.settings.swarm, namespace)
+        self.ops = AgentOps(self.keys, self.settings)
+        self._executor = SyncExecutor(redis_client)
+
+    def register(
+        self,
+        agent_id: str,
+        pane: str,
+        socket: str | None = None,
+        host: str | None = None,
+        capabilities: list[str] | None = None,
+    ) -> Agent:
+        """Add ``agent_id`` at ``pane`` (on the tmux server at ``socket``) or move it there."""
+        address = parse_address(
+            id=agent_id,
+            pane=pane,
+            socket=socket,
+            host=host or self.settings.host,
+            capabilities=capabilities or [],
+        )
+        return self._executor.run(self.ops.register(address))
+
+    def heartbeat(self, agent_id: str) -> datetime:
+        """Mark the agent present now (Redis time); ``AgentNotFoundError`` if unregistered."""
+        return self._executor.run(self.ops.heartbeat(agent_id))
+
+    def remove(self, agent_id: str) -> None:
+        """Forget the agent; ``AgentNotFoundError`` if it was not registered."""
+        self._executor.run(self.ops.remove(agent_id))
+
+    def list(self) -> list[Agent]:
+        """Every agent, most recently seen first; ``stale`` marks the absent ones."""
+        return self._executor.run(self.ops.list())
+
+    def get(self, agent_id: str) -> Agent:
+        """One agent; ``AgentNotFoundError`` if unregistered."""
+        return self._executor.run(self.ops.get(agent_id))
+
+
+class PaneInfo(BaseModel):
+    """A tmux pane of this host, as ``discover()`` reports it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    pane: str
+    session: str
+    window: str
+    window_name: str
+    command: str
+    socket: str | None = None
+
+
+def discover(socket: str | None = None, *, timeout: float = 5.0) -> list[PaneInfo]:
+    """This host's panes on one tmux server (the default one unless ``socket``).
+
+    Raises ``TmuxServerNotFound`` when no server runs there or tmux is not installed.
+    """
+    from workers.tmux import Tmux
+
+    try:
+        checked = _check_socket(socket)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+    return [
+        PaneInfo(
+            pane=row.pane,
+            session=row.session,
+            window=row.window,
+            window_name=row.window_name,
+            command=row.command,
+            socket=checked,
+        )
+        for row in Tmux(checked, timeout=timeout).panes()
+    ]

@@ -1,0 +1,101 @@
+"""Agent registry commands: ``agents register / list / discover / heartbeat / remove``."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from distributor.agents import Agent, AgentRegistry, discover, tmux_location
+from distributor.cli.app import EXIT_INVALID, CliContext, CliError
+from distributor.cli.output import emit, json_option, when
+
+
+def registry(obj: CliContext) -> AgentRegistry:
+    """The registry of the context's swarm, on the context's Redis connection."""
+    return AgentRegistry(obj.queue.redis, obj.settings.swarm, settings=obj.settings)
+
+
+def _row(agent: Agent) -> str:
+    state = "stale" if agent.stale else "active"
+    caps = ",".join(agent.capabilities) or "-"
+    return (
+        f"{agent.id}\t{agent.host}\t{agent.pane}\t{agent.socket or '-'}\t"
+        f"{when(agent.last_seen)}\t{state}\t{caps}"
+    )
+
+
+@click.group("agents")
+def agents_group() -> None:
+    """Register agents (tmux panes) and see who is present."""
+
+
+@agents_group.command("register")
+@click.option("--agent", "agent_id", required=True, help="The agent's id.")
+@click.option("--pane", help="tmux pane id such as %3 [default: $TMUX_PANE].")
+@click.option("--socket", help="tmux server socket path [default: from $TMUX, else default].")
+@click.option("--host", help="Host the pane lives on [default: this host].")
+@click.option("--capability", "capabilities", multiple=True, help="A capability (repeatable).")
+@json_option
+@click.pass_obj
+def register(
+    obj: CliContext,
+    agent_id: str,
+    pane: str | None,
+    socket: str | None,
+    host: str | None,
+    capabilities: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Register an agent at a tmux pane (run inside the pane to take it from $TMUX_PANE)."""
+    env_pane, env_socket = tmux_location(os.environ.get("TMUX"), os.environ.get("TMUX_PANE"))
+    pane = pane or env_pane
+    if pane is None:
+        raise CliError("no --pane given and $TMUX_PANE is unset (not inside tmux)", EXIT_INVALID)
+    agent = registry(obj).register(
+        agent_id, pane, socket=socket or env_socket, host=host, capabilities=list(capabilities)
+    )
+    where = f"{agent.host} {agent.pane}" + (f" ({agent.socket})" if agent.socket else "")
+    emit(as_json, agent, f"registered {agent.id} at {where}")
+
+
+@agents_group.command("list")
+@json_option
+@click.pass_obj
+def list_agents(obj: CliContext, as_json: bool) -> None:
+    """List agents, most recently seen first; stale ones are skipped by broadcasts."""
+    agents = registry(obj).list()
+    header = "ID\tHOST\tPANE\tSOCKET\tLAST SEEN\tSTATE\tCAPABILITIES"
+    emit(as_json, agents, [header, *(_row(a) for a in agents)])
+
+
+@agents_group.command("heartbeat")
+@click.option("--agent", "agent_id", required=True, help="The agent's id.")
+@json_option
+@click.pass_obj
+def heartbeat(obj: CliContext, agent_id: str, as_json: bool) -> None:
+    """Mark an agent present now."""
+    seen = registry(obj).heartbeat(agent_id)
+    emit(as_json, {"id": agent_id, "last_seen": seen}, f"{agent_id} seen at {when(seen)}")
+
+
+@agents_group.command("remove")
+@click.argument("agent_id")
+@json_option
+@click.pass_obj
+def remove(obj: CliContext, agent_id: str, as_json: bool) -> None:
+    """Forget AGENT_ID (exit 1 if it was not registered)."""
+    registry(obj).remove(agent_id)
+    emit(as_json, {"removed": agent_id}, f"removed {agent_id}")
+
+
+@agents_group.command("discover")
+@click.option("--socket", help="tmux server socket path [default: the default server].")
+@json_option
+@click.pass_obj
+def discover_cmd(obj: CliContext, socket: str | None, as_json: bool) -> None:
+    """List this host's tmux panes, to register them with `agents register --pane`."""
+    panes = discover(socket, timeout=obj.settings.tmux_timeout_seconds)
+    lines = ["PANE\tSESSION\tWINDOW\tCOMMAND"]
+    lines += [f"{p.pane}\t{p.session}\t{p.window}:{p.window_name}\t{p.command}" for p in panes]
+    emit(as_json, panes, lines)

@@ -1,0 +1,32 @@
+--[[ msg_outcome: record what one delivery attempt did for some recipients of a message.
+  KEYS[1] deliveries:<id>, KEYS[2] clock
+  ARGV[1] outcomes as JSON {agent id: {status = 'delivered' | 'failed', reason, detail, final}}
+  A recipient already `delivered` is never changed, so a retried job cannot undo or repeat it.
+  Each recorded outcome counts one attempt and stamps Redis time (first/last attempt, delivery).
+  Returns {'ok', {recorded = n}}.
+]]
+--@include messaging
+local K_DELIVERIES, K_CLOCK = KEYS[1], KEYS[2]
+local now = int(now_ms(K_CLOCK))
+local recorded = 0
+for id, o in pairs(cjson.decode(ARGV[1])) do
+  local raw = rcall('HGET', K_DELIVERIES, id)
+  if raw then
+    local d = cjson.decode(raw)
+    if d.status ~= 'delivered' then
+      d.attempts = (tonumber(d.attempts) or 0) + 1
+      d.first_attempt_at = d.first_attempt_at or now
+      d.last_attempt_at = now
+      d.status = o.status
+      if o.status == 'delivered' then
+        d.delivered_at = now
+        d.reason, d.detail, d.final = nil, nil, true
+      else
+        d.reason, d.detail, d.final = o.reason, o.detail, o.final
+      end
+      rcall('HSET', K_DELIVERIES, id, cjson.encode(d))
+      recorded = recorded + 1
+    end
+  end
+end
+return {'ok', cjson.encode({recorded = recorded})}

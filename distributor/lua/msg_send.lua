@@ -1,0 +1,56 @@
+--[[ msg_send: resolve recipients, apply the sender's rate limit, and record a message.
+  KEYS[1] agents, KEYS[2] msg:<id>, KEYS[3] deliveries:<id>, KEYS[4] rate:<sender>, KEYS[5] outbox,
+  KEYS[6] clock (all of one swarm; inbox:<agent> and agent:<id> keys are built from ARGV[1])
+  ARGV[1] key prefix, ARGV[2] message id, ARGV[3] sender, ARGV[4] type, ARGV[5] content
+  (already sanitized), ARGV[6] recipients as a JSON list ('' = every agent seen within the stale
+  window), ARGV[7] stale window ms, ARGV[8] limit per window, ARGV[9] window ms,
+  ARGV[10] inbox cap, ARGV[11] seconds the message and its outcomes are kept
+  Returns {'ok', {at, recipients, hosts}}, or with nothing written: {'not_found', {ids}}
+  (named agents unknown), {'no_agents', {}} (nobody active), {'rate_limited', {wait_ms}}.
+  Every recipient starts `pending`; each host gets an outbox entry "<msg id> <host>" until its
+  delivery job starts.
+]]
+--@include messaging
+--@include ratelimit
+local K_AGENTS, K_MSG, K_DELIVERIES, K_RATE, K_OUTBOX, K_CLOCK =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local PREFIX, MSG_ID, SENDER, KIND, CONTENT = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local STALE_MS, LIMIT, WINDOW_MS = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local INBOX_CAP, TTL = ARGV[10], ARGV[11]
+local now = now_ms(K_CLOCK)
+
+local ids
+if ARGV[6] == '' then
+  ids = rcall('ZRANGEBYSCORE', K_AGENTS, int(now - STALE_MS), '+inf')
+  if #ids == 0 then return {'no_agents', '{}'} end
+else
+  ids = cjson.decode(ARGV[6])
+  local missing = {}
+  for _, id in ipairs(ids) do
+    if rcall('EXISTS', PREFIX .. 'agent:' .. id) == 0 then missing[#missing + 1] = id end
+  end
+  if #missing > 0 then return {'not_found', cjson.encode({ids = missing})} end
+end
+
+local wait = rate_wait(K_RATE, now, LIMIT, WINDOW_MS)
+if wait then return {'rate_limited', cjson.encode({wait_ms = int(wait)})} end
+rate_take(K_RATE, now, WINDOW_MS, MSG_ID)
+
+local hosts, host_list = {}, {}
+for _, id in ipairs(ids) do
+  local a = rcall('HMGET', PREFIX .. 'agent:' .. id, 'host', 'pane', 'socket')
+  rcall('HSET', K_DELIVERIES, id, cjson.encode({
+    status = 'pending', host = a[1], pane = a[2], socket = a[3], attempts = 0}))
+  rcall('XADD', PREFIX .. 'inbox:' .. id, 'MAXLEN', '~', INBOX_CAP, '*',
+        'id', MSG_ID, 'sender', SENDER, 'type', KIND, 'content', CONTENT, 'at', int(now))
+  if not hosts[a[1]] then
+    hosts[a[1]] = true
+    host_list[#host_list + 1] = a[1]
+  end
+end
+rcall('HSET', K_MSG, 'id', MSG_ID, 'sender', SENDER, 'type', KIND, 'content', CONTENT,
+      'at', int(now), 'hosts', cjson.encode(host_list))
+rcall('EXPIRE', K_MSG, TTL)
+rcall('EXPIRE', K_DELIVERIES, TTL)
+for _, host in ipairs(host_list) do rcall('ZADD', K_OUTBOX, int(now), MSG_ID .. ' ' .. host) end
+return {'ok', cjson.encode({at = int(now), recipients = ids, hosts = host_list})}
