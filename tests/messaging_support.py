@@ -1,0 +1,119 @@
+"""Helpers for the messaging tests: settings, RQ cleanup, a private tmux server of fake agents."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+from rq import Queue, SimpleWorker
+
+from distributor.dispatch import delivery_queue_name
+from distributor.settings import Settings
+
+READER = Path(__file__).with_name("pane_reader.py")
+
+
+def unique_host() -> str:
+    """A host name no other test uses, so RQ queue names (and their keys) are the test's own."""
+    return f"test-host-{uuid.uuid4().hex[:10]}"
+
+
+def messaging_settings(swarm: str, host: str, **overrides: object) -> Settings:
+    """Settings of a test: its swarm and host, RQ retries without waiting."""
+    values: dict[str, object] = {
+        "swarm": swarm,
+        "host": host,
+        "delivery_retry_intervals": [0, 0],
+        **overrides,
+    }
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def delete_rq_keys(client: redis.Redis, host: str) -> int:
+    """Delete the RQ keys of ``host``'s delivery queue, its jobs and test workers."""
+    deleted = 0
+    for key in list(client.scan_iter(match=f"rq:*{host}*", count=1000)):
+        deleted += int(client.delete(key))
+    client.srem("rq:queues", f"rq:queue:{delivery_queue_name(host)}")
+    for member in client.smembers("rq:workers"):
+        if host in (member.decode() if isinstance(member, bytes) else str(member)):
+            client.srem("rq:workers", member)
+    return deleted
+
+
+def run_worker(client: redis.Redis, host: str) -> bool:
+    """Run a burst ``SimpleWorker`` on ``host``'s delivery queue until it is empty."""
+    queue = Queue(delivery_queue_name(host), connection=client)
+    worker = SimpleWorker([queue], connection=client, name=f"w-{host}-{uuid.uuid4().hex[:6]}")
+    return bool(worker.work(burst=True))
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    """Poll until ``check()`` (readiness, not a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+class TmuxLab:
+    """A private tmux server whose panes run ``pane_reader.py``, logging what they receive."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.socket = f"/tmp/sq-test-{uuid.uuid4().hex[:12]}.sock"
+        self.tmp = tmp
+        self.logs: dict[str, Path] = {}
+
+    def tmux(self, *args: str) -> str:
+        done = subprocess.run(
+            ["tmux", "-S", self.socket, *args], capture_output=True, text=True, check=True
+        )
+        return done.stdout.strip()
+
+    def spawn(self, count: int) -> list[str]:
+        """Start ``count`` reader panes (each in its own window) and wait until they are ready."""
+        panes = []
+        for _ in range(count):
+            log = self.tmp / f"pane-{uuid.uuid4().hex[:8]}.log"
+            log.touch()
+            cmd = f"{sys.executable} {READER} {log}"
+            if not self.logs:
+                args = ["new-session", "-d", "-x", "200", "-y", "50", "-P", "-F", "#{pane_id}"]
+            else:
+                args = ["new-window", "-d", "-P", "-F", "#{pane_id}"]
+            pane = self.tmux(*args, cmd)
+            self.logs[pane] = log
+            panes.append(pane)
+        for pane in panes:
+            self._wait_ready(pane)
+        return panes
+
+    def _wait_ready(self, pane: str) -> None:
+        wait_for(lambda: "READY" in self.tmux("capture-pane", "-p", "-t", pane), what=pane)
+
+    def received(self, pane: str) -> bytes:
+        return self.logs[pane].read_bytes()
+
+    def wait_received(self, pane: str, size: int) -> bytes:
+        """The pane's log once it holds at least ``size`` bytes (plus a moment for extras)."""
+        wait_for(lambda: len(self.received(pane)) >= size, what=f"bytes in {pane}")
+        time.sleep(0.1)
+        return self.received(pane)
+
+    def kill_pane(self, pane: str) -> None:
+        self.tmux("kill-pane", "-t", pane)
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-S", self.socket, "kill-server"], capture_output=True, check=False)
+        Path(self.socket).unlink(missing_ok=True)
+
+
+def pasted(line: str) -> bytes:
+    """What a reader in bracketed-paste mode receives for one delivered line."""
+    return b"\x1b[200~" + line.encode() + b"\x1b[201~\r"
