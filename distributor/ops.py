@@ -96,8 +96,8 @@ def _pydantic_message(exc: PydanticValidationError) -> str:
     return f"{where}: {msg}{more}" if where else f"{msg}{more}"
 
 
-def order_plan(plan: Plan) -> list[Task]:
-    """The plan's tasks, dependencies first; duplicates and cycles are refused here."""
+def check_plan(plan: Plan) -> list[Task]:
+    """The plan's tasks in their given order, after refusing duplicate ids and cycles."""
     by_id: dict[str, Task] = {}
     dups: set[str] = set()
     for task in plan.tasks:
@@ -108,10 +108,10 @@ def order_plan(plan: Plan) -> list[Task]:
         raise DuplicateTask(sorted(dups))
     sorter = graphlib.TopologicalSorter({t.id: t.dependencies for t in plan.tasks})
     try:
-        order = list(sorter.static_order())
+        sorter.prepare()
     except graphlib.CycleError as exc:
-        raise DependencyCycle(list(exc.args[1])) from None
-    return [by_id[i] for i in order if i in by_id]
+        raise DependencyCycle(list(reversed(exc.args[1]))) from None
+    return plan.tasks
 
 
 class Operations:
@@ -142,7 +142,7 @@ class Operations:
         self, plan: Plan | dict[str, Any] | list[Any], request_id: str | None
     ) -> Op[list[str]]:
         parsed = parse_plan(plan)
-        ordered = order_plan(parsed)
+        ordered = check_plan(parsed)
         default_ms = round((parsed.lease_seconds or self.settings.lease_seconds) * 1000)
         payload = json.dumps([codec.task_to_script(t, default_ms) for t in ordered])
         status, body = codec.script_reply(

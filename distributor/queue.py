@@ -110,7 +110,7 @@ class TaskQueue:
     def submit(
         self, plan: Plan | dict[str, Any] | list[Any], request_id: str | None = None
     ) -> list[str]:
-        """Add a plan's tasks, all or nothing; returns their ids, dependencies first.
+        """Add a plan's tasks, all or nothing; returns their ids in submission order.
 
         Raises ``ValidationError``, ``DuplicateTask``, ``UnknownDependency`` or
         ``DependencyCycle`` (naming the cycle); in each case nothing is written.

@@ -1,5 +1,5 @@
 --[[ submit_plan: add a whole plan, all or nothing.
-  ARGV[5]: JSON list of tasks, dependencies first (Python validated them and refused cycles):
+  ARGV[5]: JSON list of tasks in submission order (Python validated them and refused cycles):
            {id, title, description, files, dependencies (JSON text), deps (list), priority,
             estimated_minutes ('' if unknown), max_attempts, lease_ms}
   Refuses, writing nothing: 'duplicate' {ids} when an id already exists in the swarm;
