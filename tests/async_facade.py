@@ -87,7 +87,9 @@ class BlockingAsyncQueue:
                 self._call(events.aclose())
 
     def close(self) -> None:
-        """Close the async client, then stop and close the loop."""
+        """Close the async client, then stop and close the loop (a second call does nothing)."""
+        if self._loop.is_closed():
+            return
         try:
             self._call(self.inner.aclose())
         finally:

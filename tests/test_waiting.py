@@ -283,9 +283,12 @@ def test_waiter_rechecks_after_its_connection_drops(
 
         # Drop the waiter's connections; the completion is announced while it reconnects
         # (its retry waits 0.3 s), so only the re-check after re-subscribing can find t1.
-        for client in admin.redis.client_list():
-            if client.get("name") == name:
-                admin.redis.client_kill_filter(_id=client["id"])
+        killed = [
+            admin.redis.client_kill_filter(_id=client["id"])
+            for client in admin.redis.client_list()
+            if client.get("name") == name
+        ]
+        assert sum(killed) >= 1
         admin.complete("t0", "a1", first.token)
 
         claim = waiter.result(timeout=LONG_WAIT)
