@@ -117,3 +117,32 @@ class TmuxLab:
 def pasted(line: str) -> bytes:
     """What a reader in bracketed-paste mode receives for one delivered line."""
     return b"\x1b[200~" + line.encode() + b"\x1b[201~\r"
+
+
+class Messaging:
+    """One test's swarm on one client: host, settings, registry and messenger."""
+
+    def __init__(self, client: redis.Redis, swarm: str, **overrides: object) -> None:
+        from distributor.agents import AgentRegistry
+        from distributor.messages import Messenger
+
+        self.client = client
+        self.swarm = swarm
+        self.host = unique_host()
+        self.settings = messaging_settings(swarm, self.host, **overrides)
+        self.registry = AgentRegistry(client, swarm, settings=self.settings)
+        self.messenger = Messenger(client, swarm, settings=self.settings)
+        self.keys = self.messenger.keys
+
+    def advance_clock(self, seconds: float) -> None:
+        """Make the swarm's scripts see a later time (rate windows, presence)."""
+        self.client.incrby(self.keys.clock, round(seconds * 1000))
+
+    def queued_job_ids(self, host: str | None = None) -> list[str]:
+        return list(Queue(delivery_queue_name(host or self.host), connection=self.client).job_ids)
+
+    def close(self) -> None:
+        from distributor.testing import delete_swarm
+
+        delete_swarm(self.messenger)  # type: ignore[arg-type]
+        delete_rq_keys(self.client, self.host)

@@ -1,0 +1,95 @@
+"""The agents and messaging commands: output, --json, and exit codes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+
+import pytest
+from click.testing import CliRunner, Result
+
+from distributor.cli import main
+from distributor.cli.app import CliContext
+from distributor.queue import TaskQueue
+from tests.messaging_support import Messaging
+
+
+@pytest.fixture
+def ms(sync_queue: TaskQueue) -> Iterator[Messaging]:
+    m = Messaging(sync_queue.redis, sync_queue.swarm)
+    yield m
+    m.close()
+
+
+Run = Callable[..., Result]
+
+
+@pytest.fixture
+def run(ms: Messaging, sync_queue: TaskQueue, monkeypatch: pytest.MonkeyPatch) -> Run:
+    monkeypatch.delenv("TMUX", raising=False)
+    monkeypatch.delenv("TMUX_PANE", raising=False)
+    obj = CliContext(ms.settings, sync_queue)
+
+    def invoke(*args: str, input: str | None = None) -> Result:
+        return CliRunner().invoke(main, list(args), obj=obj, input=input)
+
+    return invoke
+
+
+def test_agents_register_list_remove(run: Run, ms: Messaging) -> None:
+    result = run("agents", "register", "--agent", "alice", "--pane", "%3", "--capability", "py")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("registered alice at")
+    listed = json.loads(run("agents", "list", "--json").output)
+    assert [(a["id"], a["pane"], a["capabilities"], a["stale"]) for a in listed] == [
+        ("alice", "%3", ["py"], False)
+    ]
+    assert run("agents", "remove", "alice").exit_code == 0
+    assert run("agents", "remove", "alice").exit_code == 1
+
+
+def test_register_inside_tmux_takes_pane_and_socket_from_the_environment(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TMUX", "/tmp/tmux-7/work,123,0")
+    monkeypatch.setenv("TMUX_PANE", "%12")
+    out = json.loads(run("agents", "register", "--agent", "bob", "--json").output)
+    assert (out["pane"], out["socket"]) == ("%12", "/tmp/tmux-7/work")
+
+
+def test_register_outside_tmux_needs_a_pane(run: Run) -> None:
+    result = run("agents", "register", "--agent", "bob")
+    assert result.exit_code == 2 and "TMUX_PANE" in result.output
+
+
+def test_broadcast_deliveries_and_inbox(run: Run, ms: Messaging) -> None:
+    ms.registry.register("alice", "%1")
+    ms.registry.register("bob", "%2")
+    result = run("broadcast", "build is green", "--type", "info", "--sender", "ci")
+    assert result.exit_code == 0, result.output
+    message_id = result.output.strip()
+
+    shown = json.loads(run("deliveries", message_id, "--json").output)
+    assert shown["counts"] == {"pending": 2, "delivered": 0, "failed": 0}
+    assert [d["agent_id"] for d in shown["deliveries"]] == ["alice", "bob"]
+    text = run("deliveries", message_id).output
+    assert "alice" in text and "pending" in text
+
+    sent = run("send", "bob", "-", "--json", "--sender", "ci", input="just you\n")
+    sent_id = json.loads(sent.output)["message_id"]
+    inbox = json.loads(run("inbox", "--agent", "bob", "--json").output)
+    assert [e["message_id"] for e in inbox] == [message_id, sent_id]
+    lines = run("inbox", "--agent", "bob").output.splitlines()
+    assert lines[-1].startswith("[ci][") and lines[-1].endswith("[INFO]: just you")
+
+
+def test_errors_are_one_line_with_exit_codes(run: Run, ms: Messaging) -> None:
+    ms.registry.register("alice", "%1")
+    assert run("send", "nobody", "hi").exit_code == 1
+    assert run("broadcast", "hi", "--to", "bad id!").exit_code == 2
+    assert run("deliveries", "0123456789abcdef").exit_code == 1
+    for i in range(10):
+        assert run("broadcast", f"m{i}", "--sender", "chatty").exit_code == 0
+    limited = run("broadcast", "again", "--sender", "chatty")
+    assert limited.exit_code == 1
+    assert limited.output.count("\n") == 1 and "retry in" in limited.output
