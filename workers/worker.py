@@ -7,6 +7,7 @@ per job): a delivery is a few short tmux invocations, and forking would cost mor
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 
@@ -20,6 +21,22 @@ from distributor.log import get_logger
 from distributor.settings import Settings
 
 log = get_logger(__name__)
+
+
+class _ToStructlog(logging.Handler):
+    """Send RQ's stdlib log records to structlog, so every log line goes to stderr alike."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        get_logger(record.name).log(record.levelno, record.getMessage())
+
+
+def route_rq_logs(level: str) -> None:
+    """Make RQ log through structlog (RQ would otherwise print to stdout)."""
+    rq_logger = logging.getLogger("rq")
+    if not any(isinstance(h, _ToStructlog) for h in rq_logger.handlers):
+        rq_logger.addHandler(_ToStructlog())
+    rq_logger.setLevel(level.upper())
+    rq_logger.propagate = False
 
 
 def build_worker(connection: redis.Redis, host: str, *, name: str | None = None) -> SimpleWorker:
@@ -41,6 +58,7 @@ def run_worker(settings: Settings, host: str | None = None, *, burst: bool = Fal
     from distributor.queue import redis_from_url
 
     host = host or settings.host
+    route_rq_logs(settings.log_level)
     connection = redis_from_url(settings.redis_url, settings.redis_retries)
     worker = build_worker(connection, host)
     log.info("worker starting", host=host, queues=worker.queue_names(), burst=burst)
