@@ -50,16 +50,26 @@ def _claim_out(obj: CliContext, claim: Claim, as_json: bool) -> None:
 @click.command("next")
 @agent_option
 @lease_option
+@click.option(
+    "--wait", type=float, help="Wait up to SECONDS for a task to become ready (no polling)."
+)
 @request_option
 @json_option
 @click.pass_obj
 def next_task(
-    obj: CliContext, agent_id: str, lease: float | None, request_id: str | None, as_json: bool
+    obj: CliContext,
+    agent_id: str,
+    lease: float | None,
+    wait: float | None,
+    request_id: str | None,
+    as_json: bool,
 ) -> None:
-    """Claim the best ready task (exit 1 when none is ready)."""
-    claim = obj.queue.claim_next(agent_id, lease=lease, request_id=request_id)
+    """Claim the best ready task (exit 1 when none is ready, or none became ready in --wait)."""
+    claim = obj.queue.claim_next(agent_id, lease=lease, request_id=request_id, wait=wait)
     if claim is None:
-        raise CliError("no task is ready", EXIT_REFUSED)
+        raise CliError(
+            f"no task became ready within {wait:g}s" if wait else "no task is ready", EXIT_REFUSED
+        )
     _claim_out(obj, claim, as_json)
 
 
