@@ -22,12 +22,12 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from distributor.agents import AgentRegistry  # noqa: E402
-from distributor.messages import Messenger  # noqa: E402
-from distributor.settings import Settings  # noqa: E402
-from distributor.testing import delete_swarm  # noqa: E402
-from tests.messaging_support import delete_rq_keys  # noqa: E402
-from workers.delivery import deliver_message  # noqa: E402
+from distributor.agents import AgentRegistry
+from distributor.messages import Messenger
+from distributor.settings import Settings
+from distributor.testing import delete_swarm
+from tests.messaging_support import delete_rq_keys
+from workers.delivery import deliver_message
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -66,14 +66,18 @@ def bench_delivery(client: redis.Redis, panes: int, runs: int = 5) -> None:
     try:
         first = subprocess.run(
             [*tmux, "new-session", "-d", "-P", "-F", "#{pane_id}", "cat > /dev/null"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         ids = [first]
         for _ in range(panes - 1):
             ids.append(
                 subprocess.run(
                     [*tmux, "new-window", "-d", "-P", "-F", "#{pane_id}", "cat > /dev/null"],
-                    capture_output=True, text=True, check=True,
+                    capture_output=True,
+                    text=True,
+                    check=True,
                 ).stdout.strip()
             )
         for i, pane in enumerate(ids):
