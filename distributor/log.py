@@ -32,5 +32,5 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
 
 
 def get_logger(name: str) -> Any:
-    """A structlog logger bound to ``logger=name``."""
-    return structlog.get_logger(name).bind(logger=name)
+    """A lazy structlog logger bound to ``logger_name`` (configuration applies at first use)."""
+    return structlog.get_logger(logger_name=name)

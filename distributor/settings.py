@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     delivery_retry_intervals: list[int] = Field(
         [2, 10, 30], description="seconds before each RQ retry of transient delivery failures"
     )
+    # Announcements made by the work distributor (distributor.announce).
+    announce_plans: bool = Field(True, description="announce the available tasks of a new plan")
+    announce_claims: bool = Field(True, description="announce who claimed which task")
+    announce_completions: bool = Field(True, description="announce completions and unblocked")
+    announce_sender: str = Field("work-distributor", description="sender name of announcements")
+    announce_rate_limit_per_minute: int = Field(
+        600, ge=1, description="rate limit of the announcing sender (one per transition)"
+    )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
 

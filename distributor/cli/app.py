@@ -21,6 +21,7 @@ from typing import IO, Any
 import click
 import redis
 
+from distributor.announce import Announcer
 from distributor.errors import RedisUnavailable, RefusedError, SwarmQueueError, ValidationError
 from distributor.log import configure_logging
 from distributor.queue import TaskQueue
@@ -77,12 +78,20 @@ class CliContext:
     def __init__(self, settings: Settings, queue: TaskQueue | None = None) -> None:
         self.settings = settings
         self._queue = queue
+        self._announcer: Announcer | None = None
 
     @property
     def queue(self) -> TaskQueue:
         if self._queue is None:
             self._queue = TaskQueue.from_url(settings=self.settings)
         return self._queue
+
+    @property
+    def announcer(self) -> Announcer:
+        """Announces this command's transitions to the agents (failures are only logged)."""
+        if self._announcer is None:
+            self._announcer = Announcer.on(self.queue.redis, self.queue.swarm, self.settings)
+        return self._announcer
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import graphlib
 import json
 import sys
 from pathlib import Path
@@ -12,6 +13,8 @@ import yaml
 
 from distributor.cli.app import EXIT_INVALID, CliContext, CliError
 from distributor.cli.output import emit, json_option
+from distributor.decompose import decompose
+from distributor.models import Plan, Task, TaskStatus
 
 MAX_PLAN_FILE_BYTES = 64 * 1024 * 1024
 
@@ -21,8 +24,8 @@ def plan_group() -> None:
     """Submit and inspect plans (sets of tasks with dependencies)."""
 
 
-def read_plan_file(path: str) -> Any:
-    """The parsed content of a JSON or YAML plan file ('-' reads stdin)."""
+def parse_file(path: str) -> Any:
+    """The parsed content of a JSON or YAML file ('-' reads stdin)."""
     try:
         if path == "-":
             raw = sys.stdin.read(MAX_PLAN_FILE_BYTES + 1)
@@ -39,9 +42,21 @@ def read_plan_file(path: str) -> Any:
         raise CliError(
             f"{path}: not valid JSON or YAML ({exc})".replace("\n", " "), EXIT_INVALID
         ) from None
+    return data
+
+
+def read_plan_file(path: str) -> Any:
+    """A plan file: JSON or YAML with a top-level ``tasks`` list."""
+    data = parse_file(path)
     if not isinstance(data, dict) or not isinstance(data.get("tasks"), list):
         raise CliError(f"{path}: expected a top-level 'tasks' list", EXIT_INVALID)
     return data
+
+
+def _announce_submitted(obj: CliContext, ids: list[str]) -> None:
+    wanted = set(ids)
+    available = [t for t in obj.queue.tasks(TaskStatus.AVAILABLE) if t.id in wanted]
+    obj.announcer.plan_submitted(available, len(ids))
 
 
 @plan_group.command("submit")
@@ -52,8 +67,73 @@ def read_plan_file(path: str) -> Any:
 def submit(obj: CliContext, file: str, request_id: str | None, as_json: bool) -> None:
     """Submit FILE (JSON or YAML with a top-level `tasks` list), all or nothing."""
     ids = obj.queue.submit(read_plan_file(file), request_id=request_id)
-    emit(
-        as_json,
-        {"submitted": ids},
-        f"submitted {len(ids)} task(s): {', '.join(ids[:20])}" + (" ..." if len(ids) > 20 else ""),
+    _announce_submitted(obj, ids)
+    shown = ", ".join(ids[:20]) + (" ..." if len(ids) > 20 else "")
+    emit(as_json, {"submitted": ids}, f"submitted {len(ids)} task(s): {shown}")
+
+
+@plan_group.command("feature")
+@click.argument("description")
+@click.option(
+    "--research",
+    type=click.Path(dir_okay=False),
+    help="JSON or YAML research results; their best practices steer the choices.",
+)
+@click.option("--dry-run", is_flag=True, help="Print the tasks without submitting them.")
+@json_option
+@click.pass_obj
+def feature(
+    obj: CliContext, description: str, research: str | None, dry_run: bool, as_json: bool
+) -> None:
+    """Break a feature DESCRIPTION into tasks with dependencies and submit them."""
+    research_results = read_research_file(research) if research else None
+    tasks = decompose(description, research_results)
+    if not dry_run:
+        obj.queue.submit(Plan(tasks=tasks))
+        _announce_submitted(obj, [t.id for t in tasks])
+    lines = [f"{'planned' if dry_run else 'submitted'} {len(tasks)} task(s):"]
+    for t in tasks:
+        after = f" (after {', '.join(t.dependencies)})" if t.dependencies else ""
+        lines.append(f"  {t.id}\t{t.title}{after}")
+    emit(as_json, tasks, lines)
+
+
+@plan_group.command("show")
+@json_option
+@click.pass_obj
+def show(obj: CliContext, as_json: bool) -> None:
+    """Show the swarm's tasks in dependency layers, with status and agent."""
+    tasks = obj.queue.tasks()
+    layers = dependency_layers(tasks)
+    lines: list[str] = []
+    for depth, layer in enumerate(layers):
+        lines.append(f"layer {depth}:")
+        for t in layer:
+            who = f" by {t.agent_id}" if t.agent_id else ""
+            after = f" after {', '.join(t.dependencies)}" if t.dependencies else ""
+            lines.append(f"  [{t.status.value}{who}] {t.id}: {t.title}{after}")
+    emit(as_json, [[t.model_dump(mode="json") for t in layer] for layer in layers], lines)
+
+
+def dependency_layers(tasks: list[Task]) -> list[list[Task]]:
+    """Tasks grouped by depth: layer 0 has no dependency inside the list, layer n needs n-1."""
+    by_id = {t.id: t for t in tasks}
+    order = graphlib.TopologicalSorter(
+        {t.id: [d for d in t.dependencies if d in by_id] for t in tasks}
     )
+    depth: dict[str, int] = {}
+    for task_id in order.static_order():  # the graph in Redis is acyclic
+        deps = by_id[task_id].dependencies
+        depth[task_id] = 1 + max((depth[d] for d in deps if d in by_id), default=-1)
+    layers: list[list[Task]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+    for t in tasks:
+        layers[depth[t.id]].append(t)
+    return layers
+
+
+def read_research_file(path: str) -> dict[str, Any]:
+    """Research results from a JSON or YAML file (any mapping)."""
+    data = parse_file(path)
+    if not isinstance(data, dict):
+        raise CliError(f"{path}: expected a mapping of research results", EXIT_INVALID)
+    return data

@@ -34,6 +34,7 @@ def _claim_out(obj: CliContext, claim: Claim, as_json: bool) -> None:
     task = claim.task
     assert task.agent_id is not None
     tokens.remember(obj.settings.swarm, task.agent_id, task.id, claim.token)
+    obj.announcer.claimed(task)
     data = {**task.model_dump(mode="json"), "token": claim.token}
     emit(
         as_json,
@@ -115,6 +116,7 @@ def done(
         task_id, agent_id, _token(obj, agent_id, task_id, token), request_id=request_id
     )
     tokens.forget(obj.settings.swarm, agent_id, task_id)
+    obj.announcer.completed(completion)
     unblocked = ", ".join(completion.unblocked) or "none"
     emit(as_json, completion, f"completed {task_id}; now available: {unblocked}")
 

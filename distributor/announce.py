@@ -1,0 +1,110 @@
+"""Announcements of the swarm's progress to every agent's pane.
+
+A new plan announces its available tasks, a claim who took what, a completion what finished and
+what it unblocked; each can be switched off in :class:`~distributor.settings.Settings`. An
+announcement is a broadcast (recorded, then delivered by the hosts' workers), so it never waits
+for tmux. A failed announcement is logged with its specific reason and never undoes or fails
+the transition it reports: the task graph in Redis stays the truth, the announcement is news.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import redis
+
+from distributor.errors import (
+    AgentNotFoundError,
+    RateLimitExceeded,
+    RedisUnavailable,
+    ValidationError,
+)
+from distributor.log import get_logger
+from distributor.messages import MessageType, Messenger
+from distributor.models import Completion, Task
+from distributor.settings import Settings
+
+log = get_logger(__name__)
+
+MAX_LISTED = 20
+
+# What an announcement may fail with; anything else is a bug and propagates.
+ANNOUNCE_ERRORS = (RateLimitExceeded, AgentNotFoundError, RedisUnavailable, ValidationError)
+
+
+def announcer_settings(settings: Settings) -> Settings:
+    """Settings whose rate limit is the announcing sender's own (one message per transition)."""
+    return settings.model_copy(
+        update={"rate_limit_per_minute": settings.announce_rate_limit_per_minute}
+    )
+
+
+def describe_tasks(tasks: Iterable[Task]) -> str:
+    """``id (title), ...``, at most :data:`MAX_LISTED` of them."""
+    listed = list(tasks)
+    shown = ", ".join(f"{t.id} ({t.title})" for t in listed[:MAX_LISTED])
+    more = f" and {len(listed) - MAX_LISTED} more" if len(listed) > MAX_LISTED else ""
+    return shown + more
+
+
+def plan_text(available: list[Task], total: int) -> str:
+    return (
+        f"New plan: {total} task(s); available now: {describe_tasks(available)}. "
+        "Claim with: swarmqueue next --agent <you>"
+    )
+
+
+def claim_text(task: Task) -> str:
+    return f"{task.agent_id} claimed {task.id}: {task.title}"
+
+
+def completion_text(completion: Completion) -> str:
+    task = completion.task
+    unblocked = ", ".join(completion.unblocked) or "nothing new"
+    return f"{task.agent_id} completed {task.id}: {task.title}; now available: {unblocked}"
+
+
+class Announcer:
+    """Broadcasts progress as the work distributor (blocking client; see ``aannounce`` users)."""
+
+    def __init__(self, messenger: Messenger | None, settings: Settings) -> None:
+        self.messenger = messenger
+        self.settings = settings
+        self.sent: list[str] = []
+
+    @classmethod
+    def on(cls, redis_client: redis.Redis, swarm: str, settings: Settings) -> Announcer:
+        """An announcer for ``swarm`` on an existing client."""
+        return cls(Messenger(redis_client, swarm, settings=announcer_settings(settings)), settings)
+
+    def _send(self, kind: str, content: str, msg_type: MessageType) -> str | None:
+        if self.messenger is None:
+            log.debug("announcement_skipped", kind=kind, reason="no messenger")
+            return None
+        try:
+            message_id = self.messenger.broadcast(
+                content, msg_type, sender=self.settings.announce_sender
+            )
+        except ANNOUNCE_ERRORS as exc:
+            # No agent to tell is normal before agents register; the rest deserve attention.
+            level = log.debug if isinstance(exc, AgentNotFoundError) else log.warning
+            level("announcement_failed", kind=kind, reason=type(exc).__name__, detail=str(exc))
+            return None
+        self.sent.append(message_id)
+        log.info("announced", kind=kind, message_id=message_id)
+        return message_id
+
+    def plan_submitted(self, available: list[Task], total: int) -> str | None:
+        if not self.settings.announce_plans or not available:
+            return None
+        return self._send("plan", plan_text(available, total), MessageType.TASK_AVAILABLE)
+
+    def claimed(self, task: Task) -> str | None:
+        if not self.settings.announce_claims:
+            return None
+        return self._send("claim", claim_text(task), MessageType.CLAIMED)
+
+    def completed(self, completion: Completion) -> str | None:
+        if not self.settings.announce_completions:
+            return None
+        return self._send("completion", completion_text(completion), MessageType.COMPLETED)
