@@ -1,6 +1,7 @@
 """swarmqueue's task graph: a Redis-backed DAG of tasks that AI coding agents claim and finish."""
 
 from distributor.aio import AsyncTaskQueue
+from distributor.distributor import BroadcastSummary, WorkDistributor
 from distributor.errors import (
     DependencyCycle,
     DuplicateTask,
@@ -27,6 +28,7 @@ from distributor.settings import Settings
 
 __all__ = [
     "AsyncTaskQueue",
+    "BroadcastSummary",
     "Claim",
     "ClaimResult",
     "Completion",
@@ -46,4 +48,5 @@ __all__ = [
     "TaskStatus",
     "UnknownDependency",
     "ValidationError",
+    "WorkDistributor",
 ]
