@@ -31,7 +31,15 @@ ensure_venv() {
     if [ -n "$extras" ]; then
         target=".[${extras}]"
     fi
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e "$target" >&2
+    local log
+    log="$(mktemp)"
+    if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e "$target" >"$log" 2>&1; then
+        cat "$log" >&2
+        rm -f "$log"
+        echo "setup: installing $target into .venv failed" >&2
+        return 1
+    fi
+    rm -f "$log"
 }
 
 free_port() {
