@@ -1,119 +1,339 @@
 #!/usr/bin/env python3
-"""Measure messaging: how fast ``broadcast()`` returns, and how fast one job types into N panes.
+"""swarmqueue benchmarks side by side with RQ and BullMQ for Python, and the speed and memory goals.
 
-Usage: .venv/bin/python scripts/bench.py [--redis-url URL] [--broadcasts 2000] [--panes 50,100]
+Usage: .venv/bin/python scripts/bench.py [--quick] [--json] [--redis-url URL] [--only SECTIONS]
 
-Uses a throwaway swarm and host name, a private tmux server (``tmux -S``) whose panes run
-``cat`` into /dev/null, and deletes every key it created. Numbers are reported, not asserted.
+Starts a private redis-server on a free loopback port (unless ``--redis-url``), runs the same
+workloads on each system in this process tree, and prints one report: tables of absolute
+figures and ratios, then every goal marked met or missed. Writes nothing to disk; ``--json``
+prints the report as JSON on stdout. ``--quick`` uses tiny sizes (the test suite runs it to
+check the benchmark's own counting, never its speed). See docs/benchmarks.md.
+
+Sections: lifecycle, growth, memory, wakeup, broadcast.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import subprocess
+import contextlib
+import json
+import os
+import platform
+import shutil
 import sys
-import tempfile
-import time
-import uuid
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
 
+import bench_broadcast
+import bench_growth
+import bench_lifecycle
+import bench_memory
+import bench_rq
+import bench_wakeup
 import redis
+from bench_procs import GroupRun
+from bench_report import Goal, Report, Table, number, ratio
+from bench_server import PrivateRedis, redis_version
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from distributor.log import configure_logging
 
-from distributor.agents import AgentRegistry
-from distributor.messages import Messenger
-from distributor.settings import Settings
-from distributor.testing import delete_swarm
-from tests.messaging_support import delete_rq_keys
-from workers.delivery import deliver_message
+SECTIONS = ("lifecycle", "growth", "memory", "wakeup", "broadcast")
 
 
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each section does."""
+
+    tasks: int  # lifecycle graph
+    width: int
+    processes: tuple[int, ...]
+    pings: int  # per process, for the round-trip bound
+    growth: tuple[int, ...]  # swarm sizes; the first is the baseline
+    growth_samples: int
+    fan_out: tuple[int, ...]
+    fan_out_repeats: int
+    memory_tasks: int
+    wakeup_samples: int
+    broadcasts: int
+    panes: tuple[int, ...]
+    pane_runs: int
+    timeout: float  # seconds any one group of processes may take
 
 
-def bench_broadcast(client: redis.Redis, count: int) -> None:
-    swarm, host = f"bench-{uuid.uuid4().hex[:8]}", f"bench-{uuid.uuid4().hex[:8]}"
-    settings = Settings(swarm=swarm, host=host, rate_limit_per_minute=count + 10)
-    messenger = Messenger(client, swarm, settings=settings)
-    AgentRegistry(client, swarm, settings=settings).register("a", "%1")
+FULL = Sizes(
+    tasks=10_000,
+    width=50,
+    processes=(1, 4, 8),
+    pings=5_000,
+    growth=(1_000, 10_000, 100_000),
+    growth_samples=500,
+    fan_out=(1, 100, 1_000),
+    fan_out_repeats=5,
+    memory_tasks=10_000,
+    wakeup_samples=300,
+    broadcasts=1_000,
+    panes=(50, 100),
+    pane_runs=5,
+    timeout=600.0,
+)
+QUICK = Sizes(
+    tasks=120,
+    width=6,
+    processes=(1, 2),
+    pings=200,
+    growth=(40, 200),
+    growth_samples=10,
+    fan_out=(1, 10),
+    fan_out_repeats=2,
+    memory_tasks=100,
+    wakeup_samples=5,
+    broadcasts=10,
+    panes=(2, 4),
+    pane_runs=1,
+    timeout=60.0,
+)
+
+
+def _version(package: str) -> str:
     try:
-        messenger.broadcast("warm-up", sender="bench")
-        times = []
-        for i in range(count):
-            start = time.perf_counter()
-            messenger.broadcast(f"message {i}", sender="bench")
-            times.append((time.perf_counter() - start) * 1000)
-        print(
-            f"broadcast() returns: p50 {statistics.median(times):.3f} ms, "
-            f"p99 {percentile(times, 99):.3f} ms over {count} calls (goal p99 < 2 ms)"
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def context(url: str, sizes: Sizes) -> dict[str, Any]:
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return {
+        "machine": f"{os.cpu_count()} cores, {_cpu_model()}",
+        "load average at start": load,
+        "redis-server": redis_version(url),
+        "python": platform.python_version(),
+        "peers": f"rq {_version('rq')}, bullmq {_version('bullmq')}",
+        "sizes": "quick" if sizes == QUICK else "full",
+    }
+
+
+Runner = Callable[[str, int, int, int, float], GroupRun]
+
+
+def _peer_runners() -> dict[str, Runner | str]:
+    """Each system's lifecycle runner, or why it cannot run."""
+    runners: dict[str, Runner | str] = {
+        "swarmqueue": bench_lifecycle.run_swarmqueue,
+        "RQ": bench_rq.run_rq,
+    }
+    try:
+        import bench_bullmq
+    except ModuleNotFoundError as exc:
+        runners["BullMQ"] = f"not installed ({exc.name})"
+    else:
+        runners["BullMQ"] = bench_bullmq.run_bullmq
+    return runners
+
+
+def lifecycle(report: Report, url: str, sizes: Sizes) -> None:
+    table = Table(
+        f"1. Task lifecycle throughput (tasks/s): {sizes.tasks:,} tasks, {sizes.width} wide, "
+        "each depending on one task of the layer before",
+        ["processes", "swarmqueue", "RQ", "BullMQ", "bound", "vs RQ", "vs BullMQ", "vs bound"],
+    )
+    figures: dict[str, Any] = {}
+    runners = _peer_runners()
+    for procs in sizes.processes:
+        rates: dict[str, float | None] = {}
+        row: dict[str, Any] = {"tasks": sizes.tasks}
+        for name, runner in runners.items():
+            if isinstance(runner, str):
+                rates[name] = None
+                row[name] = {"skipped": runner}
+                continue
+            run = runner(url, sizes.tasks, sizes.width, procs, sizes.timeout)
+            rates[name] = run.per_second
+            row[name] = {"completed": run.count, "distinct": len(set(run.ids)),
+                         "seconds": run.seconds, "per_second": run.per_second}  # fmt: skip
+        bound = bench_lifecycle.ping_rate(url, procs, sizes.pings, sizes.timeout) / 2
+        row["bound"] = bound
+        figures[str(procs)] = row
+        sq = rates["swarmqueue"]
+        table.rows.append(
+            [
+                str(procs),
+                number(sq),
+                number(rates["RQ"]),
+                number(rates["BullMQ"]) if rates["BullMQ"] else str(runners["BullMQ"]),
+                number(bound),
+                ratio(sq, rates["RQ"]),
+                ratio(sq, rates["BullMQ"]),
+                f"{100 * sq / bound:.0f}%" if sq and bound else "-",
+            ]
         )
-    finally:
-        delete_swarm(messenger)  # type: ignore[arg-type]
-        delete_rq_keys(client, host)
-
-
-def bench_delivery(client: redis.Redis, panes: int, runs: int = 5) -> None:
-    swarm, host = f"bench-{uuid.uuid4().hex[:8]}", f"bench-{uuid.uuid4().hex[:8]}"
-    settings = Settings(swarm=swarm, host=host, rate_limit_per_minute=1000)
-    socket = f"{tempfile.gettempdir()}/sq-bench-{uuid.uuid4().hex[:8]}.sock"
-    tmux = ["tmux", "-S", socket]
-    registry = AgentRegistry(client, swarm, settings=settings)
-    messenger = Messenger(client, swarm, settings=settings)
-    try:
-        first = subprocess.run(
-            [*tmux, "new-session", "-d", "-P", "-F", "#{pane_id}", "cat > /dev/null"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        ids = [first]
-        for _ in range(panes - 1):
-            ids.append(
-                subprocess.run(
-                    [*tmux, "new-window", "-d", "-P", "-F", "#{pane_id}", "cat > /dev/null"],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                ).stdout.strip()
+        report.goals.append(_ratio_goal(f"lifecycle vs RQ, {procs} proc", sq, rates["RQ"], 15))
+        report.goals.append(
+            _ratio_goal(f"lifecycle vs BullMQ, {procs} proc", sq, rates["BullMQ"], 1.5)
+        )
+        if procs == 1:
+            report.goals.append(
+                Goal("single agent vs round-trip bound", sq and 100 * sq / bound, ">=", 50, "%")
             )
-        for i, pane in enumerate(ids):
-            registry.register(f"agent-{i}", pane, socket=socket)
-        times = []
-        for r in range(runs):
-            message_id = messenger.broadcast(f"run {r}: " + "lorem ipsum " * 20, sender="bench")
-            start = time.perf_counter()
-            report = deliver_message(client, swarm, message_id, host, settings=settings)
-            times.append((time.perf_counter() - start) * 1000)
-            assert report.delivered == panes, report
-        print(
-            f"one job delivers to {panes} panes: median {statistics.median(times):.1f} ms, "
-            f"max {max(times):.1f} ms over {runs} runs (goal: 100 panes < 100 ms)"
+    report.tables.append(table)
+    report.figures["lifecycle"] = figures
+
+
+def _ratio_goal(name: str, ours: float | None, theirs: float | None, target: float) -> Goal:
+    measured = ours / theirs if ours and theirs else None
+    return Goal(name, measured, ">=", target, "x", "" if theirs else "peer not measured")
+
+
+def growth(report: Report, url: str, sizes: Sizes) -> None:
+    table = Table(
+        "2. Cost growth: median time per call (µs) by tasks in the swarm",
+        ["tasks", "claim_next", "complete", "claim_next vs first", "complete vs first"],
+    )
+    costs = [bench_growth.call_costs(url, n, sizes.growth_samples) for n in sizes.growth]
+    base = costs[0]
+    for c in costs:
+        table.rows.append(
+            [
+                f"{c.tasks:,}",
+                number(c.claim_next_us, 1),
+                number(c.complete_us, 1),
+                ratio(c.claim_next_us, base.claim_next_us),
+                ratio(c.complete_us, base.complete_us),
+            ]
         )
+    last = costs[-1]
+    span = f"{last.tasks:,} vs {base.tasks:,} tasks"
+    report.goals.append(
+        Goal(f"claim_next cost, {span}", last.claim_next_us / base.claim_next_us, "<=", 1.3, "x")
+    )
+    report.goals.append(
+        Goal(f"complete cost, {span}", last.complete_us / base.complete_us, "<=", 1.3, "x")
+    )
+    fan = Table("   A completion that unblocks many dependents", ["dependents", "complete() ms"])
+    fan_figures = {}
+    for d in sizes.fan_out:
+        ms = bench_growth.fan_out_ms(url, d, sizes.fan_out_repeats)
+        fan.rows.append([f"{d:,}", number(ms, 2)])
+        fan_figures[str(d)] = ms
+    report.tables += [table, fan]
+    report.figures["growth"] = {"calls": [vars(c) for c in costs], "fan_out_ms": fan_figures}
+
+
+def memory(report: Report, url: str, sizes: Sizes) -> None:
+    n = sizes.memory_tasks
+    ours = bench_memory.swarmqueue_bytes_per_task(url, n, sizes.width)
+    rq = bench_memory.rq_bytes_per_job(url, n, sizes.width)
+    table = Table(
+        f"3. Memory: Redis bytes per task ({n:,} submitted, same graph)",
+        ["swarmqueue task", "RQ job (one dependency)", "ratio"],
+        [[number(ours), number(rq), ratio(ours, rq)]],
+    )
+    report.tables.append(table)
+    report.goals.append(Goal("bytes per task vs RQ bytes per job", ours / rq, "<=", 1.0, "x"))
+    report.figures["memory"] = {"tasks": n, "swarmqueue_bytes": ours, "rq_bytes": rq}
+
+
+def wakeup(report: Report, url: str, sizes: Sizes) -> None:
+    table = Table(
+        "4. Wake-up latency (ms): complete() returning -> the waiting agent holding its claim",
+        ["client", "samples", "p50", "p99", "max"],
+    )
+    figures = {}
+    for client in ("sync", "async"):
+        r = bench_wakeup.measure_wakeup(url, sizes.wakeup_samples, client)
+        figures[client] = r
+        table.rows.append(
+            [client, str(r["samples"]), number(r["p50_ms"], 2), number(r["p99_ms"], 2),
+             number(r["max_ms"], 2)]
+        )  # fmt: skip
+        report.goals.append(Goal(f"wake-up p99 ({client} client)", r["p99_ms"], "<", 10, "ms"))
+    report.tables.append(table)
+    report.figures["wakeup"] = figures
+
+
+def broadcast(report: Report, url: str, sizes: Sizes) -> None:
+    client = redis.Redis.from_url(url)
+    try:
+        lat = bench_broadcast.broadcast_latency(client, sizes.broadcasts)
+        table = Table("5. Broadcast (ms)", ["measure", "samples", "p50", "p99 / max"])
+        table.rows.append(
+            ["broadcast() returns", str(lat.samples), number(lat.p50_ms, 3), number(lat.p99_ms, 3)]
+        )
+        report.goals.append(Goal("broadcast() return p99", lat.p99_ms, "<", 2, "ms"))
+        figures: dict[str, Any] = {"broadcast": vars(lat)}
+        if shutil.which("tmux") is None:
+            table.rows.append(["delivery to panes", "-", "tmux not installed", "-"])
+            report.goals.append(Goal("100 panes delivered", None, "<", 100, "ms", "no tmux"))
+        else:
+            panes = bench_broadcast.pane_delivery(client, list(sizes.panes), sizes.pane_runs)
+            for n, d in panes.items():
+                table.rows.append(
+                    [f"one job, {n} panes", str(d.samples), number(d.p50_ms, 1),
+                     number(d.p99_ms, 1)]
+                )  # fmt: skip
+            biggest = max(panes)
+            report.goals.append(
+                Goal(f"{biggest} panes delivered (median)", panes[biggest].p50_ms, "<", 100, "ms")
+            )
+            figures["panes"] = {str(n): {**vars(d), "delivered": n} for n, d in panes.items()}
     finally:
-        subprocess.run([*tmux, "kill-server"], capture_output=True, check=False)
-        Path(socket).unlink(missing_ok=True)
-        delete_swarm(messenger)  # type: ignore[arg-type]
-        delete_rq_keys(client, host)
+        client.close()
+    report.tables.append(table)
+    report.figures["broadcast"] = figures
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
-    parser.add_argument("--broadcasts", type=int, default=2000)
-    parser.add_argument("--panes", default="50,100")
-    args = parser.parse_args()
-    from distributor.log import configure_logging
+RUNNERS: dict[str, Callable[[Report, str, Sizes], None]] = {
+    "lifecycle": lifecycle,
+    "growth": growth,
+    "memory": memory,
+    "wakeup": wakeup,
+    "broadcast": broadcast,
+}
 
-    configure_logging("WARNING")
-    client = redis.Redis.from_url(args.redis_url)
-    bench_broadcast(client, args.broadcasts)
-    for n in (int(x) for x in args.panes.split(",")):
-        bench_delivery(client, n)
+
+@contextlib.contextmanager
+def redis_url(given: str | None) -> Iterator[str]:
+    if given:
+        yield given
+        return
+    with PrivateRedis() as url:
+        yield url
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (checks, not figures)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--redis-url", help="use this Redis instead of a private redis-server")
+    parser.add_argument(
+        "--only", default=",".join(SECTIONS), help=f"comma-separated: {', '.join(SECTIONS)}"
+    )
+    args = parser.parse_args(argv)
+    sections = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    configure_logging("WARNING")  # delivery jobs log every delivery at INFO
+    sizes = QUICK if args.quick else FULL
+    with redis_url(args.redis_url) as url:
+        report = Report(context(url, sizes))
+        for name in sections:
+            if not args.json:
+                print(f"running {name}...", file=sys.stderr, flush=True)
+            RUNNERS[name](report, url, sizes)
+    print(json.dumps(report.to_json(), indent=2) if args.json else report.render())
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
