@@ -2,13 +2,13 @@
 
 It runs the very same :class:`~distributor.ops.Operations` and :mod:`~distributor.queries`
 generators and Lua scripts as :class:`~distributor.queue.TaskQueue`; only the driver differs
-(:func:`run_async` awaits each Redis call). Nothing here blocks the event loop: waiting for work
-and following events await pub/sub and ``XREAD BLOCK`` replies.
+(:class:`~distributor.executor.AsyncExecutor` awaits each Redis call). Nothing here blocks the
+event loop: waiting for work and following events await pub/sub and ``XREAD BLOCK`` replies.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -19,8 +19,8 @@ from redis.backoff import ExponentialBackoff
 
 from distributor import events as event_log
 from distributor import queries
-from distributor.calls import CONNECTION_ERRORS, Call, Command, Op, ScriptCall
-from distributor.errors import RedisUnavailable
+from distributor.calls import Command, Op
+from distributor.executor import AsyncExecutor
 from distributor.keys import NAMESPACE, SwarmKeys
 from distributor.models import (
     Claim,
@@ -33,26 +33,11 @@ from distributor.models import (
     TaskStatus,
 )
 from distributor.ops import Operations
-from distributor.scripts import SCRIPT_NAMES, source
+from distributor.scripts import SCRIPT_NAMES
 from distributor.settings import Settings
 from distributor.waiting import wait_for_claim_async
 
 T = TypeVar("T")
-
-
-async def run_async(op: Op[T], execute: Callable[[Call], Awaitable[Any]]) -> T:
-    """Drive ``op`` to its result, awaiting each call with ``execute`` (see ``run_sync``)."""
-    try:
-        call = next(op)
-        while True:
-            try:
-                reply = await execute(call)
-            except CONNECTION_ERRORS as exc:
-                raise RedisUnavailable(f"Redis unreachable: {exc}") from exc
-            call = op.send(reply)
-    except StopIteration as stop:
-        result: T = stop.value
-        return result
 
 
 def async_redis_from_url(url: str, retries: int) -> redis.asyncio.Redis:
@@ -85,7 +70,7 @@ class AsyncTaskQueue:
         self.redis = redis_client
         self.keys = SwarmKeys(swarm or self.settings.swarm, namespace)
         self.ops = Operations(self.keys, self.settings)
-        self._scripts = {name: redis_client.register_script(source(name)) for name in SCRIPT_NAMES}
+        self._executor = AsyncExecutor(redis_client, SCRIPT_NAMES)
 
     @classmethod
     def from_url(
@@ -115,18 +100,8 @@ class AsyncTaskQueue:
     ) -> None:
         await self.aclose()
 
-    async def _execute(self, call: Call) -> Any:
-        if isinstance(call, ScriptCall):
-            return await self._scripts[call.name](keys=call.keys, args=call.args)
-        if isinstance(call, Command):
-            return await self.redis.execute_command(*call.args)  # type: ignore[no-untyped-call]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for command in call.commands:
-                pipe.execute_command(*command.args)
-            return await pipe.execute()
-
     def _run(self, op: Op[T]) -> Awaitable[T]:
-        return run_async(op, self._execute)
+        return self._executor.run(op)
 
     # -- the task lifecycle (see TaskQueue for the full contracts) ----------------------------
 

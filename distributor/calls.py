@@ -1,13 +1,14 @@
 """Redis calls as plain data, so each operation is written once for the sync and asyncio clients.
 
 An operation is a generator that yields :class:`ScriptCall`, :class:`Command` or :class:`Batch`
-values and receives each reply; a driver (:func:`run_sync` here, ``run_async`` in
-:mod:`distributor.aio`) performs the calls. The logic never knows whether it was awaited.
+values and receives each reply; a driver (:func:`run_sync` or :func:`run_async`, used by the
+executors of :mod:`distributor.executor`) performs the calls. The logic never knows whether it
+was awaited.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -55,6 +56,21 @@ def run_sync(op: Op[T], execute: Callable[[Call], Any]) -> T:
         while True:
             try:
                 reply = execute(call)
+            except CONNECTION_ERRORS as exc:
+                raise RedisUnavailable(f"Redis unreachable: {exc}") from exc
+            call = op.send(reply)
+    except StopIteration as stop:
+        result: T = stop.value
+        return result
+
+
+async def run_async(op: Op[T], execute: Callable[[Call], Awaitable[Any]]) -> T:
+    """Drive ``op`` to its result, awaiting each call with ``execute`` (see :func:`run_sync`)."""
+    try:
+        call = next(op)
+        while True:
+            try:
+                reply = await execute(call)
             except CONNECTION_ERRORS as exc:
                 raise RedisUnavailable(f"Redis unreachable: {exc}") from exc
             call = op.send(reply)

@@ -1,8 +1,9 @@
 """Perform :mod:`distributor.calls` values on a sync or asyncio Redis client.
 
-The agent registry and the messenger write their operations once as generators (like
-:mod:`distributor.ops`); :class:`SyncExecutor` and :class:`AsyncExecutor` only differ in
-``await``. Each registers the Lua scripts it needs once (redis-py reloads them after NOSCRIPT).
+Every client (task queue, agent registry, messenger) writes its operations once as generators
+(:mod:`distributor.ops`, :mod:`distributor.messages`...); :class:`SyncExecutor` and
+:class:`AsyncExecutor` only differ in ``await``. Each registers the Lua scripts it needs once
+(redis-py reloads them after NOSCRIPT).
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from typing import Any, TypeVar
 import redis
 import redis.asyncio as aioredis
 
-from distributor.calls import CONNECTION_ERRORS, Call, Command, Op, ScriptCall, run_sync
-from distributor.errors import RedisUnavailable
+from distributor.calls import Call, Command, Op, ScriptCall, run_async, run_sync
 from distributor.scripts import MESSAGING_SCRIPT_NAMES, source
 
 T = TypeVar("T")
@@ -54,20 +54,10 @@ class AsyncExecutor:
             return await self._scripts[call.name](keys=call.keys, args=call.args)
         if isinstance(call, Command):
             return await self.client.execute_command(*call.args)  # type: ignore[no-untyped-call]
-        pipe = self.client.pipeline(transaction=False)
-        for command in call.commands:
-            pipe.execute_command(*command.args)
-        return await pipe.execute()
+        async with self.client.pipeline(transaction=False) as pipe:
+            for command in call.commands:
+                pipe.execute_command(*command.args)
+            return await pipe.execute()
 
     async def run(self, op: Op[T]) -> T:
-        try:
-            call = next(op)
-            while True:
-                try:
-                    reply = await self.execute(call)
-                except CONNECTION_ERRORS as exc:
-                    raise RedisUnavailable(f"Redis unreachable: {exc}") from exc
-                call = op.send(reply)
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
+        return await run_async(op, self.execute)

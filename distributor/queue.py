@@ -21,7 +21,8 @@ from redis.retry import Retry
 
 from distributor import events as event_log
 from distributor import queries
-from distributor.calls import Call, Command, Op, ScriptCall, run_sync
+from distributor.calls import Command, Op
+from distributor.executor import SyncExecutor
 from distributor.keys import NAMESPACE, SwarmKeys
 from distributor.models import (
     Claim,
@@ -34,7 +35,7 @@ from distributor.models import (
     TaskStatus,
 )
 from distributor.ops import Operations
-from distributor.scripts import SCRIPT_NAMES, source
+from distributor.scripts import SCRIPT_NAMES
 from distributor.settings import Settings
 from distributor.waiting import wait_for_claim
 
@@ -77,7 +78,7 @@ class TaskQueue:
         self.redis = redis_client
         self.keys = SwarmKeys(swarm or self.settings.swarm, namespace)
         self.ops = Operations(self.keys, self.settings)
-        self._scripts = {name: redis_client.register_script(source(name)) for name in SCRIPT_NAMES}
+        self._executor = SyncExecutor(redis_client, SCRIPT_NAMES)
 
     @classmethod
     def from_url(
@@ -92,18 +93,8 @@ class TaskQueue:
     def swarm(self) -> str:
         return self.keys.swarm
 
-    def _execute(self, call: Call) -> Any:
-        if isinstance(call, ScriptCall):
-            return self._scripts[call.name](keys=call.keys, args=call.args)
-        if isinstance(call, Command):
-            return self.redis.execute_command(*call.args)  # type: ignore[no-untyped-call]
-        pipe = self.redis.pipeline(transaction=False)
-        for command in call.commands:
-            pipe.execute_command(*command.args)  # type: ignore[no-untyped-call]
-        return pipe.execute()
-
     def _run(self, op: Op[T]) -> T:
-        return run_sync(op, self._execute)
+        return self._executor.run(op)
 
     # -- the task lifecycle -------------------------------------------------------------------
 
