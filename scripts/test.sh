@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # Run the whole test suite: lint, type checks, and pytest against fakeredis and a real Redis.
 # Usage: ./scripts/test.sh [pytest args...]
-# Uses SWARMQUEUE_TEST_REDIS_URL, else 127.0.0.1:6379 if it answers, else a private redis-server.
+# Uses SWARMQUEUE_TEST_REDIS_URL, else 127.0.0.1:6379 if it answers, else a private redis-server
+# (SWARMQUEUE_TEST_PRIVATE_REDIS=1 always starts the private one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/setup.sh
 source scripts/lib/setup.sh
 
 need_system_packages
-ensure_venv dev
+ensure_venv dev,bench  # bench: the peers scripts/bench.py compares with (tests/test_bench.py)
 
 trap stop_private_redis EXIT
 if [ -z "${SWARMQUEUE_TEST_REDIS_URL:-}" ]; then
-    if redis_answers "redis://127.0.0.1:6379/0"; then
+    if [ "${SWARMQUEUE_TEST_PRIVATE_REDIS:-0}" != "1" ] && redis_answers "redis://127.0.0.1:6379/0"; then
         SWARMQUEUE_TEST_REDIS_URL="redis://127.0.0.1:6379/0"
     else
         SWARMQUEUE_TEST_REDIS_URL="$(start_private_redis)"
