@@ -1,0 +1,68 @@
+"""``scripts/bench.py --quick`` runs, and counts its own work right: every task it timed was
+completed exactly once, on every system it compared. Speed is never asserted here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+BENCH = Path(__file__).resolve().parent.parent / "scripts" / "bench.py"
+
+
+@pytest.fixture(scope="module")
+def report() -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def test_every_timed_task_was_completed_once(report: dict[str, Any]) -> None:
+    lifecycle = report["figures"]["lifecycle"]
+    assert set(lifecycle) == {"1", "2"}
+    for row in lifecycle.values():
+        tasks = row["tasks"]
+        for system in ("swarmqueue", "RQ", "BullMQ"):
+            figures = row[system]
+            if "skipped" in figures:
+                assert system == "BullMQ", figures  # only an optional peer may be missing
+                continue
+            assert figures["completed"] == tasks, (system, figures)
+            assert figures["distinct"] == tasks, (system, figures)
+            assert figures["seconds"] > 0
+        assert row["bound"] > 0
+
+
+def test_cost_growth_and_fan_out_were_measured(report: dict[str, Any]) -> None:
+    growth = report["figures"]["growth"]
+    assert [c["tasks"] for c in growth["calls"]] == [40, 200]
+    assert all(c["samples"] == 10 for c in growth["calls"])
+    assert set(growth["fan_out_ms"]) == {"1", "10"}
+
+
+def test_memory_wakeup_and_broadcast_were_measured(report: dict[str, Any]) -> None:
+    figures = report["figures"]
+    assert figures["memory"]["tasks"] == 100
+    assert {r["samples"] for r in figures["wakeup"].values()} == {5}
+    assert figures["broadcast"]["broadcast"]["samples"] == 10
+    panes = figures["broadcast"]["panes"]
+    assert {n: p["delivered"] for n, p in panes.items()} == {"2": 2, "4": 4}
+
+
+def test_every_goal_is_marked(report: dict[str, Any]) -> None:
+    goals = report["goals"]
+    assert len(goals) >= 10
+    assert all(g["met"] in (True, False) for g in goals), goals
