@@ -32,7 +32,7 @@ class CallCosts:
 
 
 def _queue(url: str) -> TaskQueue:
-    swarm = new_swarm("bench-growth")
+    swarm = new_swarm()
     return TaskQueue.from_url(url, swarm, settings=Settings(swarm=swarm))
 
 

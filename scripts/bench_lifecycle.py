@@ -21,8 +21,9 @@ from distributor.testing import delete_swarm
 WAIT_SECONDS = 0.5  # an idle agent waits this long for a task to become ready, then re-checks
 
 
-def new_swarm(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+def new_swarm() -> str:
+    """A fresh swarm name: 8 hex digits, as long as the RQ queue names (key sizes are alike)."""
+    return uuid.uuid4().hex[:8]
 
 
 def submit_dag(queue: TaskQueue, count: int, width: int, offset: int = 0) -> None:
@@ -59,7 +60,7 @@ def _agent(url: str, swarm: str, total: int, timeout: float) -> Callable[..., Do
 
 def run_swarmqueue(url: str, count: int, width: int, processes: int, timeout: float) -> GroupRun:
     """Submit the graph to a fresh swarm and let ``processes`` agents finish it."""
-    swarm = new_swarm("bench-life")
+    swarm = new_swarm()
     queue = TaskQueue.from_url(url, swarm, settings=Settings(swarm=swarm))
     submit_dag(queue, count, width)
     try:

@@ -17,7 +17,7 @@ from distributor.testing import delete_swarm
 
 
 def swarmqueue_bytes_per_task(url: str, count: int, width: int) -> float:
-    swarm = new_swarm("bench-mem")
+    swarm = new_swarm()
     queue = TaskQueue.from_url(url, swarm, settings=Settings(swarm=swarm))
     queue.ping()
     try:
