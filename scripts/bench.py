@@ -199,7 +199,7 @@ def growth(report: Report, url: str, sizes: Sizes) -> None:
         "2. Cost growth: median time per call (µs) by tasks in the swarm",
         ["tasks", "claim_next", "complete", "claim_next vs first", "complete vs first"],
     )
-    costs = [bench_growth.call_costs(url, n, sizes.growth_samples) for n in sizes.growth]
+    costs = bench_growth.call_costs(url, list(sizes.growth), sizes.growth_samples)
     base = costs[0]
     for c in costs:
         table.rows.append(
