@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from distributor.calls import text
-from distributor.models import Task, ms_to_datetime
+from distributor.models import Task, TaskStatus, ms_to_datetime
 
 _TIME_FIELDS = (
     "created_at",
@@ -27,7 +27,13 @@ def decode_map(raw: Any) -> dict[str, str]:
 
 
 def task_from_hash(raw: Any, unmet: list[str] | None = None) -> Task:
-    """Build a :class:`Task` from its Redis hash."""
+    """Build a :class:`Task` from its Redis hash.
+
+    Every field was validated when the task was submitted, and Redis holds only what the
+    scripts wrote, so the model is built without validating it again (``model_construct``):
+    that saves ~40% of this function, which runs on every claim and completion
+    (docs/benchmarks.md).
+    """
     h = decode_map(raw)
     fields: dict[str, Any] = {
         "id": h["id"],
@@ -39,7 +45,7 @@ def task_from_hash(raw: Any, unmet: list[str] | None = None) -> Task:
         "estimated_minutes": int(h["estimated_minutes"]) if h.get("estimated_minutes") else None,
         "max_attempts": int(h.get("max_attempts") or 3),
         "lease_seconds": int(h["lease_ms"]) / 1000 if h.get("lease_ms") else None,
-        "status": h["status"],
+        "status": TaskStatus(h["status"]),
         "agent_id": h.get("agent_id") or None,
         "attempts": int(h.get("attempts") or 0),
         "token": int(h.get("token") or 0),
@@ -48,7 +54,7 @@ def task_from_hash(raw: Any, unmet: list[str] | None = None) -> Task:
     }
     for name in _TIME_FIELDS:
         fields[name] = ms_to_datetime(h.get(name))
-    return Task.model_validate(fields)
+    return Task.model_construct(**fields)
 
 
 def task_to_script(task: Task, default_lease_ms: int) -> dict[str, Any]:
