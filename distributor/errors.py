@@ -182,3 +182,7 @@ class TmuxServerNotFound(TmuxError):
     """No tmux server answers at the socket, or the tmux binary is not installed."""
 
     kind = "server_not_found"
+
+
+class DemoError(SwarmQueueError):
+    """The demo could not start (no tmux, Redis did not come up) or did not finish in time."""

@@ -6,6 +6,7 @@ from distributor.cli.events import COMMANDS as EVENT_COMMANDS
 from distributor.cli.messages import COMMANDS as MESSAGE_COMMANDS
 from distributor.cli.plans import plan_group
 from distributor.cli.tasks import COMMANDS as TASK_COMMANDS
+from distributor.demo.command import demo as demo_command
 
 main.add_command(plan_group)
 for _command in TASK_COMMANDS:
@@ -17,5 +18,7 @@ for _command in MESSAGE_COMMANDS:
 
 for _command in EVENT_COMMANDS:
     main.add_command(_command)
+
+main.add_command(demo_command)
 
 __all__ = ["main"]
