@@ -40,7 +40,7 @@ from distributor.queue import TaskQueue
 
 PASTE_START, PASTE_END = b"\x1b[200~", b"\x1b[201~"
 _BRACKETED_PASTE_ON, _BRACKETED_PASTE_OFF = "\x1b[?2004h", "\x1b[?2004l"
-_CHECK_EVERY = 0.5  # seconds between progress checks while `next --wait` runs
+_CHECK_EVERY = 0.25  # seconds between progress checks while `next --wait` runs
 _MAX_ERRORS = 20
 READY_MARK = "ready, waiting for work"
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shlex
 import signal
 import subprocess
 import sys
@@ -231,12 +232,10 @@ class DemoRun:
 
     def _attach(self, env: dict[str, str]) -> None:
         script = (
-            'swarmqueue watch; echo "every task is finished; the summary follows when this '
-            'session closes (or detach now: Ctrl-b d)"; sleep 3600'
+            f"{shlex.join([*cli_command(), 'watch'])}; echo; echo 'every task is finished: "
+            "this session closes in a few seconds and the summary follows'; sleep 3600"
         )
-        bin_dir = str(Path(cli_command()[0]).parent)
-        status_env = {**env, "PATH": f"{bin_dir}:{child_env().get('PATH', '')}"}
-        self.session.add_status_pane(["sh", "-c", script], status_env)
+        self.session.add_status_pane(["sh", "-c", script], env)
         self.client = self.session.attach()
 
     def attached(self) -> bool:
