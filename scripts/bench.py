@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """swarmqueue benchmarks side by side with RQ and BullMQ for Python, and the speed and memory goals.
 
-Usage: .venv/bin/python scripts/bench.py [--quick] [--json] [--redis-url URL] [--only SECTIONS]
+Usage: .venv/bin/python scripts/bench.py [--quick] [--json] [--redis-url URL] [--repeat N]
+                                         [--only SECTIONS]
 
 Starts a private redis-server on a free loopback port (unless ``--redis-url``), runs the same
 workloads on each system in this process tree, and prints one report: tables of absolute
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -60,6 +62,7 @@ class Sizes:
     panes: tuple[int, ...]
     pane_runs: int
     timeout: float  # seconds any one group of processes may take
+    repeats: int = 1  # lifecycle runs per system and process count; the best one counts
 
 
 FULL = Sizes(
@@ -119,7 +122,8 @@ def context(url: str, sizes: Sizes) -> dict[str, Any]:
         "redis-server": redis_version(url),
         "python": platform.python_version(),
         "peers": f"rq {_version('rq')}, bullmq {_version('bullmq')}",
-        "sizes": "quick" if sizes == QUICK else "full",
+        "sizes": "quick" if sizes.tasks == QUICK.tasks else "full",
+        "lifecycle runs per system": f"{sizes.repeats} (best counts)",
     }
 
 
@@ -150,18 +154,21 @@ def lifecycle(report: Report, url: str, sizes: Sizes) -> None:
     figures: dict[str, Any] = {}
     runners = _peer_runners()
     for procs in sizes.processes:
-        rates: dict[str, float | None] = {}
-        row: dict[str, Any] = {"tasks": sizes.tasks}
-        for name, runner in runners.items():
-            if isinstance(runner, str):
-                rates[name] = None
-                row[name] = {"skipped": runner}
-                continue
-            run = runner(url, sizes.tasks, sizes.width, procs, sizes.timeout)
-            rates[name] = run.per_second
-            row[name] = {"completed": run.count, "distinct": len(set(run.ids)),
-                         "seconds": run.seconds, "per_second": run.per_second}  # fmt: skip
-        bound = bench_lifecycle.ping_rate(url, procs, sizes.pings, sizes.timeout) / 2
+        rates: dict[str, float | None] = dict.fromkeys(runners)
+        row: dict[str, Any] = {"tasks": sizes.tasks, "repeats": sizes.repeats}
+        bound = 0.0
+        for _ in range(sizes.repeats):  # the systems take turns; each keeps its best run
+            for name, runner in runners.items():
+                if isinstance(runner, str):
+                    row[name] = {"skipped": runner}
+                    continue
+                run = runner(url, sizes.tasks, sizes.width, procs, sizes.timeout)
+                if run.per_second > (rates[name] or 0):
+                    rates[name] = run.per_second
+                    row[name] = {"completed": run.count, "distinct": len(set(run.ids)),
+                                 "seconds": run.seconds, "per_second": run.per_second}  # fmt: skip
+            pings = bench_lifecycle.ping_rate(url, procs, sizes.pings, sizes.timeout)
+            bound = max(bound, pings / 2)
         row["bound"] = bound
         figures[str(procs)] = row
         sq = rates["swarmqueue"]
@@ -321,6 +328,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--redis-url", help="use this Redis instead of a private redis-server")
     parser.add_argument(
+        "--repeat", type=int, default=1, help="lifecycle runs per system (the best counts)"
+    )
+    parser.add_argument(
         "--only", default=",".join(SECTIONS), help=f"comma-separated: {', '.join(SECTIONS)}"
     )
     args = parser.parse_args(argv)
@@ -329,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     configure_logging("WARNING")  # delivery jobs log every delivery at INFO
-    sizes = QUICK if args.quick else FULL
+    sizes = dataclasses.replace(QUICK if args.quick else FULL, repeats=max(1, args.repeat))
     with redis_url(args.redis_url) as url:
         report = Report(context(url, sizes))
         for name in sections:
