@@ -350,6 +350,7 @@ class DemoRun:
                 agents,
                 sent,
                 redis=source.describe(),
+                tmux_socket=self.session.socket_path,
                 feature=options.feature,
                 elapsed=time.monotonic() - self.started,
             )

@@ -67,6 +67,7 @@ class DemoSummary(BaseModel):
 
     swarm: str
     redis: str
+    tmux_socket: str
     feature: str
     finished: bool
     elapsed_seconds: float
@@ -168,6 +169,7 @@ def build_summary(
     sent: list[str],
     *,
     redis: str,
+    tmux_socket: str,
     feature: str,
     elapsed: float,
 ) -> DemoSummary:
@@ -179,6 +181,7 @@ def build_summary(
     return DemoSummary(
         swarm=queue.swarm,
         redis=redis,
+        tmux_socket=tmux_socket,
         feature=feature,
         finished=bool(total) and progress["completed"] == total,
         elapsed_seconds=round(elapsed, 2),
