@@ -23,7 +23,11 @@ def decode_map(raw: Any) -> dict[str, str]:
     """A hash reply (dict, or cjson object) with every key and value as ``str``."""
     if isinstance(raw, list):  # cjson encodes an empty table as a list
         return {}
-    return {text(k): text(v) for k, v in raw.items()}
+    # Script replies arrive as JSON, whose keys and values are str already: keep those as
+    # they are (a function call per item costs more than the rest of the conversion).
+    return {
+        k if type(k) is str else text(k): v if type(v) is str else text(v) for k, v in raw.items()
+    }
 
 
 def task_from_hash(raw: Any, unmet: list[str] | None = None) -> Task:
