@@ -1,30 +1,85 @@
-"""swarmqueue's task graph: a Redis-backed DAG of tasks that AI coding agents claim and finish."""
+"""swarmqueue's task graph: a Redis-backed DAG of tasks that AI coding agents claim and finish.
 
-from distributor.aio import AsyncTaskQueue
-from distributor.distributor import BroadcastSummary, WorkDistributor
-from distributor.errors import (
-    DependencyCycle,
-    DuplicateTask,
-    InvalidTransition,
-    RedisUnavailable,
-    StaleClaim,
-    SwarmQueueError,
-    TaskNotFound,
-    UnknownDependency,
-    ValidationError,
-)
-from distributor.models import (
-    Claim,
-    ClaimResult,
-    Completion,
-    Event,
-    FailOutcome,
-    Plan,
-    Task,
-    TaskStatus,
-)
-from distributor.queue import TaskQueue
-from distributor.settings import Settings
+Names are imported on first use (PEP 562), so ``import distributor.models`` or the CLI does not
+pay for the asyncio client, messaging and pydantic-settings unless it uses them.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from distributor.aio import AsyncTaskQueue
+    from distributor.distributor import BroadcastSummary, WorkDistributor
+    from distributor.errors import (
+        DependencyCycle,
+        DuplicateTask,
+        InvalidTransition,
+        RedisUnavailable,
+        StaleClaim,
+        SwarmQueueError,
+        TaskNotFound,
+        UnknownDependency,
+        ValidationError,
+    )
+    from distributor.models import (
+        Claim,
+        ClaimResult,
+        Completion,
+        Event,
+        FailOutcome,
+        Plan,
+        Task,
+        TaskStatus,
+    )
+    from distributor.queue import TaskQueue
+    from distributor.settings import Settings
+
+_HOMES = {
+    "AsyncTaskQueue": "distributor.aio",
+    "BroadcastSummary": "distributor.distributor",
+    "WorkDistributor": "distributor.distributor",
+    "TaskQueue": "distributor.queue",
+    "Settings": "distributor.settings",
+    **dict.fromkeys(
+        (
+            "Claim",
+            "ClaimResult",
+            "Completion",
+            "Event",
+            "FailOutcome",
+            "Plan",
+            "Task",
+            "TaskStatus",
+        ),
+        "distributor.models",
+    ),
+    **dict.fromkeys(
+        (
+            "DependencyCycle",
+            "DuplicateTask",
+            "InvalidTransition",
+            "RedisUnavailable",
+            "StaleClaim",
+            "SwarmQueueError",
+            "TaskNotFound",
+            "UnknownDependency",
+            "ValidationError",
+        ),
+        "distributor.errors",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'distributor' has no attribute {name!r}")
+    value = getattr(import_module(home), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AsyncTaskQueue",

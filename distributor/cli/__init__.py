@@ -1,24 +1,22 @@
-"""The ``swarmqueue`` command line; each command group lives in its own module."""
+"""The ``swarmqueue`` command line; each command group lives in its own module.
 
-from distributor.cli.agents import agents_group
+Modules are imported when one of their commands runs (see ``SwarmGroup.lazy``), so an agent's
+``swarmqueue next`` does not pay for the demo, messaging or asyncio imports.
+"""
+
 from distributor.cli.app import main
-from distributor.cli.events import COMMANDS as EVENT_COMMANDS
-from distributor.cli.messages import COMMANDS as MESSAGE_COMMANDS
-from distributor.cli.plans import plan_group
-from distributor.cli.tasks import COMMANDS as TASK_COMMANDS
-from distributor.demo.command import demo as demo_command
 
-main.add_command(plan_group)
-for _command in TASK_COMMANDS:
-    main.add_command(_command)
-
-main.add_command(agents_group)
-for _command in MESSAGE_COMMANDS:
-    main.add_command(_command)
-
-for _command in EVENT_COMMANDS:
-    main.add_command(_command)
-
-main.add_command(demo_command)
+_MODULES = {
+    "distributor.cli.tasks": (
+        "next", "claim", "done", "start", "heartbeat", "fail", "release", "retry", "cancel",
+        "reap", "tasks", "task", "status",
+    ),
+    "distributor.cli.plans": ("plan",),
+    "distributor.cli.agents": ("agents",),
+    "distributor.cli.messages": ("broadcast", "send", "deliveries", "inbox", "worker"),
+    "distributor.cli.events": ("events", "watch"),
+    "distributor.demo.command": ("demo",),
+}  # fmt: skip
+main.lazy.update({name: module for module, names in _MODULES.items() for name in names})
 
 __all__ = ["main"]

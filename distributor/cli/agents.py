@@ -99,3 +99,6 @@ def discover_cmd(obj: CliContext, socket: str | None, as_json: bool) -> None:
     lines = ["PANE\tSESSION\tWINDOW\tCOMMAND"]
     lines += [f"{p.pane}\t{p.session}\t{p.window}:{p.window_name}\t{p.command}" for p in panes]
     emit(as_json, panes, lines)
+
+
+COMMANDS = [agents_group]

@@ -16,16 +16,19 @@ Errors print one line on stderr, never a traceback.
 from __future__ import annotations
 
 import sys
-from typing import IO, Any
+from importlib import import_module
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 import redis
 
-from distributor.announce import Announcer
 from distributor.errors import RedisUnavailable, RefusedError, SwarmQueueError, ValidationError
 from distributor.log import configure_logging
 from distributor.queue import TaskQueue
 from distributor.settings import Settings
+
+if TYPE_CHECKING:
+    from distributor.announce import Announcer
 
 EXIT_REFUSED, EXIT_INVALID, EXIT_UNREACHABLE, EXIT_REDIS_ERROR = 1, 2, 3, 4
 
@@ -57,7 +60,24 @@ def exit_code_for(exc: BaseException) -> int | None:
 
 
 class SwarmGroup(click.Group):
-    """A click group that turns swarmqueue and Redis errors into one line and an exit code."""
+    """A click group that turns swarmqueue and Redis errors into one line and an exit code.
+
+    ``lazy`` maps a command name to the module whose ``COMMANDS`` list defines it; the module is
+    imported only when that command (or the full help) is needed.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy: dict[str, str] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            for command in import_module(self.lazy[cmd_name]).COMMANDS:
+                self.add_command(command)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -89,6 +109,8 @@ class CliContext:
     @property
     def announcer(self) -> Announcer:
         """Announces this command's transitions to the agents (failures are only logged)."""
+        from distributor.announce import Announcer  # messaging is imported only when used
+
         if self._announcer is None:
             self._announcer = Announcer.on(self.queue.redis, self.queue.swarm, self.settings)
         return self._announcer

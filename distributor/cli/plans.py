@@ -137,3 +137,6 @@ def read_research_file(path: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise CliError(f"{path}: expected a mapping of research results", EXIT_INVALID)
     return data
+
+
+COMMANDS = [plan_group]

@@ -104,3 +104,6 @@ def demo(
     pending = sum(r.pending for r in summary.panes)
     if pending:
         raise CliError(f"{pending} announcement deliveries still pending at the end", EXIT_REFUSED)
+
+
+COMMANDS = [demo]
