@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -339,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     configure_logging("WARNING")  # delivery jobs log every delivery at INFO
+    # On SIGTERM, unwind (stopping the private redis-server and tmux server) instead of dying.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     sizes = dataclasses.replace(QUICK if args.quick else FULL, repeats=max(1, args.repeat))
     with redis_url(args.redis_url) as url:
         report = Report(context(url, sizes))

@@ -86,6 +86,9 @@ def run_group(worker: Worker, processes: int, timeout: float) -> GroupRun:
     finally:
         for child in children:
             child.join(timeout=10)
+            if child.is_alive():  # it reported, but hangs on its way out
+                child.terminate()
+                child.join(timeout=10)
     ids = [i for d in done for i in d.ids]
     finished = max((d.finished_at for d in done if d.count), default=start)
     return GroupRun(processes, sum(d.count for d in done), ids, max(0.0, finished - start))
