@@ -13,15 +13,15 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-import redis
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from distributor.calls import Batch, Command, Op, ScriptCall, text
+from distributor.client import SyncClient
 from distributor.codec import decode_map, script_reply
 from distributor.errors import AgentNotFoundError, ValidationError
 from distributor.executor import SyncExecutor
-from distributor.keys import NAMESPACE, SwarmKeys
+from distributor.keys import SwarmKeys
 from distributor.models import AgentId, check_agent_id, ms_to_datetime
 from distributor.settings import Settings
 
@@ -216,21 +216,12 @@ def parse_address(**fields: Any) -> AgentAddress:
         raise ValidationError(f"{where}: {msg}" if where else msg) from None
 
 
-class AgentRegistry:
+class AgentRegistry(SyncClient):
     """The synchronous agent registry of one swarm."""
 
-    def __init__(
-        self,
-        redis_client: redis.Redis,
-        swarm: str | None = None,
-        *,
-        settings: Settings | None = None,
-        namespace: str = NAMESPACE,
-    ) -> None:
-        self.settings = settings or Settings()
-        self.keys = SwarmKeys(swarm or self.settings.swarm, namespace)
+    def _setup(self) -> None:
         self.ops = AgentOps(self.keys, self.settings)
-        self._executor = SyncExecutor(redis_client)
+        self._executor = SyncExecutor(self.redis)
 
     def register(
         self,

@@ -12,16 +12,11 @@ from collections.abc import AsyncIterator, Awaitable
 from types import TracebackType
 from typing import Any, TypeVar
 
-import redis
-import redis.asyncio
-from redis.asyncio.retry import Retry as AsyncRetry
-from redis.backoff import ExponentialBackoff
-
 from distributor import events as event_log
 from distributor import queries
 from distributor.calls import Command, Op
+from distributor.client import AsyncClient
 from distributor.executor import AsyncExecutor
-from distributor.keys import NAMESPACE, SwarmKeys
 from distributor.models import (
     Claim,
     ClaimResult,
@@ -34,56 +29,21 @@ from distributor.models import (
 )
 from distributor.ops import Operations
 from distributor.scripts import SCRIPT_NAMES
-from distributor.settings import Settings
 from distributor.waiting import wait_for_claim_async
 
 T = TypeVar("T")
 
 
-def async_redis_from_url(url: str, retries: int) -> redis.asyncio.Redis:
-    """An asyncio Redis client with the sync client's retry policy (see ``redis_from_url``)."""
-    return redis.asyncio.Redis.from_url(
-        url,
-        retry=AsyncRetry(ExponentialBackoff(cap=1.0, base=0.05), retries),
-        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
-        socket_connect_timeout=5,
-        health_check_interval=30,
-    )
-
-
-class AsyncTaskQueue:
+class AsyncTaskQueue(AsyncClient):
     """A swarm's task graph for asyncio code: every method of ``TaskQueue``, awaited.
 
     ``redis`` may be any ``redis.asyncio`` client (including ``fakeredis.FakeAsyncRedis``).
     Use ``async with AsyncTaskQueue.from_url(...) as queue:`` to close connections on exit.
     """
 
-    def __init__(
-        self,
-        redis_client: redis.asyncio.Redis,
-        swarm: str | None = None,
-        *,
-        settings: Settings | None = None,
-        namespace: str = NAMESPACE,
-    ) -> None:
-        self.settings = settings or Settings()
-        self.redis = redis_client
-        self.keys = SwarmKeys(swarm or self.settings.swarm, namespace)
+    def _setup(self) -> None:
         self.ops = Operations(self.keys, self.settings)
-        self._executor = AsyncExecutor(redis_client, SCRIPT_NAMES)
-
-    @classmethod
-    def from_url(
-        cls, url: str | None = None, swarm: str | None = None, *, settings: Settings | None = None
-    ) -> AsyncTaskQueue:
-        """Connect to ``url`` (default: the settings' ``redis_url``) with retries configured."""
-        settings = settings or Settings()
-        client = async_redis_from_url(url or settings.redis_url, settings.redis_retries)
-        return cls(client, swarm, settings=settings)
-
-    @property
-    def swarm(self) -> str:
-        return self.keys.swarm
+        self._executor = AsyncExecutor(self.redis, SCRIPT_NAMES)
 
     async def aclose(self) -> None:
         """Close the client's connections."""

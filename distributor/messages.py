@@ -28,6 +28,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from distributor.agents import validated_agent_id
 from distributor.calls import Batch, Command, Op, ScriptCall, text
+from distributor.client import SwarmClient, SyncClient, async_redis_from_url, redis_from_url
 from distributor.codec import decode_map, script_reply
 from distributor.dispatch import Dispatcher
 from distributor.errors import (
@@ -356,7 +357,7 @@ def _pairs(fields: Any) -> dict[Any, Any]:
     return dict(zip(fields[::2], fields[1::2], strict=True))
 
 
-class Messenger:
+class Messenger(SyncClient):
     """Send messages to the swarm's agents (blocking client).
 
     Callers catch what they can act on::
@@ -371,33 +372,10 @@ class Messenger:
     Per-recipient outcomes arrive later; read them with :meth:`get`.
     """
 
-    def __init__(
-        self,
-        redis_client: redis.Redis,
-        swarm: str | None = None,
-        *,
-        settings: Settings | None = None,
-        namespace: str = NAMESPACE,
-    ) -> None:
-        self.settings = settings or Settings()
-        self.redis = redis_client
-        self.keys = SwarmKeys(swarm or self.settings.swarm, namespace)
+    def _setup(self) -> None:
         self.ops = MessageOps(self.keys, self.settings)
-        self._executor = SyncExecutor(redis_client)
-        self.dispatcher = Dispatcher(redis_client, self.settings)
-
-    @classmethod
-    def from_url(
-        cls, url: str | None = None, swarm: str | None = None, *, settings: Settings | None = None
-    ) -> Messenger:
-        from distributor.queue import redis_from_url
-
-        settings = settings or Settings()
-        return cls(
-            redis_from_url(url or settings.redis_url, settings.redis_retries),
-            swarm,
-            settings=settings,
-        )
+        self._executor = SyncExecutor(self.redis)
+        self.dispatcher = Dispatcher(self.redis, self.settings)
 
     def broadcast(
         self,
@@ -445,7 +423,7 @@ class Messenger:
         return len(pairs)
 
 
-class AsyncMessenger:
+class AsyncMessenger(SwarmClient[aioredis.Redis]):
     """:class:`Messenger` for asyncio code: Redis calls are awaited, and the blocking RQ enqueue
     (and sanitizing a large content) run in a worker thread, so the event loop never blocks.
 
@@ -461,23 +439,22 @@ class AsyncMessenger:
         settings: Settings | None = None,
         namespace: str = NAMESPACE,
     ) -> None:
-        self.settings = settings or Settings()
-        self.redis = redis_client
-        self.keys = SwarmKeys(swarm or self.settings.swarm, namespace)
+        self.rq_redis = rq_redis
+        super().__init__(redis_client, swarm, settings=settings, namespace=namespace)
+
+    def _setup(self) -> None:
         self.ops = MessageOps(self.keys, self.settings)
-        self._executor = AsyncExecutor(redis_client)
-        self.dispatcher = Dispatcher(rq_redis, self.settings)
+        self._executor = AsyncExecutor(self.redis)
+        self.dispatcher = Dispatcher(self.rq_redis, self.settings)
 
     @classmethod
     def from_url(
         cls, url: str | None = None, swarm: str | None = None, *, settings: Settings | None = None
     ) -> AsyncMessenger:
-        from distributor.queue import redis_from_url
-
         settings = settings or Settings()
         url = url or settings.redis_url
         return cls(
-            aioredis.Redis.from_url(url),
+            async_redis_from_url(url, settings.redis_retries),
             redis_from_url(url, settings.redis_retries),
             swarm,
             settings=settings,

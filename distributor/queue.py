@@ -15,15 +15,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
-import redis
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
-
 from distributor import events as event_log
 from distributor import queries
 from distributor.calls import Command, Op
+from distributor.client import SyncClient
 from distributor.executor import SyncExecutor
-from distributor.keys import NAMESPACE, SwarmKeys
 from distributor.models import (
     Claim,
     ClaimResult,
@@ -36,29 +32,12 @@ from distributor.models import (
 )
 from distributor.ops import Operations
 from distributor.scripts import SCRIPT_NAMES
-from distributor.settings import Settings
 from distributor.waiting import wait_for_claim
 
 T = TypeVar("T")
 
 
-def connection_retry(retries: int) -> Retry:
-    """The retry policy for connection errors: exponential backoff, capped at one second."""
-    return Retry(ExponentialBackoff(cap=1.0, base=0.05), retries)
-
-
-def redis_from_url(url: str, retries: int) -> redis.Redis:
-    """A sync Redis client with retry on connection errors and timeouts."""
-    return redis.Redis.from_url(
-        url,
-        retry=connection_retry(retries),
-        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
-        socket_connect_timeout=5,
-        health_check_interval=30,
-    )
-
-
-class TaskQueue:
+class TaskQueue(SyncClient):
     """A swarm's task graph in Redis: submit plans, claim, complete, fail, observe.
 
     ``redis`` may be any redis-py client (including ``fakeredis.FakeRedis``). Requests that
@@ -66,32 +45,9 @@ class TaskQueue:
     redis-py's retry re-sends it, so a reply lost on the wire is answered once, not applied twice.
     """
 
-    def __init__(
-        self,
-        redis_client: redis.Redis,
-        swarm: str | None = None,
-        *,
-        settings: Settings | None = None,
-        namespace: str = NAMESPACE,
-    ) -> None:
-        self.settings = settings or Settings()
-        self.redis = redis_client
-        self.keys = SwarmKeys(swarm or self.settings.swarm, namespace)
+    def _setup(self) -> None:
         self.ops = Operations(self.keys, self.settings)
-        self._executor = SyncExecutor(redis_client, SCRIPT_NAMES)
-
-    @classmethod
-    def from_url(
-        cls, url: str | None = None, swarm: str | None = None, *, settings: Settings | None = None
-    ) -> TaskQueue:
-        """Connect to ``url`` (default: the settings' ``redis_url``) with retries configured."""
-        settings = settings or Settings()
-        client = redis_from_url(url or settings.redis_url, settings.redis_retries)
-        return cls(client, swarm, settings=settings)
-
-    @property
-    def swarm(self) -> str:
-        return self.keys.swarm
+        self._executor = SyncExecutor(self.redis, SCRIPT_NAMES)
 
     def _run(self, op: Op[T]) -> T:
         return self._executor.run(op)

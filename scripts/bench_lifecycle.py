@@ -14,7 +14,8 @@ from collections.abc import Callable
 import bench_dag
 from bench_procs import Done, GroupRun, run_group
 
-from distributor.queue import TaskQueue, redis_from_url
+from distributor.client import redis_from_url
+from distributor.queue import TaskQueue
 from distributor.settings import Settings
 from distributor.testing import delete_swarm
 

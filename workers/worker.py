@@ -55,7 +55,7 @@ def build_worker(connection: redis.Redis, host: str, *, name: str | None = None)
 
 def run_worker(settings: Settings, host: str | None = None, *, burst: bool = False) -> bool:
     """Work until stopped (or, with ``burst``, until the queues are empty); True if any job ran."""
-    from distributor.queue import redis_from_url
+    from distributor.client import redis_from_url
 
     host = host or settings.host
     route_rq_logs(settings.log_level)
