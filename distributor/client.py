@@ -31,10 +31,15 @@ def connection_retry(retries: int) -> Retry:
     return Retry(ExponentialBackoff(cap=_BACKOFF_CAP, base=_BACKOFF_BASE), retries)
 
 
-def redis_from_url(url: str, retries: int) -> redis.Redis:
-    """A blocking Redis client that retries on connection errors and timeouts."""
+def redis_from_url(url: str, retries: int, single_connection: bool = False) -> redis.Redis:
+    """A blocking Redis client that retries on connection errors and timeouts.
+
+    ``single_connection`` keeps one connection for the client's commands (pub/sub and pipelines
+    still take their own): no pool bookkeeping per command, for single-threaded processes.
+    """
     return redis.Redis.from_url(
         url,
+        single_connection_client=single_connection,
         retry=connection_retry(retries),
         retry_on_error=_RETRY_ON,
         socket_connect_timeout=_CONNECT_TIMEOUT,
@@ -42,11 +47,12 @@ def redis_from_url(url: str, retries: int) -> redis.Redis:
     )
 
 
-def async_redis_from_url(url: str, retries: int) -> aioredis.Redis:
+def async_redis_from_url(url: str, retries: int, single_connection: bool = False) -> aioredis.Redis:
     """An asyncio Redis client with the same retry policy as :func:`redis_from_url`."""
     retry = AsyncRetry(ExponentialBackoff(cap=_BACKOFF_CAP, base=_BACKOFF_BASE), retries)
     return aioredis.Redis.from_url(
         url,
+        single_connection_client=single_connection,
         retry=retry,
         retry_on_error=_RETRY_ON,
         socket_connect_timeout=_CONNECT_TIMEOUT,
@@ -87,11 +93,10 @@ class SyncClient(SwarmClient[redis.Redis]):
     ) -> Self:
         """Connect to ``url`` (default: the settings' ``redis_url``) with retries configured."""
         settings = settings or Settings()
-        return cls(
-            redis_from_url(url or settings.redis_url, settings.redis_retries),
-            swarm,
-            settings=settings,
+        client = redis_from_url(
+            url or settings.redis_url, settings.redis_retries, settings.single_connection
         )
+        return cls(client, swarm, settings=settings)
 
 
 class AsyncClient(SwarmClient[aioredis.Redis]):
@@ -103,5 +108,7 @@ class AsyncClient(SwarmClient[aioredis.Redis]):
     ) -> Self:
         """Connect to ``url`` (default: the settings' ``redis_url``) with retries configured."""
         settings = settings or Settings()
-        client = async_redis_from_url(url or settings.redis_url, settings.redis_retries)
+        client = async_redis_from_url(
+            url or settings.redis_url, settings.redis_retries, settings.single_connection
+        )
         return cls(client, swarm, settings=settings)

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     event_stream_cap: int = Field(100_000, ge=100, description="approximate event log length")
     request_ttl_seconds: int = Field(600, ge=1, description="how long a request's reply is kept")
     redis_retries: int = Field(3, ge=0, description="client retries on connection errors")
+    single_connection: bool = Field(
+        False,
+        description="one connection per client instead of a pool: faster for a single-threaded"
+        " agent process (the CLI uses it); keep the pool when threads share a client",
+    )
     # Messaging: agents, broadcasts and tmux delivery (distributor.messages, workers/).
     host: str = Field(default_factory=_default_host, description="this host's name in the registry")
     rate_limit_per_minute: int = Field(10, ge=1, description="messages per sender per minute")

@@ -102,8 +102,9 @@ class CliContext:
 
     @property
     def queue(self) -> TaskQueue:
-        if self._queue is None:
-            self._queue = TaskQueue.from_url(settings=self.settings)
+        if self._queue is None:  # a CLI process is one thread: one connection serves it best
+            one = self.settings.model_copy(update={"single_connection": True})
+            self._queue = TaskQueue.from_url(settings=one)
         return self._queue
 
     @property
