@@ -116,10 +116,19 @@ class AsyncTaskQueue(AsyncClient):
         return await self._run(self.ops.heartbeat(task_id, agent_id, token, lease))
 
     async def complete(
-        self, task_id: str, agent_id: str, token: int, *, request_id: str | None = None
+        self,
+        task_id: str,
+        agent_id: str,
+        token: int,
+        *,
+        claim_next: bool = False,
+        lease: float | None = None,
+        request_id: str | None = None,
     ) -> Completion:
-        """Finish a held task; returns the dependents it made available."""
-        return await self._run(self.ops.complete(task_id, agent_id, token, request_id))
+        """Finish a held task (and with ``claim_next=True`` claim the next one in the same step)."""
+        return await self._run(
+            self.ops.complete(task_id, agent_id, token, request_id, claim_next, lease)
+        )
 
     async def fail(
         self,

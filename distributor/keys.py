@@ -7,9 +7,9 @@ them at once) runs unchanged on a cluster.
 =========================  ===========  ====================================================
 key (after the prefix)     type         holds
 =========================  ===========  ====================================================
-``task:<id>``              hash         the task's fields and state (times in ms)
-``deps:<id>``              set          the task's dependencies not yet completed
-``dependents:<id>``        set          tasks that depend on this one
+``task:<id>``              hash         the task's fields and state (times in ms); ``unmet``
+                                        counts its unfinished dependencies, ``dependents``
+                                        lists (comma-separated) the tasks waiting on it
 ``ready``                  sorted set   claimable tasks; score = priority, then order
 ``delayed``                sorted set   tasks waiting out a retry backoff; score = due ms
 ``claimed``                sorted set   claimed / in-progress tasks; score = lease expiry ms
@@ -86,12 +86,6 @@ class SwarmKeys:
 
     def task(self, task_id: str) -> str:
         return f"{self.prefix}task:{task_id}"
-
-    def deps(self, task_id: str) -> str:
-        return f"{self.prefix}deps:{task_id}"
-
-    def dependents(self, task_id: str) -> str:
-        return f"{self.prefix}dependents:{task_id}"
 
     @property
     def channel(self) -> str:

@@ -158,12 +158,14 @@ class ClaimResult(BaseModel):
 
 
 class Completion(BaseModel):
-    """A finished task and the dependents its completion made available."""
+    """A finished task, the dependents its completion made available, and (when asked with
+    ``claim_next=True``) the agent's next claim, taken in the same atomic step."""
 
     model_config = ConfigDict(frozen=True)
 
     task: Task
     unblocked: list[str]
+    next: Claim | None = None
 
 
 class FailOutcome(BaseModel):

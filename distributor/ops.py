@@ -223,11 +223,31 @@ class Operations:
         return body
 
     def complete(
-        self, task_id: str, agent_id: str, token: int, request_id: str | None
+        self,
+        task_id: str,
+        agent_id: str,
+        token: int,
+        request_id: str | None,
+        claim_next: bool = False,
+        lease: float | None = None,
     ) -> Op[Completion]:
-        body = yield from self._holder_op("complete", task_id, agent_id, token, request_id)
-        unblocked = body.get("unblocked") or []
-        return Completion(task=codec.task_from_hash(body["task"]), unblocked=list(unblocked))
+        body = yield from self._holder_op(
+            "complete",
+            task_id,
+            agent_id,
+            token,
+            request_id,
+            "1" if claim_next else "0",
+            lease_ms(lease),
+            self.settings.reap_batch,
+        )
+        raw_next = body.get("next")
+        next_task = codec.task_from_hash(raw_next) if raw_next else None
+        return Completion(
+            task=codec.task_from_hash(body["task"]),
+            unblocked=list(body.get("unblocked") or []),
+            next=Claim(task=next_task, token=next_task.token) if next_task else None,
+        )
 
     def start(
         self, task_id: str, agent_id: str, token: int, lease: float | None, request_id: str | None

@@ -6,6 +6,7 @@ the "blocked by failed task" report walk what they report.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from distributor import codec
@@ -18,29 +19,37 @@ from distributor.ops import validated
 _CHUNK = 500
 
 
+def _dependencies(h: dict[str, str]) -> list[str]:
+    return [str(d) for d in json.loads(h.get("dependencies") or "[]")]
+
+
+def _unmet(h: dict[str, str], status_of: dict[str, str]) -> list[str]:
+    """A task's dependencies that are not completed (the hash keeps only their count)."""
+    if h.get("unmet", "0") == "0":
+        return []
+    return [d for d in _dependencies(h) if status_of.get(d) != TaskStatus.COMPLETED.value]
+
+
 def get(keys: SwarmKeys, task_id: str) -> Op[Task]:
     validated(check_task_id, task_id)
-    raw, unmet = yield Batch(
-        (Command(("HGETALL", keys.task(task_id))), Command(("SMEMBERS", keys.deps(task_id))))
-    )
-    if not raw:
+    h = codec.decode_map((yield Command(("HGETALL", keys.task(task_id)))))
+    if not h:
         raise TaskNotFound(task_id)
-    return codec.task_from_hash(raw, [text(u) for u in unmet])
+    status_of: dict[str, str] = {}
+    deps = _dependencies(h) if h.get("unmet", "0") != "0" else []
+    if deps:
+        replies = yield Batch(tuple(Command(("HGET", keys.task(d), "status")) for d in deps))
+        status_of = {d: text(s) for d, s in zip(deps, replies, strict=True) if s is not None}
+    return codec.task_from_hash(h, _unmet(h, status_of))
 
 
-def _load(keys: SwarmKeys, ids: list[str]) -> Op[list[Task]]:
-    tasks: list[Task] = []
+def _load(keys: SwarmKeys, ids: list[str]) -> Op[list[dict[str, str]]]:
+    hashes: list[dict[str, str]] = []
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
-        commands: list[Command] = []
-        for task_id in chunk:
-            commands.append(Command(("HGETALL", keys.task(task_id))))
-            commands.append(Command(("SMEMBERS", keys.deps(task_id))))
-        replies = yield Batch(tuple(commands))
-        for raw, unmet in zip(replies[::2], replies[1::2], strict=True):
-            if raw:
-                tasks.append(codec.task_from_hash(raw, [text(u) for u in unmet]))
-    return tasks
+        replies = yield Batch(tuple(Command(("HGETALL", keys.task(i))) for i in chunk))
+        hashes.extend(h for h in (codec.decode_map(r) for r in replies) if h)
+    return hashes
 
 
 def tasks(keys: SwarmKeys, status: TaskStatus | str | None = None) -> Op[list[Task]]:
@@ -53,8 +62,13 @@ def tasks(keys: SwarmKeys, status: TaskStatus | str | None = None) -> Op[list[Ta
             choices = ", ".join(s.value for s in TaskStatus)
             raise ValidationError(f"unknown status {status!r}: choose one of {choices}") from None
     ids = [text(i) for i in (yield Command(("ZRANGE", keys.all, 0, -1)))]
-    loaded = yield from _load(keys, ids)
-    return [t for t in loaded if wanted is None or t.status == wanted]
+    hashes = yield from _load(keys, ids)
+    status_of = {h["id"]: h["status"] for h in hashes}  # every task is listed: deps included
+    return [
+        codec.task_from_hash(h, _unmet(h, status_of))
+        for h in hashes
+        if wanted is None or h["status"] == wanted.value
+    ]
 
 
 def blocked_by_failures(keys: SwarmKeys, failed: list[str]) -> Op[dict[str, list[str]]]:
@@ -65,9 +79,10 @@ def blocked_by_failures(keys: SwarmKeys, failed: list[str]) -> Op[dict[str, list
         frontier = [root]
         while frontier:
             replies = yield Batch(
-                tuple(Command(("SMEMBERS", keys.dependents(t))) for t in frontier)
+                tuple(Command(("HGET", keys.task(t), "dependents")) for t in frontier)
             )
-            frontier = sorted({text(m) for r in replies for m in r} - seen)
+            waiting_ids = {d for r in replies if r for d in text(r).split(",") if d}
+            frontier = sorted(waiting_ids - seen)
             seen.update(frontier)
         if seen:
             statuses = yield Batch(

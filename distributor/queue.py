@@ -113,13 +113,23 @@ class TaskQueue(SyncClient):
         return self._run(self.ops.heartbeat(task_id, agent_id, token, lease))
 
     def complete(
-        self, task_id: str, agent_id: str, token: int, *, request_id: str | None = None
+        self,
+        task_id: str,
+        agent_id: str,
+        token: int,
+        *,
+        claim_next: bool = False,
+        lease: float | None = None,
+        request_id: str | None = None,
     ) -> Completion:
         """Finish a held task; returns the dependents it made available.
 
-        Raises ``StaleClaim`` when ``agent_id``/``token`` no longer hold the claim.
+        With ``claim_next=True`` the same atomic step also claims the best ready task for the
+        agent (``Completion.next``, ``None`` when nothing is ready): one round trip per task,
+        as an agent's loop wants. Raises ``StaleClaim`` when ``agent_id``/``token`` no longer
+        hold the claim (and then nothing is claimed).
         """
-        return self._run(self.ops.complete(task_id, agent_id, token, request_id))
+        return self._run(self.ops.complete(task_id, agent_id, token, request_id, claim_next, lease))
 
     def fail(
         self,

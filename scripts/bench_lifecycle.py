@@ -1,8 +1,14 @@
-"""Task lifecycle throughput of swarmqueue: agent processes doing claim_next + complete.
+"""Task lifecycle throughput of swarmqueue: agent processes claiming and completing tasks.
 
-Also the round-trip bound: how many ``PING`` round trips the same redis-py client makes per
-second (per process, in a group of the same size), halved, because each task costs two round
-trips (one ``claim_next``, one ``complete``).
+Each agent runs the loop an agent is meant to run: ``complete(..., claim_next=True)`` finishes a
+task and claims the next in one atomic step (one round trip per task, like BullMQ's worker
+fetching its next job when it completes one); ``claim_next`` (waiting when nothing is ready)
+only starts the loop again. Each process has one connection (``single_connection``), as the CLI
+and as RQ's and BullMQ's workers do.
+
+Also the round-trip bound as issue 7 defines it: how many ``PING`` round trips the same client
+makes per second (per process, in a group of the same size), halved (two round trips per task
+for a queue without the combined step).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import bench_dag
 from bench_procs import Done, GroupRun, run_group
 
 from distributor.client import redis_from_url
+from distributor.models import Claim
 from distributor.queue import TaskQueue
 from distributor.settings import Settings
 from distributor.testing import delete_swarm
@@ -35,24 +42,28 @@ def submit_dag(queue: TaskQueue, count: int, width: int, offset: int = 0) -> Non
 
 def _agent(url: str, swarm: str, total: int, timeout: float) -> Callable[..., Done]:
     def work(index: int, ready: Callable[[], None]) -> Done:
-        queue = TaskQueue.from_url(url, swarm, settings=Settings(swarm=swarm))
+        settings = Settings(swarm=swarm, single_connection=True)
+        queue = TaskQueue.from_url(url, swarm, settings=settings)
         queue.ping()
         agent = f"agent-{index}"
         ids: list[str] = []
         last = time.monotonic()
         ready()
         deadline = time.monotonic() + timeout
+        claim: Claim | None = None
         while time.monotonic() < deadline:
-            claim = queue.claim_next(agent)
+            if claim is None:
+                claim = queue.claim_next(agent)
             if claim is None:
                 if queue.progress()["completed"] >= total:
                     break
                 claim = queue.claim_next(agent, wait=WAIT_SECONDS)
                 if claim is None:
                     continue
-            queue.complete(claim.task_id, agent, claim.token)
+            done = queue.complete(claim.task_id, agent, claim.token, claim_next=True)
             ids.append(claim.task_id)
             last = time.monotonic()
+            claim = done.next
         queue.redis.close()
         return Done(len(ids), ids, last)
 
@@ -80,7 +91,7 @@ def run_swarmqueue(url: str, count: int, width: int, processes: int, timeout: fl
 
 def _pinger(url: str, pings: int) -> Callable[..., Done]:
     def work(index: int, ready: Callable[[], None]) -> Done:
-        client = redis_from_url(url, Settings().redis_retries)
+        client = redis_from_url(url, Settings().redis_retries, single_connection=True)
         client.ping()
         ready()
         for _ in range(pings):

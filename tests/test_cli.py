@@ -99,3 +99,21 @@ def test_lease_commands(cli_obj: CliContext, queue: TaskQueue) -> None:
     reaped = run(cli_obj, "reap", "--json")
     assert json.loads(reaped.stdout) == {"expired": 0}
     assert queue.get("a").status.value == "available"
+
+
+def test_done_next_completes_and_claims_in_one_step(cli_obj: CliContext, tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(PLAN_YAML)
+    run(cli_obj, "plan", "submit", str(plan))
+    assert run(cli_obj, "next", "--agent", "alice").exit_code == 0
+    out = run(cli_obj, "done", "schema", "--agent", "alice", "--next", "--json")
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert data["completed"]["unblocked"] == ["api"]
+    assert (data["next"]["id"], data["next"]["token"]) == ("api", 1)
+    human = run(cli_obj, "done", "api", "--agent", "alice", "--next")  # token remembered
+    assert human.exit_code == 0
+    assert "completed api" in human.stdout and "docs\t(token 1" in human.stdout
+    last = run(cli_obj, "done", "docs", "--agent", "alice", "--next", "--json")
+    assert json.loads(last.stdout)["next"] is None
+    assert run(cli_obj, "done", "docs", "--agent", "alice", "--wait", "1").exit_code == 2

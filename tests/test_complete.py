@@ -56,3 +56,33 @@ def test_stale_or_foreign_token_refused(queue: TaskQueue) -> None:
     with pytest.raises(StaleClaim, match="completed"):
         queue.complete("root", "a1", claim.token)
     assert queue.progress()["completed"] == 1
+
+
+def test_complete_and_claim_next_in_one_step(queue: TaskQueue) -> None:
+    diamond(queue)
+    root = queue.claim_next("a1")
+    assert root is not None
+    done = queue.complete("root", "a1", root.token, claim_next=True, lease=30)
+    assert done.unblocked == ["left", "right"]
+    assert done.next is not None and done.next.task.id == "left"  # older of the two
+    assert done.next.task.agent_id == "a1" and done.next.token == 1
+    lease_span = done.next.task.lease_expires_at - done.next.task.claimed_at  # type: ignore[operator]
+    assert lease_span.total_seconds() == 30
+    right = queue.claim_next("a2")
+    assert right is not None
+    last = queue.complete("left", "a1", done.next.token, claim_next=True)
+    assert last.unblocked == [] and last.next is None  # "join" still waits for "right"
+    with pytest.raises(StaleClaim):
+        queue.complete("right", "a1", right.token, claim_next=True)
+    assert queue.workload() == {"a2": ["right"]}  # the refused call claimed nothing
+
+
+def test_replayed_complete_returns_the_same_next_claim(queue: TaskQueue) -> None:
+    diamond(queue)
+    root = queue.claim_next("a1")
+    assert root is not None
+    first = queue.complete("root", "a1", root.token, claim_next=True, request_id="done-1")
+    again = queue.complete("root", "a1", root.token, claim_next=True, request_id="done-1")
+    assert first.next is not None and again.next is not None
+    assert (again.next.task.id, again.next.token) == (first.next.task.id, first.next.token)
+    assert queue.progress()["claimed"] == 1

@@ -18,7 +18,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from distributor import StaleClaim, TaskQueue, TaskStatus
+from distributor import Claim, StaleClaim, TaskQueue, TaskStatus
 from distributor.settings import Settings
 from distributor.testing import advance_clock, delete_swarm
 
@@ -146,11 +146,10 @@ class QueueMachine(RuleBasedStateMachine):
         else:
             assert (result.claimed, result.reason) == (False, expected)
 
-    @rule(agent=AGENTS)
-    def claim_next(self, agent: str) -> None:
+    def _expect_claim(self, claim: Claim | None, agent: str) -> None:
+        """Check a claim of the best ready task against the model, and record it there."""
         self._reap()
         ready = [t for t in self.tasks.values() if t.status == "available" and t.due is None]
-        claim = self.queue.claim_next(agent)
         if not ready:
             assert claim is None
             return
@@ -159,6 +158,10 @@ class QueueMachine(RuleBasedStateMachine):
         self._grant(best, agent)
         assert claim.token == best.token
         self.held.append((best.id, agent, best.token))
+
+    @rule(agent=AGENTS)
+    def claim_next(self, agent: str) -> None:
+        self._expect_claim(self.queue.claim_next(agent), agent)
 
     def _holder_rule(self, data: st.DataObject, operation: str) -> None:
         task_id, agent, token = data.draw(st.sampled_from(self.held))
@@ -170,8 +173,8 @@ class QueueMachine(RuleBasedStateMachine):
                 q.heartbeat(task_id, agent, token)
             elif operation == "start":
                 q.start(task_id, agent, token)
-            elif operation == "complete":
-                done = q.complete(task_id, agent, token)
+            elif operation in ("complete", "complete+next"):
+                done = q.complete(task_id, agent, token, claim_next=operation == "complete+next")
             elif operation == "release":
                 q.release(task_id, agent, token)
             else:
@@ -185,9 +188,9 @@ class QueueMachine(RuleBasedStateMachine):
             if operation == "start":
                 t.status = "in_progress"
             return
-        if operation != "complete":
+        if not operation.startswith("complete"):
             t.agent = None  # a completed task keeps its agent, for the record
-        if operation == "complete":
+        if operation.startswith("complete"):
             t.status = "completed"
             unblocked = []
             for d in self._dependents(task_id):
@@ -196,6 +199,10 @@ class QueueMachine(RuleBasedStateMachine):
                     d.status = "available"
                     unblocked.append(d.id)
             assert done.unblocked == sorted(unblocked)
+            if operation == "complete+next":
+                self._expect_claim(done.next, agent)
+            else:
+                assert done.next is None
         elif operation == "release":
             t.status, t.attempts = "available", t.attempts - 1
         elif operation == "fail" and t.attempts < t.max_attempts:
@@ -207,7 +214,10 @@ class QueueMachine(RuleBasedStateMachine):
             assert not outcome.will_retry
 
     @precondition(lambda self: self.held)
-    @rule(data=st.data(), operation=st.sampled_from(["heartbeat", "start", "complete", "release"]))
+    @rule(
+        data=st.data(),
+        operation=st.sampled_from(["heartbeat", "start", "complete", "complete+next", "release"]),
+    )
     def holder_op(self, data: st.DataObject, operation: str) -> None:
         self._holder_rule(data, operation)
 

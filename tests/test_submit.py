@@ -96,3 +96,21 @@ def test_large_chain_submits_in_order(queue: TaskQueue) -> None:
     ids = queue.submit(chain_plan(500))
     assert ids[0] == "t0" and ids[-1] == "t499"
     assert queue.progress()["blocked"] == 499
+
+
+def test_later_plans_add_dependents_to_unfinished_tasks(queue: TaskQueue) -> None:
+    queue.submit(
+        {
+            "tasks": [
+                {"id": "base", "title": "B"},
+                {"id": "one", "title": "1", "dependencies": ["base"]},
+            ]
+        }
+    )
+    queue.submit({"tasks": [{"id": "two", "title": "2", "dependencies": ["base"]}]})
+    queue.submit({"tasks": [{"id": "three", "title": "3", "dependencies": ["base", "two"]}]})
+    assert queue.get("three").unmet_dependencies == ["base", "two"]
+    claim = queue.claim_next("a1")
+    assert claim is not None and claim.task.id == "base"
+    assert queue.complete("base", "a1", claim.token).unblocked == ["one", "two"]
+    assert queue.get("three").unmet_dependencies == ["two"]

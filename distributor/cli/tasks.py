@@ -30,22 +30,27 @@ def _token(obj: CliContext, agent_id: str, task_id: str, token: int | None) -> i
     return remembered
 
 
-def _claim_out(obj: CliContext, claim: Claim, as_json: bool) -> None:
+def _took(obj: CliContext, claim: Claim) -> dict[str, object]:
+    """Remember and announce a claim this command made; its JSON form (task + token)."""
     task = claim.task
     assert task.agent_id is not None
     tokens.remember(obj.settings.swarm, task.agent_id, task.id, claim.token)
     obj.announcer.claimed(task)
-    data = {**task.model_dump(mode="json"), "token": claim.token}
-    emit(
-        as_json,
-        data,
-        [
-            f"{task.id}\t(token {claim.token}, lease until {when(task.lease_expires_at)})",
-            f"  {task.title}",
-            *([f"  files: {', '.join(task.files)}"] if task.files else []),
-            *([f"  {line}" for line in task.description.splitlines()] if task.description else []),
-        ],
-    )
+    return {**task.model_dump(mode="json"), "token": claim.token}
+
+
+def _claim_lines(claim: Claim) -> list[str]:
+    task = claim.task
+    return [
+        f"{task.id}\t(token {claim.token}, lease until {when(task.lease_expires_at)})",
+        f"  {task.title}",
+        *([f"  files: {', '.join(task.files)}"] if task.files else []),
+        *([f"  {line}" for line in task.description.splitlines()] if task.description else []),
+    ]
+
+
+def _claim_out(obj: CliContext, claim: Claim, as_json: bool) -> None:
+    emit(as_json, _took(obj, claim), _claim_lines(claim))
 
 
 @click.command("next")
@@ -100,6 +105,18 @@ def claim(
 @click.argument("task_id")
 @agent_option
 @token_option
+@click.option(
+    "--next",
+    "take_next",
+    is_flag=True,
+    help="Also claim your next task in the same step (printed after the completion).",
+)
+@click.option(
+    "--wait",
+    type=float,
+    help="With --next: when nothing is ready, wait up to this many seconds for a task.",
+)
+@lease_option
 @request_option
 @json_option
 @click.pass_obj
@@ -108,17 +125,38 @@ def done(
     task_id: str,
     agent_id: str,
     token: int | None,
+    take_next: bool,
+    wait: float | None,
+    lease: float | None,
     request_id: str | None,
     as_json: bool,
 ) -> None:
-    """Mark TASK_ID completed; prints the tasks it made available."""
+    """Mark TASK_ID completed; prints the tasks it made available (and, with --next, your
+    next claim: `--json` gives {"completed": ..., "next": task with token, or null})."""
+    if wait is not None and not take_next:
+        raise CliError("--wait goes with --next", EXIT_INVALID)
     completion = obj.queue.complete(
-        task_id, agent_id, _token(obj, agent_id, task_id, token), request_id=request_id
+        task_id,
+        agent_id,
+        _token(obj, agent_id, task_id, token),
+        claim_next=take_next,
+        lease=lease,
+        request_id=request_id,
     )
     tokens.forget(obj.settings.swarm, agent_id, task_id)
     obj.announcer.completed(completion)
     unblocked = ", ".join(completion.unblocked) or "none"
-    emit(as_json, completion, f"completed {task_id}; now available: {unblocked}")
+    lines = [f"completed {task_id}; now available: {unblocked}"]
+    if not take_next:
+        emit(as_json, completion, lines)
+        return
+    claim = completion.next
+    if claim is None and wait:
+        claim = obj.queue.claim_next(agent_id, lease=lease, wait=wait)
+    taken = _took(obj, claim) if claim is not None else None
+    lines += ["next:", *_claim_lines(claim)] if claim is not None else ["next: no task is ready"]
+    data = {"completed": completion.model_dump(mode="json", exclude={"next"}), "next": taken}
+    emit(as_json, data, lines)
 
 
 @click.command("start")

@@ -24,4 +24,4 @@ if status == 'blocked' then return refuse('blocked', {task = task_table(tkey)}) 
 if status ~= 'available' then return refuse('not_available', {task = task_table(tkey)}) end
 local due = rcall('ZSCORE', K_DELAYED, id)
 if due and tonumber(due) > now then return refuse('not_available', {task = task_table(tkey)}) end
-return grant(now, id, agent, lease)
+return done({task = grant(now, id, agent, lease)})

@@ -11,17 +11,6 @@ if prev then return prev end
 
 local agent, lease, limit = ARGV[5], ARGV[6], tonumber(ARGV[7])
 local now = now_ms()
-reap_expired(now, limit)
-promote_due(now, limit)
-local popped = rcall('ZPOPMIN', K_READY)
-if #popped == 0 then
-  local next_due = nil
-  for _, key in ipairs({K_DELAYED, K_CLAIMED}) do
-    local head = rcall('ZRANGE', key, 0, 0, 'WITHSCORES')
-    if #head > 0 and (next_due == nil or tonumber(head[2]) < next_due) then
-      next_due = tonumber(head[2])
-    end
-  end
-  return refuse('none', {now = now, next_due = next_due})
-end
-return grant(now, popped[1], agent, lease)
+local task, next_due = claim_best(now, agent, lease, limit)
+if task then return done({task = task}) end
+return refuse('none', {now = now, next_due = next_due})

@@ -14,7 +14,7 @@ local now = now_ms()
 rcall('SREM', K_FAILED, id)
 rcall('HSET', tkey, 'attempts', '0')
 rcall('HDEL', tkey, 'failed_at', 'last_error', 'retry_at')
-if rcall('SCARD', deps_key(id)) == 0 then
+if tonumber(rcall('HGET', tkey, 'unmet') or '0') == 0 then
   make_available(tkey, id, 'failed')
 else
   move(tkey, 'failed', 'blocked')

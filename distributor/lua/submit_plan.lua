@@ -2,6 +2,8 @@
   ARGV[5]: JSON list of tasks in submission order (Python validated them and refused cycles):
            {id, title, description, files, dependencies (JSON text), deps (list), priority,
             estimated_minutes ('' if unknown), max_attempts, lease_ms}
+  Each task hash keeps `unmet` (how many dependencies are unfinished) and `dependents` (ids
+  of unfinished tasks waiting on it, comma-separated), so a completion reads one field.
   Refuses, writing nothing: 'duplicate' {ids} when an id already exists in the swarm;
   'unknown_dependency' {task, dependency} when a dependency is neither in the plan nor the swarm.
   Returns 'ok' {ids, available}; one `submitted` event.
@@ -30,24 +32,35 @@ end
 
 local now = now_ms()
 local ids, available = {}, {}
+local waiting_on, waiters = {}, {}  -- dependency id -> new dependents, in plan order
 for _, t in ipairs(tasks) do
   local seq = rcall('INCR', K_SEQ)
   local rank = int((1000 - t.priority) * 1099511627776 + seq)
   local unmet = 0
   for _, d in ipairs(t.deps) do
-    rcall('SADD', dependents_key(d), t.id)
     if in_plan[d] or rcall('HGET', task_key(d), 'status') ~= 'completed' then
-      rcall('SADD', deps_key(t.id), d)
       unmet = unmet + 1
+      if not waiters[d] then
+        waiters[d] = {}
+        waiting_on[#waiting_on + 1] = d
+      end
+      table.insert(waiters[d], t.id)
     end
   end
   local status = 'blocked'
   if unmet == 0 then status = 'available' end
-  rcall('HSET', task_key(t.id), 'id', t.id, 'title', t.title, 'description', t.description,
-        'files', t.files, 'dependencies', t.dependencies, 'priority', int(t.priority),
-        'estimated_minutes', t.estimated_minutes, 'max_attempts', int(t.max_attempts),
-        'lease_ms', int(t.lease_ms), 'status', status, 'attempts', '0', 'token', '0',
-        'created_at', int(now), 'rank', rank, 'seq', int(seq))
+  local fields = {'id', t.id, 'title', t.title, 'priority', int(t.priority),
+                  'max_attempts', int(t.max_attempts), 'lease_ms', int(t.lease_ms),
+                  'status', status, 'attempts', '0', 'token', '0', 'unmet', int(unmet),
+                  'created_at', int(now), 'rank', rank}
+  -- optional fields are left out when empty (smaller hashes; readers default them)
+  for _, name in ipairs({'description', 'files', 'dependencies', 'estimated_minutes'}) do
+    if t[name] ~= '' and t[name] ~= '[]' then
+      fields[#fields + 1] = name
+      fields[#fields + 1] = t[name]
+    end
+  end
+  rcall('HSET', task_key(t.id), unpack(fields))
   rcall('ZADD', K_ALL, seq, t.id)
   rcall('HINCRBY', K_COUNTS, status, 1)
   if status == 'available' then
@@ -55,6 +68,13 @@ for _, t in ipairs(tasks) do
     available[#available + 1] = t.id
   end
   ids[#ids + 1] = t.id
+end
+-- each unfinished dependency learns its new dependents (a comma list in its hash)
+for _, d in ipairs(waiting_on) do
+  local known = rcall('HGET', task_key(d), 'dependents')
+  local added = table.concat(waiters[d], ',')
+  if known and known ~= '' then added = known .. ',' .. added end
+  rcall('HSET', task_key(d), 'dependents', added)
 end
 emit(now, 'submitted', ids[1], '', {'tasks', int(#ids), 'available', int(#available)})
 return done({ids = ids, available = available})

@@ -21,8 +21,6 @@ local function now_ms()
 end
 
 local function task_key(id) return PREFIX .. 'task:' .. id end
-local function deps_key(id) return PREFIX .. 'deps:' .. id end
-local function dependents_key(id) return PREFIX .. 'dependents:' .. id end
 
 -- Change a task's status and keep the per-status counters exact.
 local function move(tkey, from, to)
@@ -135,7 +133,7 @@ local function promote_due(now, limit)
   return #ids
 end
 
--- Hand an available task to `agent` with a fresh fencing token and lease.
+-- Hand an available task to `agent` with a fresh fencing token and lease; returns the task.
 local function grant(now, id, agent, lease_override)
   local tkey = task_key(id)
   local lease = tonumber(rcall('HGET', tkey, 'lease_ms'))
@@ -151,5 +149,23 @@ local function grant(now, id, agent, lease_override)
   rcall('ZADD', K_CLAIMED, int(expires), id)
   move(tkey, 'available', 'claimed')
   emit(now, 'claimed', id, agent, {'token', int(token)})
-  return done({task = task_table(tkey)})
+  return task_table(tkey)
+end
+
+-- Claim the best ready task (priority, then age) after recovering up to `limit` expired leases
+-- and due retries. Returns the task, or nil and the earliest ms at which a retry backoff or a
+-- lease ends (nil when none), so a waiting client knows when to look again.
+local function claim_best(now, agent, lease_override, limit)
+  reap_expired(now, limit)
+  promote_due(now, limit)
+  local popped = rcall('ZPOPMIN', K_READY)
+  if #popped > 0 then return grant(now, popped[1], agent, lease_override), nil end
+  local next_due = nil
+  for _, key in ipairs({K_DELAYED, K_CLAIMED}) do
+    local head = rcall('ZRANGE', key, 0, 0, 'WITHSCORES')
+    if #head > 0 and (next_due == nil or tonumber(head[2]) < next_due) then
+      next_due = tonumber(head[2])
+    end
+  end
+  return nil, next_due
 end
