@@ -80,7 +80,7 @@ FULL = Sizes(
     broadcasts=1_000,
     panes=(50, 100),
     pane_runs=5,
-    timeout=600.0,
+    timeout=240.0,
 )
 QUICK = Sizes(
     tasks=120,
@@ -163,7 +163,16 @@ def lifecycle(report: Report, url: str, sizes: Sizes) -> None:
                 if isinstance(runner, str):
                     row[name] = {"skipped": runner}
                     continue
-                run = runner(url, sizes.tasks, sizes.width, procs, sizes.timeout)
+                try:
+                    run = runner(url, sizes.tasks, sizes.width, procs, sizes.timeout)
+                except TimeoutError as exc:
+                    if name == "swarmqueue":
+                        raise
+                    # a peer that hangs (BullMQ 3.4's flows stalled once in ~10 runs here) is
+                    # reported, not fatal: its best other run, if any, still counts
+                    row.setdefault(name, {"failed": str(exc)})
+                    print(f"{name} with {procs} process(es): {exc}", file=sys.stderr)
+                    continue
                 if run.per_second > (rates[name] or 0):
                     rates[name] = run.per_second
                     row[name] = {"completed": run.count, "distinct": len(set(run.ids)),
