@@ -172,6 +172,9 @@ class AsyncTaskQueue(AsyncClient):
         """One task with its state; ``TaskNotFound`` if absent."""
         return await self._run(queries.get(self.keys, task_id))
 
+    async def get_many(self, task_ids: list[str]) -> list[Task]:
+        return await self._run(queries.many(self.keys, task_ids))
+
     async def tasks(self, status: TaskStatus | str | None = None) -> list[Task]:
         """All tasks in submission order, optionally filtered by status."""
         return await self._run(queries.tasks(self.keys, status))

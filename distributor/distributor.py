@@ -82,7 +82,7 @@ class WorkDistributor:
         """Submit tasks (all or nothing) and announce the ones available at once."""
         plan = tasks if isinstance(tasks, Plan) else Plan(tasks=list(tasks))
         ids = self.queue.submit(plan)
-        available = [t for t in self.queue.tasks(TaskStatus.AVAILABLE) if t.id in set(ids)]
+        available = [t for t in self.queue.get_many(ids) if t.status == TaskStatus.AVAILABLE]
         self.announcer.plan_submitted(available, len(ids))
         return ids
 
@@ -91,7 +91,7 @@ class WorkDistributor:
     ) -> list[Task]:
         """Decompose a feature and submit its tasks; returns them with their state."""
         ids = self.submit_tasks(self.decompose_feature(description, research_results))
-        return [self.queue.get(i) for i in ids]
+        return self.queue.get_many(ids)
 
     async def broadcast_tasks(self, tasks: list[Task]) -> BroadcastSummary:
         """Announce which of ``tasks`` are available now, without blocking the event loop.
@@ -99,9 +99,8 @@ class WorkDistributor:
         Returns at once with the recorded message (each recipient ``pending`` until a worker
         delivers it; see ``Messenger.get``), or the specific reason nothing was sent.
         """
-        wanted = {t.id for t in tasks}
-        current = await asyncio.to_thread(self.queue.tasks, TaskStatus.AVAILABLE)
-        available = [t for t in current if t.id in wanted]
+        current = await asyncio.to_thread(self.queue.get_many, [t.id for t in tasks])
+        available = [t for t in current if t.status == TaskStatus.AVAILABLE]
         ids = [t.id for t in available]
         if not available:
             return BroadcastSummary(announced=[], error="no available tasks")

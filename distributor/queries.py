@@ -52,6 +52,19 @@ def _load(keys: SwarmKeys, ids: list[str]) -> Op[list[dict[str, str]]]:
     return hashes
 
 
+def many(keys: SwarmKeys, task_ids: list[str]) -> Op[list[Task]]:
+    """The named tasks that exist, in the order given (a plan's tasks, without a full listing)."""
+    for task_id in task_ids:
+        validated(check_task_id, task_id)
+    hashes = yield from _load(keys, task_ids)
+    status_of = {h["id"]: h["status"] for h in hashes}
+    outside = sorted({d for h in hashes for d in _dependencies(h) if d not in status_of})
+    if outside and any(h.get("unmet", "0") != "0" for h in hashes):
+        replies = yield Batch(tuple(Command(("HGET", keys.task(d), "status")) for d in outside))
+        status_of.update({d: text(s) for d, s in zip(outside, replies, strict=True) if s})
+    return [codec.task_from_hash(h, _unmet(h, status_of)) for h in hashes]
+
+
 def tasks(keys: SwarmKeys, status: TaskStatus | str | None = None) -> Op[list[Task]]:
     """Every task in submission order, optionally only those with ``status``."""
     wanted: TaskStatus | None = None

@@ -173,6 +173,10 @@ class TaskQueue(SyncClient):
         """One task with its state; ``TaskNotFound`` if absent."""
         return self._run(queries.get(self.keys, task_id))
 
+    def get_many(self, task_ids: list[str]) -> list[Task]:
+        """The named tasks that exist, in the given order (one round trip per 500)."""
+        return self._run(queries.many(self.keys, task_ids))
+
     def tasks(self, status: TaskStatus | str | None = None) -> list[Task]:
         """All tasks in submission order, optionally filtered by status."""
         return self._run(queries.tasks(self.keys, status))

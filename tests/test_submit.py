@@ -114,3 +114,11 @@ def test_later_plans_add_dependents_to_unfinished_tasks(queue: TaskQueue) -> Non
     assert claim is not None and claim.task.id == "base"
     assert queue.complete("base", "a1", claim.token).unblocked == ["one", "two"]
     assert queue.get("three").unmet_dependencies == ["two"]
+
+
+def test_get_many_returns_named_tasks_in_order(queue: TaskQueue) -> None:
+    queue.submit(chain_plan(4))
+    found = queue.get_many(["t3", "ghost", "t0"])
+    assert [t.id for t in found] == ["t3", "t0"]
+    assert found[0].unmet_dependencies == ["t2"]  # its dependency is outside the list
+    assert found[1].status == TaskStatus.AVAILABLE

@@ -54,8 +54,7 @@ def read_plan_file(path: str) -> Any:
 
 
 def _announce_submitted(obj: CliContext, ids: list[str]) -> None:
-    wanted = set(ids)
-    available = [t for t in obj.queue.tasks(TaskStatus.AVAILABLE) if t.id in wanted]
+    available = [t for t in obj.queue.get_many(ids) if t.status == TaskStatus.AVAILABLE]
     obj.announcer.plan_submitted(available, len(ids))
 
 
