@@ -13,16 +13,15 @@ if prev then return prev end
 
 local id, agent, token = ARGV[5], ARGV[6], ARGV[7]
 local tkey = task_key(id)
-local refused = check_holder(tkey, agent, token)
+local refused, held = check_holder(tkey, agent, token)
 if refused then return refused end
 
 local now = now_ms()
-move(tkey, rcall('HGET', tkey, 'status'), 'completed')
+move(tkey, held.status, 'completed', 'completed_at', int(now))
 rcall('ZREM', K_CLAIMED, id)
-rcall('HSET', tkey, 'completed_at', int(now))
 rcall('HDEL', tkey, 'lease_expires_at')
 local unblocked = {}
-for dep in string.gmatch(rcall('HGET', tkey, 'dependents') or '', '[^,]+') do
+for dep in string.gmatch(held.dependents or '', '[^,]+') do
   local dkey = task_key(dep)
   if rcall('HINCRBY', dkey, 'unmet', -1) == 0 and rcall('HGET', dkey, 'status') == 'blocked' then
     make_available(dkey, dep, 'blocked')

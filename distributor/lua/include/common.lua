@@ -22,9 +22,9 @@ end
 
 local function task_key(id) return PREFIX .. 'task:' .. id end
 
--- Change a task's status and keep the per-status counters exact.
-local function move(tkey, from, to)
-  rcall('HSET', tkey, 'status', to)
+-- Change a task's status (and set any other fields given) and keep the counters exact.
+local function move(tkey, from, to, ...)
+  rcall('HSET', tkey, 'status', to, ...)
   rcall('HINCRBY', K_COUNTS, from, -1)
   rcall('HINCRBY', K_COUNTS, to, 1)
 end
@@ -71,14 +71,14 @@ end
 
 local function is_active(status) return status == 'claimed' or status == 'in_progress' end
 
--- Nil when agent/token hold the task's live claim, else the refusal to return.
+-- Nil and the task's fields when agent/token hold its live claim, else the refusal to return.
 local function check_holder(tkey, agent, token)
   local t = task_table(tkey)
   if not t.status then return refuse('not_found') end
   if not is_active(t.status) then return refuse('stale', {task = t, detail = 'task is ' .. t.status}) end
   if t.agent_id ~= agent then return refuse('stale', {task = t, detail = 'held by another agent'}) end
   if t.token ~= token then return refuse('stale', {task = t, detail = 'token ' .. token .. ' is not current'}) end
-  return nil
+  return nil, t
 end
 
 -- Forget who held a task (its claim ended without completion).
@@ -134,20 +134,21 @@ local function promote_due(now, limit)
 end
 
 -- Hand an available task to `agent` with a fresh fencing token and lease; returns the task.
-local function grant(now, id, agent, lease_override)
+-- `popped` says the caller already took it off `ready` (and it was not waiting in `delayed`).
+local function grant(now, id, agent, lease_override, popped)
   local tkey = task_key(id)
-  local lease = tonumber(rcall('HGET', tkey, 'lease_ms'))
-  if lease_override ~= '' then lease = tonumber(lease_override) end
+  local lease = tonumber(lease_override ~= '' and lease_override or rcall('HGET', tkey, 'lease_ms'))
   local token = rcall('HINCRBY', tkey, 'token', 1)
   rcall('HINCRBY', tkey, 'attempts', 1)
   local expires = now + lease
-  rcall('HSET', tkey, 'agent_id', agent, 'claimed_at', int(now), 'lease_expires_at', int(expires),
-        'lease_ms_claim', int(lease))
   rcall('HDEL', tkey, 'retry_at', 'started_at')
-  rcall('ZREM', K_READY, id)
-  rcall('ZREM', K_DELAYED, id)
+  if not popped then
+    rcall('ZREM', K_READY, id)
+    rcall('ZREM', K_DELAYED, id)
+  end
   rcall('ZADD', K_CLAIMED, int(expires), id)
-  move(tkey, 'available', 'claimed')
+  move(tkey, 'available', 'claimed', 'agent_id', agent, 'claimed_at', int(now),
+       'lease_expires_at', int(expires), 'lease_ms_claim', int(lease))
   emit(now, 'claimed', id, agent, {'token', int(token)})
   return task_table(tkey)
 end
@@ -159,7 +160,7 @@ local function claim_best(now, agent, lease_override, limit)
   reap_expired(now, limit)
   promote_due(now, limit)
   local popped = rcall('ZPOPMIN', K_READY)
-  if #popped > 0 then return grant(now, popped[1], agent, lease_override), nil end
+  if #popped > 0 then return grant(now, popped[1], agent, lease_override, true), nil end
   local next_due = nil
   for _, key in ipairs({K_DELAYED, K_CLAIMED}) do
     local head = rcall('ZRANGE', key, 0, 0, 'WITHSCORES')
