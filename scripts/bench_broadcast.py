@@ -13,6 +13,7 @@ import subprocess
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import redis
 from rq import Queue
@@ -99,6 +100,8 @@ class PrivateTmux:
 
     def kill(self) -> None:
         subprocess.run(["tmux", "-L", self.name, "kill-server"], capture_output=True, check=False)
+        if self.socket:  # tmux 3.3 leaves the socket file of a killed server behind
+            Path(self.socket).unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
