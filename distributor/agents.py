@@ -18,11 +18,17 @@ from pydantic import ValidationError as PydanticValidationError
 
 from distributor.calls import Batch, Command, Op, ScriptCall, text
 from distributor.client import SyncClient
-from distributor.codec import decode_map, script_reply
+from distributor.codec import decode_map, redis_now_ms, script_reply
 from distributor.errors import AgentNotFoundError, ValidationError
 from distributor.executor import SyncExecutor
 from distributor.keys import SwarmKeys
-from distributor.models import AgentId, check_agent_id, ms_to_datetime
+from distributor.models import (
+    AgentId,
+    check_agent_id,
+    ms_to_datetime,
+    validated,
+    validation_error,
+)
 from distributor.settings import Settings
 
 PANE_RE = re.compile(r"%[0-9]{1,9}")
@@ -114,11 +120,7 @@ def _agent_from_hash(raw: Any, now: datetime | None, stale_after: float) -> Agen
 
 def redis_now(reply: Any, clock: Any) -> datetime:
     """Redis ``TIME`` (plus the swarm's test clock offset) as an aware datetime."""
-    seconds, micros = (int(text(v)) for v in reply)
-    offset_ms = int(text(clock)) if clock is not None else 0
-    return datetime.fromtimestamp(seconds + micros / 1e6, tz=UTC) + timedelta(
-        milliseconds=offset_ms
-    )
+    return datetime.fromtimestamp(redis_now_ms(reply, clock) / 1000, tz=UTC)
 
 
 class AgentOps:
@@ -199,10 +201,7 @@ class AgentOps:
 
 def validated_agent_id(agent_id: str) -> str:
     """``agent_id`` if valid, else ``ValidationError``."""
-    try:
-        return check_agent_id(agent_id)
-    except ValueError as exc:
-        raise ValidationError(str(exc)) from None
+    return validated(check_agent_id, agent_id)
 
 
 def parse_address(**fields: Any) -> AgentAddress:
@@ -210,10 +209,7 @@ def parse_address(**fields: Any) -> AgentAddress:
     try:
         return AgentAddress.model_validate(fields)
     except PydanticValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        msg = str(first["msg"]).removeprefix("Value error, ")
-        raise ValidationError(f"{where}: {msg}" if where else msg) from None
+        raise validation_error(exc) from None
 
 
 class AgentRegistry(SyncClient):

@@ -30,6 +30,12 @@ def decode_map(raw: Any) -> dict[str, str]:
     }
 
 
+def redis_now_ms(time_reply: Any, clock: Any) -> int:
+    """Redis ``TIME`` in ms plus the swarm's ``clock`` offset: what the scripts call now."""
+    seconds, micros = (int(text(v)) for v in time_reply)
+    return seconds * 1000 + micros // 1000 + (int(text(clock)) if clock else 0)
+
+
 def task_from_hash(raw: Any, unmet: list[str] | None = None) -> Task:
     """Build a :class:`Task` from its Redis hash.
 

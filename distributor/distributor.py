@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from distributor.announce import ANNOUNCE_ERRORS, Announcer, announcer_settings, plan_text
+from distributor.announce import ANNOUNCE_ERRORS, Announcer, plan_text
 from distributor.decompose import decompose
 from distributor.errors import StaleClaim, ValidationError
 from distributor.log import get_logger
@@ -62,12 +62,12 @@ class WorkDistributor:
         self.queue = queue or TaskQueue.from_url(settings=settings)
         self.settings = settings or self.queue.settings
         if messenger is None and announce:
-            messenger = Messenger(
-                self.queue.redis, self.queue.swarm, settings=announcer_settings(self.settings)
-            )
+            self.announcer = Announcer.on(self.queue.redis, self.queue.swarm, self.settings)
+            messenger = self.announcer.messenger
+        else:
+            sync_messenger = messenger if isinstance(messenger, Messenger) and announce else None
+            self.announcer = Announcer(sync_messenger, self.settings)
         self.messenger = messenger
-        sync_messenger = messenger if isinstance(messenger, Messenger) else None
-        self.announcer = Announcer(sync_messenger if announce else None, self.settings)
         self._claims: dict[str, Claim] = {}
 
     # -- planning ---------------------------------------------------------------------------

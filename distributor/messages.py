@@ -29,7 +29,7 @@ from pydantic import ValidationError as PydanticValidationError
 from distributor.agents import validated_agent_id
 from distributor.calls import Batch, Command, Op, ScriptCall, text
 from distributor.client import SwarmClient, SyncClient, async_redis_from_url, redis_from_url
-from distributor.codec import decode_map, script_reply
+from distributor.codec import decode_map, redis_now_ms, script_reply
 from distributor.dispatch import Dispatcher
 from distributor.errors import (
     AgentNotFoundError,
@@ -39,7 +39,7 @@ from distributor.errors import (
 )
 from distributor.executor import AsyncExecutor, SyncExecutor
 from distributor.keys import NAMESPACE, SwarmKeys
-from distributor.models import AgentId, ms_to_datetime
+from distributor.models import AgentId, ms_to_datetime, validation_error
 from distributor.ratelimit import WINDOW_SECONDS
 from distributor.sanitize import clean_content, strip_controls
 from distributor.settings import Settings
@@ -189,10 +189,7 @@ def prepare(
     try:
         return Outgoing(content=cleaned, type=kind, sender=sender, recipients=recipients)
     except PydanticValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        msg = str(first["msg"]).removeprefix("Value error, ")
-        raise ValidationError(f"{where}: {msg}") from None
+        raise validation_error(exc) from None
 
 
 def check_message_id(message_id: str) -> str:
@@ -318,8 +315,7 @@ class MessageOps:
     def undispatched(self, older_than: float) -> Op[list[tuple[str, str]]]:
         """(message id, host) of delivery jobs not started ``older_than`` seconds after sending."""
         time_reply, clock = yield Batch((Command(("TIME",)), Command(("GET", self.keys.clock))))
-        seconds, micros = (int(text(v)) for v in time_reply)
-        now_ms = seconds * 1000 + micros // 1000 + (int(text(clock)) if clock else 0)
+        now_ms = redis_now_ms(time_reply, clock)
         due = yield Command(("ZRANGEBYSCORE", self.keys.outbox, "-inf", now_ms - older_than * 1000))
         pairs = []
         for entry in due:

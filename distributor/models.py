@@ -7,11 +7,17 @@ malformed id is refused before a single Redis command is sent.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from distributor.errors import ValidationError
+
+T = TypeVar("T")
 
 TASK_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,100}")
 AGENT_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -194,6 +200,23 @@ class Event(BaseModel):
     def unblocked(self) -> list[str]:
         raw = self.data.get("unblocked", "")
         return raw.split(",") if raw else []
+
+
+def validated(check: Callable[[T], T], value: T) -> T:
+    """Run a field check, turning its ``ValueError`` into our :class:`ValidationError`."""
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def validation_error(exc: PydanticValidationError) -> ValidationError:
+    """Our :class:`ValidationError` naming pydantic's first bad field (and how many more)."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    msg = str(first["msg"]).removeprefix("Value error, ")
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return ValidationError(f"{where}: {msg}{more}" if where else f"{msg}{more}")
 
 
 def ms_to_datetime(value: Any) -> datetime | None:

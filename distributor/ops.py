@@ -38,19 +38,13 @@ from distributor.models import (
     check_agent_id,
     check_task_id,
     ms_to_datetime,
+    validated,
+    validation_error,
 )
 from distributor.settings import Settings
 
 MAX_REASON = 2_000
 _REQUEST_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
-
-
-def validated(check: Any, value: Any) -> Any:
-    """Run a field check, turning its ``ValueError`` into our :class:`ValidationError`."""
-    try:
-        return check(value)
-    except ValueError as exc:
-        raise ValidationError(str(exc)) from None
 
 
 def check_request_id(request_id: str | None) -> str:
@@ -85,15 +79,7 @@ def parse_plan(plan: Plan | dict[str, Any] | list[Any]) -> Plan:
     try:
         return Plan.model_validate(data)
     except PydanticValidationError as exc:
-        raise ValidationError(_pydantic_message(exc)) from None
-
-
-def _pydantic_message(exc: PydanticValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"])
-    msg = str(first["msg"]).removeprefix("Value error, ")
-    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{where}: {msg}{more}" if where else f"{msg}{more}"
+        raise validation_error(exc) from None
 
 
 def check_plan(plan: Plan) -> list[Task]:

@@ -13,8 +13,7 @@ from distributor import codec
 from distributor.calls import Batch, Command, Op, text
 from distributor.errors import TaskNotFound, ValidationError
 from distributor.keys import SwarmKeys
-from distributor.models import ACTIVE_STATUSES, Task, TaskStatus, check_task_id
-from distributor.ops import validated
+from distributor.models import ACTIVE_STATUSES, Task, TaskStatus, check_task_id, validated
 
 _CHUNK = 500
 
@@ -31,16 +30,10 @@ def _unmet(h: dict[str, str], status_of: dict[str, str]) -> list[str]:
 
 
 def get(keys: SwarmKeys, task_id: str) -> Op[Task]:
-    validated(check_task_id, task_id)
-    h = codec.decode_map((yield Command(("HGETALL", keys.task(task_id)))))
-    if not h:
+    found = yield from many(keys, [task_id])
+    if not found:
         raise TaskNotFound(task_id)
-    status_of: dict[str, str] = {}
-    deps = _dependencies(h) if h.get("unmet", "0") != "0" else []
-    if deps:
-        replies = yield Batch(tuple(Command(("HGET", keys.task(d), "status")) for d in deps))
-        status_of = {d: text(s) for d, s in zip(deps, replies, strict=True) if s is not None}
-    return codec.task_from_hash(h, _unmet(h, status_of))
+    return found[0]
 
 
 def _load(keys: SwarmKeys, ids: list[str]) -> Op[list[dict[str, str]]]:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from distributor.agents import validated_agent_id
 from distributor.calls import Batch, Command, Op, text
+from distributor.codec import redis_now_ms
 from distributor.keys import SwarmKeys
 
 WINDOW_SECONDS = 60
@@ -36,8 +37,7 @@ def usage(keys: SwarmKeys, sender: str, limit: int) -> Op[RateUsage]:
     """Read a sender's usage without counting a message."""
     validated_agent_id(sender)
     time_reply, clock = yield Batch((Command(("TIME",)), Command(("GET", keys.clock))))
-    seconds, micros = (int(text(v)) for v in time_reply)
-    now = seconds * 1000 + micros // 1000 + (int(text(clock)) if clock else 0)
+    now = redis_now_ms(time_reply, clock)
     window_ms = WINDOW_SECONDS * 1000
     recent = yield Command(
         ("ZRANGEBYSCORE", keys.rate(sender), now - window_ms + 1, "+inf", "WITHSCORES")
