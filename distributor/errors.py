@@ -99,10 +99,6 @@ class DependencyCycle(PlanError):
         return f"dependency cycle: {' -> '.join(self.cycle)}"
 
 
-class NothingToClaim(RefusedError):
-    """No task is ready (used by the CLI; the API returns ``None`` instead)."""
-
-
 # -- messaging: agents, broadcasts, tmux delivery ------------------------------------------------
 
 
