@@ -21,7 +21,7 @@ import pytest
 import redis
 from click.testing import CliRunner, Result
 
-from distributor.cli import main
+from distributor.cli import main, tokens
 from distributor.cli.app import CliContext, exit_code_for
 from distributor.errors import (
     ConfigError,
@@ -196,6 +196,22 @@ def test_token_files_stay_inside_the_state_dir(
     assert snapshot(redis_client, one_task.keys.prefix) == before
     assert not list(elsewhere.iterdir())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "state"]
+
+
+def test_default_state_dir_follows_xdg_and_needs_a_home(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SWARMQUEUE_STATE_DIR")
+    monkeypatch.setenv("XDG_STATE_HOME", "/var/lib/agents")
+    assert tokens.state_dir() == Path("/var/lib/agents/swarmqueue")
+    monkeypatch.setenv("XDG_STATE_HOME", "relative")  # the XDG spec: ignored
+    monkeypatch.setenv("HOME", "/home/agent")
+    assert tokens.state_dir() == Path("/home/agent/.local/state/swarmqueue")
+
+    def homeless() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(homeless))
+    with pytest.raises(ConfigError, match="set SWARMQUEUE_STATE_DIR"):
+        tokens.state_dir()
 
 
 def test_unreadable_token_store_is_a_config_error_and_junk_is_ignored(

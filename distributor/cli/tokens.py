@@ -32,8 +32,12 @@ def state_dir() -> Path:
             raise ConfigError(f"SWARMQUEUE_STATE_DIR must be an absolute path, not {explicit!r}")
         return path
     xdg = os.environ.get("XDG_STATE_HOME", "")  # the XDG spec: a relative value counts as unset
-    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "state"
-    return base / "swarmqueue"
+    if os.path.isabs(xdg):
+        return Path(xdg) / "swarmqueue"
+    try:
+        return Path.home() / ".local" / "state" / "swarmqueue"
+    except RuntimeError:  # no $HOME and no password entry
+        raise ConfigError("no home directory for claim tokens: set SWARMQUEUE_STATE_DIR") from None
 
 
 def _unusable(where: Path, exc: OSError) -> ConfigError:
