@@ -1,11 +1,13 @@
 """The exceptions swarmqueue raises, grouped so callers can catch them by meaning.
 
 Every error derives from :class:`SwarmQueueError`. The CLI maps each family to one exit code
-(see ``EXIT_CODES`` in :mod:`distributor.cli.errors`); library callers catch the specific class
+(see ``exit_code_for`` in :mod:`distributor.cli.app`); library callers catch the specific class
 they can act on and let the rest propagate.
 """
 
 from __future__ import annotations
+
+SHOWN_IDS = 20  # ids an error message names at most, so it stays one readable line
 
 
 class SwarmQueueError(Exception):
@@ -62,18 +64,25 @@ class InvalidTransition(RefusedError):
 
 
 class PlanError(RefusedError):
-    """A plan was refused as a whole; nothing of it was written."""
+    """A plan was refused as a whole; nothing of it was written.
+
+    ``in_itself`` is True when the plan is wrong whatever the swarm holds (a cycle, an id
+    listed twice): the CLI calls that invalid input (exit 2). False when the plan only conflicts
+    with the swarm (an id it already has, a dependency it lacks): a refusal by state (exit 1).
+    """
+
+    in_itself = False
 
 
 class DuplicateTask(PlanError):
-    """A task id appears twice in a plan, or already exists in the swarm."""
+    """A task id already exists in the swarm (:class:`DuplicateInPlan`: twice in the plan)."""
 
     def __init__(self, task_ids: list[str]) -> None:
         super().__init__(task_ids)
         self.task_ids = task_ids
 
     def __str__(self) -> str:
-        return f"duplicate task id(s): {', '.join(self.task_ids)}"
+        return f"task id(s) already in the swarm: {_listed(self.task_ids)}"
 
 
 class UnknownDependency(PlanError):
@@ -89,14 +98,38 @@ class UnknownDependency(PlanError):
 
 
 class DependencyCycle(PlanError):
-    """The plan's dependencies form a cycle."""
+    """The plan's dependencies form a cycle (``[a, b, a]``; ``[a, a]``: a depends on itself)."""
+
+    in_itself = True
 
     def __init__(self, cycle: list[str]) -> None:
         super().__init__(cycle)
         self.cycle = cycle
 
     def __str__(self) -> str:
-        return f"dependency cycle: {' -> '.join(self.cycle)}"
+        if len(self.cycle) == 2 and self.cycle[0] == self.cycle[1]:
+            return f"dependency cycle: {self.cycle[0]} -> {self.cycle[0]} (depends on itself)"
+        return f"dependency cycle: {_listed(self.cycle, ' -> ')}"
+
+
+class DuplicateInPlan(DuplicateTask):
+    """A task id appears more than once in the plan itself."""
+
+    in_itself = True
+
+    def __str__(self) -> str:
+        return f"task id(s) listed twice in the plan: {_listed(self.task_ids)}"
+
+
+class ConfigError(ValidationError):
+    """A setting, the config file or the state directory is unusable; nothing was done."""
+
+
+def _listed(ids: list[str], sep: str = ", ", limit: int = SHOWN_IDS) -> str:
+    """``ids`` joined for one line of output: the first ``limit``, then how many more."""
+    if len(ids) <= limit:
+        return sep.join(ids)
+    return f"{sep.join(ids[:limit])}{sep}... and {len(ids) - limit} more"
 
 
 # -- messaging: agents, broadcasts, tmux delivery ------------------------------------------------

@@ -56,10 +56,14 @@ SCRIPT_KEY_NAMES = (
 
 
 def check_swarm(name: str) -> str:
-    """Return ``name`` if it is a valid swarm name, else raise ``ValueError``."""
-    if not _SWARM_RE.fullmatch(name):
+    """Return ``name`` if it is a valid swarm name, else raise ``ValueError``.
+
+    ``.`` and ``..`` are refused: the CLI names a directory after the swarm (remembered tokens).
+    """
+    if not _SWARM_RE.fullmatch(name) or name in (".", ".."):
         raise ValueError(
             f"invalid swarm name {name[:40]!r}: must be 1-64 letters, digits, '.', '_' or '-'"
+            " (not '.' or '..')"
         )
     return name
 

@@ -19,6 +19,7 @@ from distributor import codec
 from distributor.calls import Arg, Op, ScriptCall
 from distributor.errors import (
     DependencyCycle,
+    DuplicateInPlan,
     DuplicateTask,
     InvalidTransition,
     StaleClaim,
@@ -91,7 +92,7 @@ def check_plan(plan: Plan) -> list[Task]:
             dups.add(task.id)
         by_id[task.id] = task
     if dups:
-        raise DuplicateTask(sorted(dups))
+        raise DuplicateInPlan(sorted(dups))
     sorter = graphlib.TopologicalSorter({t.id: t.dependencies for t in plan.tasks})
     try:
         sorter.prepare()

@@ -3,22 +3,35 @@
 Values come, highest first, from keyword arguments, environment variables prefixed
 ``SWARMQUEUE_`` (``SWARMQUEUE_REDIS_URL``, ``SWARMQUEUE_LEASE_SECONDS``, ...) and an optional
 ``swarmqueue.toml`` in the working directory (or the file named by ``SWARMQUEUE_CONFIG``).
+
+A config file that cannot be read or parsed, a key in it that is no setting (likely a typo), or a
+``SWARMQUEUE_CONFIG`` naming a missing file raise :class:`~distributor.errors.ConfigError`.
+Unknown ``SWARMQUEUE_*`` environment variables are ignored: the prefix is shared with variables
+that are no settings (``SWARMQUEUE_CONFIG``, ``SWARMQUEUE_STATE_DIR``, the test scripts' own).
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import socket
-from typing import Literal
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
 )
+from redis.connection import parse_url
+
+from distributor.errors import ConfigError
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def _default_host() -> str:
@@ -73,7 +86,20 @@ class Settings(BaseSettings):
         600, ge=1, description="rate limit of the announcing sender (one per transition)"
     )
     log_format: Literal["auto", "json", "console"] = "auto"
-    log_level: str = "INFO"
+    log_level: str = Field("INFO", description="one of " + ", ".join(LOG_LEVELS))
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        parse_url(value)  # type: ignore[no-untyped-call]  # redis-py's own parser; raises ValueError
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"{value[:20]!r} is no log level: use one of {', '.join(LOG_LEVELS)}")
+        return value.upper()
 
     @classmethod
     def settings_customise_sources(
@@ -84,9 +110,32 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = os.environ.get("SWARMQUEUE_CONFIG", "swarmqueue.toml")
-        return (
-            init_settings,
-            env_settings,
-            TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
-        )
+        file_values = InitSettingsSource(settings_cls, init_kwargs=read_config_file(settings_cls))
+        return (init_settings, env_settings, file_values)
+
+
+def read_config_file(settings_cls: type[BaseSettings] = Settings) -> dict[str, Any]:
+    """The settings in ``$SWARMQUEUE_CONFIG`` or ``./swarmqueue.toml`` ({} when neither exists).
+
+    Raises ``ConfigError`` for a file that cannot be read or parsed, a key that is no setting
+    (naming the closest one), and a ``SWARMQUEUE_CONFIG`` that names a missing file.
+    """
+    named = os.environ.get("SWARMQUEUE_CONFIG")
+    path = Path(named).expanduser() if named else Path("swarmqueue.toml")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        if named:
+            raise ConfigError(f"SWARMQUEUE_CONFIG names {named!r}, which does not exist") from None
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    known = list(settings_cls.model_fields)
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(key.lower().replace("-", "_"), known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"config file {path}: unknown setting {key[:40]!r}{hint}")
+    return data

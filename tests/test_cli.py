@@ -54,8 +54,8 @@ def test_refusals_exit_1_with_one_line(cli_obj: CliContext, queue: TaskQueue) ->
     stale = run(cli_obj, "done", "a", "--agent", "x", "--token", "99")
     assert stale.exit_code == 1 and "stale" in stale.stderr
     assert len(stale.stderr.strip().splitlines()) == 1
-    missing = run(cli_obj, "done", "a", "--agent", "nobody")
-    assert missing.exit_code == 2 and "--token" in missing.stderr
+    missing = run(cli_obj, "done", "a", "--agent", "nobody")  # no token remembered: a refusal
+    assert missing.exit_code == 1 and "--token" in missing.stderr
 
 
 @pytest.mark.parametrize("bad", HOSTILE_IDS)
@@ -70,7 +70,7 @@ def test_hostile_ids_exit_2(cli_obj: CliContext, bad: str) -> None:
 def test_bad_plan_files_exit_2(cli_obj: CliContext, tmp_path: Path) -> None:
     cycle = tmp_path / "cycle.json"
     cycle.write_text(json.dumps({"tasks": [{"id": "a", "title": "A", "dependencies": ["a"]}]}))
-    assert run(cli_obj, "plan", "submit", str(cycle)).exit_code == 1  # refused: a cycle
+    assert run(cli_obj, "plan", "submit", str(cycle)).exit_code == 2  # a cycle: wrong in itself
     garbage = tmp_path / "garbage.yaml"
     garbage.write_text("tasks: [unclosed")
     result = run(cli_obj, "plan", "submit", str(garbage))

@@ -10,7 +10,13 @@ Exit codes (documented in the README):
 4     Redis answered with an error
 ====  =====================================================================
 
-Errors print one line on stderr, never a traceback.
+The rule between 1 and 2: input that is wrong whatever the swarm holds is 2 (a bad id or field,
+a plan with a cycle or an id listed twice, a usage error, a bad setting, config file or state
+directory); input that is fine but meets a swarm state that refuses it is 1 (nothing ready, a
+claim someone else holds, no token remembered here, a plan naming an id the swarm already has
+or a dependency it lacks).
+
+Errors print one line on stderr, never a traceback; click's usage errors too.
 """
 
 from __future__ import annotations
@@ -22,9 +28,17 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 import redis
 
-from distributor.errors import RedisUnavailable, RefusedError, SwarmQueueError, ValidationError
+from distributor.errors import (
+    ConfigError,
+    PlanError,
+    RedisUnavailable,
+    RefusedError,
+    SwarmQueueError,
+    ValidationError,
+)
 from distributor.log import configure_logging
 from distributor.queue import TaskQueue
+from distributor.sanitize import strip_controls
 from distributor.settings import Settings
 
 if TYPE_CHECKING:
@@ -34,19 +48,24 @@ EXIT_REFUSED, EXIT_INVALID, EXIT_UNREACHABLE, EXIT_REDIS_ERROR = 1, 2, 3, 4
 
 
 class CliError(click.ClickException):
-    """An error shown as one line ``swarmqueue: <message>`` with a chosen exit code."""
+    """An error shown as one line ``swarmqueue: <message>`` with a chosen exit code.
+
+    The message is made inert and flat first (no escape sequences, line breaks shown as a
+    mark): it may quote what a user or another agent typed.
+    """
 
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code  # type: ignore[misc]
 
     def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"swarmqueue: {self.format_message()}", file=file or sys.stderr)
+        line = strip_controls(self.format_message())
+        click.echo(f"swarmqueue: {line}", file=file or sys.stderr)
 
 
 def exit_code_for(exc: BaseException) -> int | None:
     """The CLI exit code of a library error, or None for errors that are bugs."""
-    if isinstance(exc, ValidationError):
+    if isinstance(exc, ValidationError) or (isinstance(exc, PlanError) and exc.in_itself):
         return EXIT_INVALID
     if isinstance(exc, RedisUnavailable | redis.ConnectionError | redis.TimeoutError):
         return EXIT_UNREACHABLE
@@ -59,7 +78,44 @@ def exit_code_for(exc: BaseException) -> int | None:
     return None
 
 
-class SwarmGroup(click.Group):
+# click >= 8.2 raises this usage error to show a group's help when no command is given
+_SHOW_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+def one_line_usage_error(exc: click.UsageError) -> CliError:
+    """A click usage error (missing or unknown option, bad value) as one line, exit 2."""
+    message = exc.format_message().removesuffix(".")
+    where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+    return CliError(f"{message[:1].lower()}{message[1:]}{where}", EXIT_INVALID)
+
+
+class OneLineUsageGroup(click.Group):
+    """A click group whose usage errors, its own and its subcommands', print one line."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            if isinstance(exc, _SHOW_HELP):
+                raise
+            raise one_line_usage_error(exc) from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            if isinstance(exc, _SHOW_HELP):
+                raise
+            raise one_line_usage_error(exc) from None
+
+
+class SwarmGroup(OneLineUsageGroup):
     """A click group that turns swarmqueue and Redis errors into one line and an exit code.
 
     ``lazy`` maps a command name to the module whose ``COMMANDS`` list defines it; the module is
@@ -118,15 +174,18 @@ class CliContext:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from env/toml with command-line overrides; bad values exit 2."""
+    """Settings from env/toml with command-line overrides; bad values and config files exit 2."""
     from pydantic import ValidationError as PydanticValidationError
 
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as exc:
+        raise CliError(str(exc), EXIT_INVALID) from None
     except PydanticValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise CliError(f"invalid setting {where}: {first['msg']}", EXIT_INVALID) from None
+        msg = str(first["msg"]).removeprefix("Value error, ")
+        raise CliError(f"invalid setting {where}: {msg}", EXIT_INVALID) from None
 
 
 @click.group(cls=SwarmGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -151,8 +210,8 @@ def main(
     """swarmqueue: a Redis-backed queue that hands a DAG of tasks to AI coding agents.
 
     Agents pull work with `next`, report with `done` / `fail`; operators watch with
-    `status` and `tasks`. Exit codes: 0 ok, 1 refused, 2 invalid input, 3 Redis
-    unreachable, 4 Redis error.
+    `status` and `tasks`. Exit codes: 0 ok, 1 refused by the swarm's state, 2 invalid
+    input or configuration, 3 Redis unreachable, 4 Redis error.
     """
     from distributor.keys import check_swarm
 

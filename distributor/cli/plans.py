@@ -29,6 +29,8 @@ def parse_file(path: str) -> Any:
     try:
         if path == "-":
             raw = sys.stdin.read(MAX_PLAN_FILE_BYTES + 1)
+            if len(raw) > MAX_PLAN_FILE_BYTES:
+                raise CliError(f"stdin: larger than {MAX_PLAN_FILE_BYTES} bytes", EXIT_INVALID)
         else:
             file = Path(path)
             if file.stat().st_size > MAX_PLAN_FILE_BYTES:

@@ -4,11 +4,16 @@ operators (tasks, task, status, retry, cancel, reap) run."""
 from __future__ import annotations
 
 import click
+import redis
 
 from distributor.cli import tokens
 from distributor.cli.app import EXIT_INVALID, EXIT_REFUSED, CliContext, CliError
 from distributor.cli.output import emit, json_option, when
+from distributor.errors import ConfigError, SwarmQueueError
+from distributor.log import get_logger
 from distributor.models import Claim, Task, TaskStatus
+
+log = get_logger(__name__)
 
 agent_option = click.option("--agent", "agent_id", required=True, help="Your agent id.")
 token_option = click.option(
@@ -22,21 +27,57 @@ def _token(obj: CliContext, agent_id: str, task_id: str, token: int | None) -> i
     if token is not None:
         return token
     remembered = tokens.recall(obj.settings.swarm, agent_id, task_id)
-    if remembered is None:
+    if remembered is None:  # a refusal by state: this host holds no claim of the agent on it
         raise CliError(
             f"no token remembered for agent {agent_id!r} and task {task_id!r}; pass --token",
-            EXIT_INVALID,
+            EXIT_REFUSED,
         )
     return remembered
 
 
-def _took(obj: CliContext, claim: Claim) -> dict[str, object]:
-    """Remember and announce a claim this command made; its JSON form (task + token)."""
+def _took(obj: CliContext, claim: Claim, finished: str | None = None) -> dict[str, object]:
+    """Remember and announce a claim this command made; its JSON form (task + token).
+
+    ``finished`` names a completed task whose token is dropped in the same write. When the
+    token cannot be kept (the state directory broke after ``check_writable``), the claim is
+    released again, so no task stays held by an agent that could not finish it.
+    """
     task = claim.task
     assert task.agent_id is not None
-    tokens.remember(obj.settings.swarm, task.agent_id, task.id, claim.token)
+    try:
+        tokens.remember(obj.settings.swarm, task.agent_id, task.id, claim.token, finished)
+    except ConfigError as exc:
+        raise _given_back(obj, claim, exc) from None
     obj.announcer.claimed(task)
     return {**task.model_dump(mode="json"), "token": claim.token}
+
+
+def _given_back(obj: CliContext, claim: Claim, exc: ConfigError) -> CliError:
+    """Release a claim whose token could not be kept; the one-line error says what happened.
+
+    ``release`` returns the task to ``available`` without counting the attempt. Should that
+    fail too, the error line carries the token, so the claim is never held silently.
+    """
+    task_id, agent_id = claim.task.id, claim.task.agent_id
+    assert agent_id is not None
+    try:
+        obj.queue.release(task_id, agent_id, claim.token)
+    except (SwarmQueueError, redis.RedisError) as release_error:
+        return CliError(
+            f"{exc}; task {task_id!r} is still claimed (token {claim.token}) and could not be "
+            f"released ({release_error.__class__.__name__}): pass --token {claim.token}",
+            EXIT_INVALID,
+        )
+    return CliError(f"{exc}; task {task_id!r} was claimed and released again", EXIT_INVALID)
+
+
+def _forget(obj: CliContext, agent_id: str, task_id: str) -> None:
+    """Drop a token that no longer counts. The operation is already done, and a stale token is
+    refused anyway, so a state directory that fails here only costs a logged warning."""
+    try:
+        tokens.forget(obj.settings.swarm, agent_id, task_id)
+    except ConfigError as exc:
+        log.warning("token_not_forgotten", task_id=task_id, agent_id=agent_id, error=str(exc))
 
 
 def _claim_lines(claim: Claim) -> list[str]:
@@ -71,6 +112,7 @@ def next_task(
     as_json: bool,
 ) -> None:
     """Claim the best ready task (exit 1 when none is ready, or none became ready in --wait)."""
+    tokens.check_writable(obj.settings.swarm, agent_id)
     claim = obj.queue.claim_next(agent_id, lease=lease, request_id=request_id, wait=wait)
     if claim is None:
         raise CliError(
@@ -95,6 +137,7 @@ def claim(
     as_json: bool,
 ) -> None:
     """Claim TASK_ID (exit 1 with the reason when refused)."""
+    tokens.check_writable(obj.settings.swarm, agent_id)
     result = obj.queue.claim(task_id, agent_id, lease=lease, request_id=request_id)
     if result.claim is None:
         raise CliError(f"task {task_id!r} not claimed: {result.reason}", EXIT_REFUSED)
@@ -135,6 +178,8 @@ def done(
     next claim: `--json` gives {"completed": ..., "next": task with token, or null})."""
     if wait is not None and not take_next:
         raise CliError("--wait goes with --next", EXIT_INVALID)
+    if take_next:
+        tokens.check_writable(obj.settings.swarm, agent_id)
     completion = obj.queue.complete(
         task_id,
         agent_id,
@@ -143,20 +188,26 @@ def done(
         lease=lease,
         request_id=request_id,
     )
-    tokens.forget(obj.settings.swarm, agent_id, task_id)
     obj.announcer.completed(completion)
     unblocked = ", ".join(completion.unblocked) or "none"
     lines = [f"completed {task_id}; now available: {unblocked}"]
     if not take_next:
+        _forget(obj, agent_id, task_id)
         emit(as_json, completion, lines)
         return
     claim = completion.next
     if claim is None and wait:
         claim = obj.queue.claim_next(agent_id, lease=lease, wait=wait)
-    taken = _took(obj, claim) if claim is not None else None
+    if claim is None:
+        _forget(obj, agent_id, task_id)
+    completed = completion.model_dump(mode="json", exclude={"next"})
+    try:
+        taken = _took(obj, claim, finished=task_id) if claim is not None else None
+    except CliError:  # the completion stands: show it, then the one-line error
+        emit(as_json, {"completed": completed, "next": None}, [*lines, "next: released again"])
+        raise
     lines += ["next:", *_claim_lines(claim)] if claim is not None else ["next: no task is ready"]
-    data = {"completed": completion.model_dump(mode="json", exclude={"next"}), "next": taken}
-    emit(as_json, data, lines)
+    emit(as_json, {"completed": completed, "next": taken}, lines)
 
 
 @click.command("start")
@@ -229,7 +280,7 @@ def fail(
         retry=not no_retry,
         request_id=request_id,
     )
-    tokens.forget(obj.settings.swarm, agent_id, task_id)
+    _forget(obj, agent_id, task_id)
     line = (
         f"{task_id} failed; retry after {when(outcome.retry_at)}"
         if outcome.will_retry
@@ -247,7 +298,7 @@ def fail(
 def release(obj: CliContext, task_id: str, agent_id: str, token: int | None, as_json: bool) -> None:
     """Hand a held TASK_ID back unfinished (not counted as a failure)."""
     task = obj.queue.release(task_id, agent_id, _token(obj, agent_id, task_id, token))
-    tokens.forget(obj.settings.swarm, agent_id, task_id)
+    _forget(obj, agent_id, task_id)
     emit(as_json, task, f"{task_id} released; it is {task.status.value}")
 
 

@@ -1,8 +1,14 @@
 """Fencing tokens remembered per agent on this host, so ``done`` can omit ``--token``.
 
-Stored in ``$SWARMQUEUE_STATE_DIR`` (default ``$XDG_STATE_HOME/swarmqueue`` or
+Stored in ``$SWARMQUEUE_STATE_DIR`` (an absolute path; default ``$XDG_STATE_HOME/swarmqueue`` or
 ``~/.local/state/swarmqueue``) as ``tokens/<swarm>/<agent>.json``; one file per agent, written
 atomically, so agents sharing a host never race on one file.
+
+A token that cannot be kept is worse than no claim: the agent could not finish the task and it
+would stay held until its lease ran out. So ``next``/``claim`` call :func:`check_writable` before
+claiming, and every failure here is a :class:`~distributor.errors.ConfigError` (exit 2, one line).
+Swarm and agent ids are checked before they become path parts, and the resolved path must stay
+inside the state directory.
 """
 
 from __future__ import annotations
@@ -12,38 +18,107 @@ import os
 import tempfile
 from pathlib import Path
 
+from distributor.errors import ConfigError, ValidationError
+from distributor.keys import check_swarm
+from distributor.models import check_agent_id, validated
+
 
 def state_dir() -> Path:
+    """The directory tokens live in; ``ConfigError`` when ``SWARMQUEUE_STATE_DIR`` is unusable."""
     explicit = os.environ.get("SWARMQUEUE_STATE_DIR")
     if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "swarmqueue"
+        path = Path(explicit).expanduser()
+        if "\0" in explicit or not path.is_absolute():
+            raise ConfigError(f"SWARMQUEUE_STATE_DIR must be an absolute path, not {explicit!r}")
+        return path
+    xdg = os.environ.get("XDG_STATE_HOME", "")  # the XDG spec: a relative value counts as unset
+    if os.path.isabs(xdg):
+        return Path(xdg) / "swarmqueue"
+    try:
+        return Path.home() / ".local" / "state" / "swarmqueue"
+    except RuntimeError:  # no $HOME and no password entry
+        raise ConfigError("no home directory for claim tokens: set SWARMQUEUE_STATE_DIR") from None
+
+
+def _unusable(where: Path, exc: OSError) -> ConfigError:
+    reason = exc.strerror or exc.__class__.__name__
+    return ConfigError(f"cannot use {where} for claim tokens (SWARMQUEUE_STATE_DIR): {reason}")
+
+
+def _dir(swarm: str) -> Path:
+    """``<state dir>/tokens/<swarm>``, refusing a swarm name that would leave it."""
+    root = state_dir()
+    validated(check_swarm, swarm)
+    path = root / "tokens" / swarm
+    if not path.resolve().is_relative_to((root / "tokens").resolve()):
+        raise ValidationError(f"swarm {swarm!r} would keep its tokens outside {root}")
+    return path
 
 
 def _path(swarm: str, agent_id: str) -> Path:
-    return state_dir() / "tokens" / swarm / f"{agent_id}.json"
+    directory = _dir(swarm)
+    validated(check_agent_id, agent_id)
+    path = directory / f"{agent_id}.json"
+    if path.resolve().parent != directory.resolve():
+        raise ValidationError(f"agent {agent_id!r} would keep its tokens outside {directory}")
+    return path
 
 
 def _load(path: Path) -> dict[str, int]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
+    except FileNotFoundError:
         return {}
-    return {str(k): int(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    except OSError as exc:
+        raise _unusable(path, exc) from None
+    except ValueError:  # not JSON or not UTF-8: nothing usable is remembered in it
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): v for k, v in data.items() if type(v) is int and v > 0}
 
 
 def _save(path: Path, tokens: dict[str, int]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tokens-")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(tokens, fh)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tokens-")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(tokens, fh)
+            os.replace(tmp, path)
+        except OSError:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise _unusable(path.parent, exc) from None
 
 
-def remember(swarm: str, agent_id: str, task_id: str, token: int) -> None:
+def check_writable(swarm: str, agent_id: str) -> None:
+    """Make sure a token for ``agent_id`` can be kept: create the directory, write a probe.
+
+    Called before claiming, so a broken state directory refuses the claim instead of leaving
+    a task held by an agent that cannot prove it holds it.
+    """
+    path = _path(swarm, agent_id)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=".probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise _unusable(path.parent, exc) from None
+    if path.is_dir():
+        raise ConfigError(f"cannot use {path} for claim tokens: it is a directory")
+
+
+def remember(
+    swarm: str, agent_id: str, task_id: str, token: int, forget: str | None = None
+) -> None:
+    """Keep ``token`` for ``task_id`` (and drop the finished ``forget`` in the same write)."""
     path = _path(swarm, agent_id)
     tokens = _load(path)
+    if forget is not None:
+        tokens.pop(forget, None)
     tokens[task_id] = token
     _save(path, tokens)
 
