@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     agent_stale_seconds: float = Field(
         600.0, gt=0, description="agents unseen this long are stale; broadcasts skip them"
     )
+    agent_prune_seconds: float = Field(
+        7 * 24 * 3600.0, gt=0, description="agents unseen this long are forgotten (with inbox)"
+    )
     message_max_chars: int = Field(4000, ge=100, description="content cap (a mark shows the cut)")
     message_keep_newlines: bool = Field(
         False, description="keep newlines in the paste (only if all agents use bracketed paste)"
