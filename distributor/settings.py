@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     retry_backoff_max_seconds: float = Field(600.0, ge=0, description="cap of the retry delay")
     reap_batch: int = Field(100, ge=1, le=10_000, description="expired leases recovered per call")
     event_stream_cap: int = Field(100_000, ge=100, description="approximate event log length")
+    finished_ttl: float | None = Field(
+        None,
+        gt=0,
+        description="delete a swarm this long after it reached 100% and went quiet (None: keep)",
+    )
     request_ttl_seconds: int = Field(600, ge=1, description="how long a request's reply is kept")
     redis_retries: int = Field(3, ge=0, description="client retries on connection errors")
     single_connection: bool = Field(

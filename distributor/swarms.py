@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from distributor import codec
 from distributor.calls import Batch, Command, Op, text
+from distributor.executor import SyncExecutor
 from distributor.keys import NAMESPACE, SwarmKeys, check_swarm
 from distributor.models import TaskStatus, ms_to_datetime
 
@@ -82,7 +83,7 @@ def summary(keys: SwarmKeys) -> Op[SwarmSummary]:
     counts = {s.value: 0 for s in TaskStatus}
     counts.update({k: int(v) for k, v in codec.decode_map(raw_counts).items()})
     total = sum(counts.values())
-    last_ms = int(text(last[0][0]).split("-")[0]) if last else None
+    last_ms = _event_ms(last[0]) if last else None
     return SwarmSummary(
         name=keys.swarm,
         total=total,
@@ -92,6 +93,40 @@ def summary(keys: SwarmKeys) -> Op[SwarmSummary]:
         events=int(events),
         last_activity=ms_to_datetime(last_ms) if last_ms is not None else None,
     )
+
+
+def _event_ms(entry: Any) -> int:
+    """The swarm-clock time of a stream entry (its ``ts`` field), else the entry id's time."""
+    stream_id, fields = entry
+    return int(codec.decode_map(fields).get("ts") or text(stream_id).split("-")[0])
+
+
+def finished(s: SwarmSummary) -> bool:
+    """Every task is completed (100 %): a failed or cancelled task may still be retried."""
+    return s.total > 0 and s.counts["completed"] == s.total
+
+
+def prune_finished(
+    client: redis.Redis, older_than_seconds: float, namespace: str = NAMESPACE
+) -> list[Deleted]:
+    """Delete the swarms that finished and saw no event for ``older_than_seconds`` (Redis time)."""
+    executor = SyncExecutor(client)
+    pruned = []
+    for name in find_swarms(client, namespace):
+        keys = SwarmKeys(name, namespace)
+        s = executor.run(summary(keys))
+        if not finished(s) or s.last_activity is None:
+            continue
+        now_ms = executor.run(_now_ms(keys))
+        idle_ms = now_ms - round(s.last_activity.timestamp() * 1000)
+        if idle_ms >= older_than_seconds * 1000:
+            pruned.append(delete_swarm(client, name, namespace))
+    return pruned
+
+
+def _now_ms(keys: SwarmKeys) -> Op[int]:
+    time_reply, clock = yield Batch((Command(("TIME",)), Command(("GET", keys.clock))))
+    return codec.redis_now_ms(time_reply, clock)
 
 
 def delete_swarm(client: redis.Redis, swarm: str, namespace: str = NAMESPACE) -> Deleted:

@@ -15,6 +15,7 @@ from distributor.dispatch import delivery_job_id
 from distributor.executor import SyncExecutor
 from distributor.queue import TaskQueue
 from distributor.swarms import delete_swarm, find_swarms, summary
+from distributor.testing import advance_clock
 from tests.conftest import chain_plan, snapshot
 from tests.messaging_support import Messaging
 
@@ -91,3 +92,27 @@ def test_cli_swarms_and_swarm_delete(cli_obj: CliContext, sync_queue: TaskQueue)
     assert again.exit_code == 1 and "no swarm named" in again.stderr
     bad = run(cli_obj, "swarm", "delete", "no/such", "--yes")
     assert bad.exit_code == 2
+
+
+def test_prune_deletes_only_finished_swarms_quiet_long_enough(
+    cli_obj: CliContext, sync_queue: TaskQueue
+) -> None:
+    sync_queue.submit(chain_plan(1))
+    other = TaskQueue(sync_queue.redis, sync_queue.swarm + "-open", settings=sync_queue.settings)
+    try:
+        other.submit(chain_plan(2))
+        claim = sync_queue.claim_next("alice")
+        assert claim is not None
+        sync_queue.complete(claim.task.id, "alice", claim.token)
+        assert run(cli_obj, "swarm", "prune").exit_code == 2  # no retention configured
+        quiet = run(cli_obj, "swarm", "prune", "--older-than", "3600", "--json")
+        assert quiet.exit_code == 0 and json.loads(quiet.stdout) == []
+
+        advance_clock(sync_queue, 3601)  # the swarm's own clock: Redis TIME plus offset
+        pruned = run(cli_obj, "swarm", "prune", "--older-than", "3600", "--json")
+        assert pruned.exit_code == 0, pruned.output
+        assert [d["swarm"] for d in json.loads(pruned.stdout)] == [sync_queue.swarm]
+        assert snapshot(sync_queue.redis, sync_queue.keys.prefix) == {}
+        assert other.progress()["total"] == 2  # not finished: kept
+    finally:
+        delete_swarm(sync_queue.redis, other.swarm)

@@ -8,7 +8,7 @@ from distributor.cli.app import EXIT_INVALID, EXIT_REFUSED, CliContext, CliError
 from distributor.cli.output import emit, json_option, when
 from distributor.executor import SyncExecutor
 from distributor.keys import SwarmKeys, check_swarm
-from distributor.swarms import delete_swarm, find_swarms, summary
+from distributor.swarms import delete_swarm, find_swarms, prune_finished, summary
 
 
 @click.command("swarms")
@@ -59,6 +59,29 @@ def delete(obj: CliContext, name: str, yes: bool, as_json: bool) -> None:
         as_json,
         result,
         f"deleted swarm {name}: {result.keys} key(s), {result.jobs} delivery job(s)",
+    )
+
+
+@swarm_group.command("prune")
+@click.option(
+    "--older-than",
+    type=click.FloatRange(min=0),
+    help="Seconds a finished swarm must be quiet [default: SWARMQUEUE_FINISHED_TTL].",
+)
+@json_option
+@click.pass_obj
+def prune(obj: CliContext, older_than: float | None, as_json: bool) -> None:
+    """Delete every swarm that reached 100% and saw no event for a while (see retention)."""
+    if older_than is None:
+        older_than = obj.settings.finished_ttl
+    if older_than is None:
+        raise CliError("pass --older-than SECONDS or set SWARMQUEUE_FINISHED_TTL", EXIT_INVALID)
+    pruned = prune_finished(obj.queue.redis, older_than)
+    emit(
+        as_json,
+        pruned,
+        [f"deleted finished swarm {d.swarm}: {d.keys} key(s)" for d in pruned]
+        or "no finished swarm to delete",
     )
 
 
