@@ -3,7 +3,9 @@
 An agent's address is its host, its tmux pane id (``%3``) and the socket of the tmux server
 that owns the pane (empty for the default server): pane ids are only unique per server.
 Presence is the time Redis last heard from the agent (register or heartbeat); an agent unseen
-for ``agent_stale_seconds`` is shown as stale and skipped by broadcasts unless named.
+for ``agent_stale_seconds`` is shown as stale (away) and skipped by broadcasts unless named, and
+one unseen for ``agent_prune_seconds`` is forgotten, with its inbox, by
+:meth:`AgentRegistry.prune`.
 """
 
 from __future__ import annotations
@@ -166,6 +168,16 @@ class AgentOps:
         if status == "not_found":
             raise AgentNotFoundError([agent_id])
 
+    def prune(self, limit: int = 1000) -> Op[list[str]]:
+        """Forget agents unseen for ``agent_prune_seconds`` (and their inboxes); their ids."""
+        k = self.keys
+        window_ms = round(self.settings.agent_prune_seconds * 1000)
+        reply = yield ScriptCall(
+            "agent_prune", [k.agents, k.clock], [k.prefix, window_ms, limit]
+        )
+        _, body = script_reply(reply)
+        return [str(i) for i in body["pruned"]]
+
     def list(self) -> Op[list[Agent]]:
         """Every registered agent, most recently seen first, with ``stale`` marked."""
         time_reply, clock, ids = yield Batch(
@@ -244,6 +256,10 @@ class AgentRegistry(SyncClient):
     def remove(self, agent_id: str) -> None:
         """Forget the agent; ``AgentNotFoundError`` if it was not registered."""
         self._executor.run(self.ops.remove(agent_id))
+
+    def prune(self) -> list[str]:
+        """Forget agents unseen for ``agent_prune_seconds``, with their inboxes; their ids."""
+        return self._executor.run(self.ops.prune())
 
     def list(self) -> list[Agent]:
         """Every agent, most recently seen first; ``stale`` marks the absent ones."""

@@ -30,6 +30,7 @@ MESSAGING_SCRIPT_NAMES = (
     "agent_register",
     "agent_heartbeat",
     "agent_remove",
+    "agent_prune",
     "msg_send",
     "msg_outcome",
 )

@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     retry_backoff_max_seconds: float = Field(600.0, ge=0, description="cap of the retry delay")
     reap_batch: int = Field(100, ge=1, le=10_000, description="expired leases recovered per call")
     event_stream_cap: int = Field(100_000, ge=100, description="approximate event log length")
+    finished_ttl: float | None = Field(
+        None,
+        gt=0,
+        description="delete a swarm this long after it reached 100% and went quiet (None: keep)",
+    )
     request_ttl_seconds: int = Field(600, ge=1, description="how long a request's reply is kept")
     redis_retries: int = Field(3, ge=0, description="client retries on connection errors")
     single_connection: bool = Field(
@@ -64,6 +69,9 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(10, ge=1, description="messages per sender per minute")
     agent_stale_seconds: float = Field(
         600.0, gt=0, description="agents unseen this long are stale; broadcasts skip them"
+    )
+    agent_prune_seconds: float = Field(
+        7 * 24 * 3600.0, gt=0, description="agents unseen this long are forgotten (with inbox)"
     )
     message_max_chars: int = Field(4000, ge=100, description="content cap (a mark shows the cut)")
     message_keep_newlines: bool = Field(

@@ -12,6 +12,7 @@ import fakeredis
 
 from distributor.queue import TaskQueue
 from distributor.settings import Settings
+from distributor.swarms import delete_keys
 
 
 def fake_queue(swarm: str = "test", settings: Settings | None = None) -> TaskQueue:
@@ -26,13 +27,4 @@ def advance_clock(queue: TaskQueue, seconds: float) -> None:
 
 def delete_swarm(queue: TaskQueue) -> int:
     """Delete every key of the queue's swarm (and only those); returns how many."""
-    deleted = 0
-    batch: list[bytes | str] = []
-    for key in queue.redis.scan_iter(match=queue.keys.prefix + "*", count=1000):
-        batch.append(key)
-        if len(batch) >= 500:
-            deleted += int(queue.redis.delete(*batch))
-            batch.clear()
-    if batch:
-        deleted += int(queue.redis.delete(*batch))
-    return deleted
+    return delete_keys(queue.redis, queue.keys.prefix)

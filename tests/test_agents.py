@@ -105,3 +105,30 @@ def test_discover_without_a_server_is_a_typed_error(tmp_path: Path) -> None:
         discover(str(tmp_path / "none.sock"))
     with pytest.raises(ValidationError):
         discover("not/absolute")
+
+
+def test_prune_forgets_only_agents_unseen_past_the_window(redis_client: redis.Redis) -> None:
+    import uuid
+
+    m = Messaging(
+        redis_client, f"test-{uuid.uuid4().hex[:12]}", agent_stale_seconds=60,
+        agent_prune_seconds=3600,
+    )
+    try:
+        m.registry.register("old", "%1")
+        m.registry.register("fresh", "%2")
+        m.messenger.broadcast("hi", sender="lead", recipients=["old", "fresh"])
+        m.advance_clock(3000)
+        m.registry.heartbeat("fresh")
+        assert m.registry.prune() == []  # 3,000 s unseen: away, not yet pruned
+        assert {a.id: a.stale for a in m.registry.list()} == {"fresh": False, "old": True}
+
+        m.advance_clock(601)
+        assert m.registry.prune() == ["old"]
+        assert [a.id for a in m.registry.list()] == ["fresh"]
+        assert not redis_client.exists(m.keys.agent("old"), m.keys.inbox("old"))
+        assert len(m.messenger.inbox("fresh")) == 1
+        with pytest.raises(AgentNotFoundError):
+            m.registry.get("old")
+    finally:
+        m.close()

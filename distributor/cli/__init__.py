@@ -15,6 +15,7 @@ _MODULES = {
     "distributor.cli.agents": ("agents",),
     "distributor.cli.messages": ("broadcast", "send", "deliveries", "inbox", "worker"),
     "distributor.cli.events": ("events", "watch"),
+    "distributor.cli.swarms": ("swarms", "swarm"),
     "distributor.demo.command": ("demo",),
 }  # fmt: skip
 main.lazy.update({name: module for module, names in _MODULES.items() for name in names})
