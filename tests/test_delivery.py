@@ -6,7 +6,7 @@ bracketed paste like agent programs do and logs the raw bytes it receives.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,8 +113,8 @@ def test_pane_dying_after_the_check_is_attributed_by_the_fallback(
 ) -> None:
     panes = lab.spawn(3)
     names = sw.register(lab, panes)
-    listed = set(panes)
-    monkeypatch.setattr(tmux_module.Tmux, "pane_ids", lambda self: listed)  # stale view
+    listed = tmux_module.Tmux(lab.socket).panes()
+    monkeypatch.setattr(tmux_module.Tmux, "panes", lambda self: listed)  # stale view
     lab.kill_pane(panes[1])
 
     message_id = sw.messenger.broadcast("hello", sender="lead")
@@ -160,7 +160,9 @@ def test_interrupted_job_is_retried_and_types_into_the_rest_only(
     typed: list[list[str]] = []
     real_paste = tmux_module.Tmux.paste
 
-    def crashing_paste(self: tmux_module.Tmux, text: str, targets: Sequence[str], **kw: Any) -> Any:
+    def crashing_paste(
+        self: tmux_module.Tmux, text: str, targets: Mapping[str, str], **kw: Any
+    ) -> Any:
         if len(typed) == 1 and not getattr(crashing_paste, "crashed", False):
             crashing_paste.crashed = True  # type: ignore[attr-defined]
             raise RuntimeError("worker interrupted")
@@ -226,5 +228,5 @@ def test_timeout_is_transient_until_the_last_attempt(
 
 def test_tmux_errors_are_typed() -> None:
     with pytest.raises(TmuxError) as info:
-        tmux_module.Tmux("/tmp/sq-no-such-server.sock").pane_ids()
+        tmux_module.Tmux("/tmp/sq-no-such-server.sock").panes()
     assert info.value.kind == "server_not_found"
