@@ -15,7 +15,10 @@ for good, so no pane gets a message twice::
     attempt 1  panes %1 %2 typed, recorded delivered; worker killed before %3 %4
     attempt 2  %1 %2 are skipped; %3 %4 are typed and recorded
 
-Missing tmux, a missing server and dead panes are recorded reasons, never a crash.
+Refusals (a shell or another program in front) are final, as they would be again. A pane whose
+program changed between the listing and the typing gets nothing and ``foreground_changed``,
+which is transient: the retry lists the panes again and decides anew. Missing tmux, a missing
+server and dead panes are recorded reasons, never a crash.
 """
 
 from __future__ import annotations
