@@ -11,6 +11,7 @@ absence of the files is evidence, not an accident of timing.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import shlex
@@ -20,20 +21,27 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
+from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
 from distributor.agents import AgentRegistry
+from distributor.cli import main
+from distributor.cli.app import CliContext
 from distributor.errors import MessageDeliveryError
+from distributor.executor import SyncExecutor
 from distributor.messages import Messenger, format_line
+from distributor.queue import TaskQueue
 from distributor.sanitize import SHELL_COMMENT_MAX_BYTES, shell_comment, strip_controls
 from distributor.settings import DEFAULT_DELIVER_TO, Settings
 from distributor.testing import delete_swarm
 from tests.conftest import make_client
 from tests.messaging_support import (
+    Messaging,
     delete_rq_keys,
     messaging_settings,
     run_worker,
@@ -179,6 +187,30 @@ def test_allowlist_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("SWARMQUEUE_SHELL_PANES", "type")
     with pytest.raises(ValueError, match="shell_panes"):
         Settings()
+
+
+def test_deliveries_command_shows_how_and_why(sync_queue: TaskQueue) -> None:
+    ms = Messaging(sync_queue.redis, sync_queue.swarm)
+    try:
+        for agent, pane in (("ann", "%1"), ("bob", "%2"), ("cy", "%3")):
+            ms.registry.register(agent, pane)
+        message_id = ms.messenger.broadcast("hi; touch pwned", sender="mallory")
+        outcomes: dict[str, dict[str, Any]] = {
+            "ann": {"status": "delivered", "as": "comment"},
+            "bob": {"status": "failed", "reason": "shell_prompt", "detail": "bash", "final": True},
+            "cy": {"status": "failed", "reason": "not_an_agent", "detail": "less", "final": True},
+        }
+        SyncExecutor(sync_queue.redis).run(ms.messenger.ops.record(message_id, outcomes))
+        obj = CliContext(ms.settings, sync_queue)
+        shown = CliRunner().invoke(main, ["deliveries", message_id, "--json"], obj=obj)
+        got = {d["agent_id"]: d for d in json.loads(shown.output)["deliveries"]}
+        assert (got["ann"]["status"], got["ann"]["as"]) == ("delivered", "comment")
+        assert (got["bob"]["reason"], got["cy"]["reason"]) == ("shell_prompt", "not_an_agent")
+        text = CliRunner().invoke(main, ["deliveries", message_id], obj=obj).output
+        assert "as comment" in text and "failed (shell_prompt): bash" in text
+        assert "failed (not_an_agent): less" in text
+    finally:
+        ms.close()
 
 
 # --- real programs in real panes ----------------------------------------------------------------
