@@ -185,6 +185,28 @@ def test_interrupted_job_is_retried_and_types_into_the_rest_only(
     assert all(d.attempts == 1 for d in message.deliveries)
 
 
+def test_many_panes_are_typed_in_invocations_tmux_accepts(
+    sw: Swarm, lab: TmuxLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = {f"%{999_999_990 - i}": "cursor-agent" for i in range(300)}
+    chunks = list(tmux_module._chunks(big, keep_newlines=True))
+    assert sum(map(len, chunks), 0) == 300 and len(chunks) > 1
+    for chunk in chunks:  # tmux refuses more than 16 KiB ("command too long")
+        args = tmux_module.Tmux._chain("swarmqueue-" + "f" * 16, chunk, keep_newlines=True)
+        assert sum(len(a.encode()) + 1 for a in args) < 16_000  # with room for the header
+
+    monkeypatch.setattr(tmux_module, "MAX_CHAIN_BYTES", 600)  # two panes per invocation
+    panes = lab.spawn(5)
+    sw.register(lab, panes)
+    assert [len(c) for c in tmux_module._chunks(dict.fromkeys(panes, "python"), False)] == [2, 2, 1]
+    message_id = sw.messenger.broadcast("split me", sender="lead")
+    run_worker(sw.client, sw.host)
+    line = sw.line(message_id)
+    for pane in panes:
+        assert lab.wait_received(pane, len(pasted(line))) == pasted(line)
+    assert {d.status for d in sw.messenger.get(message_id).deliveries} == {"delivered"}
+
+
 def test_missing_server_and_missing_tmux_are_recorded_reasons(
     sw: Swarm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

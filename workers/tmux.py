@@ -14,10 +14,11 @@ untouched::
     (agent exits; %3 now shows bash)
     if-shell -F    %3 runs bash, not claude  -> nothing typed, "changed %3"
 
-All panes of one tmux server are served by one invocation whose commands are chained with ``;``.
-tmux stops a chain at the first failing command, so after each pane's Enter the chain prints
-``sent <pane>`` (or ``changed <pane>``): on an error, panes that printed either were handled,
-and only the rest are tried again one invocation per pane, which attributes each failure.
+The panes of one tmux server are served by one invocation whose commands are chained with ``;``
+(or a few: tmux refuses a command line over 16 KiB, about 60 panes). tmux stops a chain at the
+first failing command, so after each pane's Enter the chain prints ``sent <pane>`` (or
+``changed <pane>``): on an error, panes that printed either were handled, and only the rest are
+tried again one invocation per pane, which attributes each failure.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import contextlib
 import re
 import subprocess
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from distributor.errors import (
@@ -47,6 +48,7 @@ _CHANGED_PREFIX = "swarmqueue-changed "
 _SERVER_GONE = ("no server running", "error connecting to", "server exited")
 _PANE_GONE = ("can't find pane", "can't find window", "can't find session")
 _FIELD_SEP = "\x1f"
+MAX_CHAIN_BYTES = 15_000  # tmux refuses a command line over 16 KiB ("command too long")
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,9 +132,16 @@ class Tmux:
                 raise ValueError(f"not a tmux pane id: {pane!r}")
             if not PROGRAM_RE.fullmatch(program):
                 raise ValueError(f"not a program name to compare: {program!r}")
-        if not targets:
-            return {}
         data = text.encode("utf-8")
+        result: dict[str, TmuxError | None] = {}
+        for chunk in _chunks(targets, keep_newlines):
+            result.update(self._paste(data, chunk, keep_newlines))
+        return result
+
+    def _paste(
+        self, data: bytes, targets: Mapping[str, str], keep_newlines: bool
+    ) -> dict[str, TmuxError | None]:
+        """One chain for ``targets``; on an error, the panes it did not reach one by one."""
         buffer = _buffer_name()
         try:
             out = self.run(self._chain(buffer, targets, keep_newlines), stdin=data)
@@ -188,24 +197,43 @@ class Tmux:
 
     @staticmethod
     def _chain(buffer: str, targets: Mapping[str, str], keep_newlines: bool) -> list[str]:
-        paste = f"paste-buffer -p {'-r ' if keep_newlines else ''}-b {buffer}"
         args = ["load-buffer", "-b", buffer, "-"]
         for pane, program in targets.items():
-            number = pane[1:]  # markers hold no "%": display-message runs them through strftime
-            typed = (
-                f"{paste} -t {pane} ; send-keys -t {pane} Enter ; "
-                f"display-message -p '{_SENT_PREFIX}{number}'"
-            )
-            # has-session fails for a pane that is gone: PaneNotFound, not a changed program
-            left = f"has-session -t {pane} ; display-message -p '{_CHANGED_PREFIX}{number}'"
-            same = f"#{{==:#{{pane_current_command}},{program}}}"
-            args += [";", "if-shell", "-F", "-t", pane, same, typed, left]
-        args += [";", "delete-buffer", "-b", buffer]
-        return args
+            args += _typing(buffer, pane, program, keep_newlines)
+        return [*args, ";", "delete-buffer", "-b", buffer]
+
+
+def _typing(buffer: str, pane: str, program: str, keep_newlines: bool) -> list[str]:
+    """The chain's part for one pane: paste and Enter if ``program`` is still in front."""
+    paste = f"paste-buffer -p {'-r ' if keep_newlines else ''}-b {buffer}"
+    number = pane[1:]  # markers hold no "%": display-message runs them through strftime
+    typed = (
+        f"{paste} -t {pane} ; send-keys -t {pane} Enter ; "
+        f"display-message -p '{_SENT_PREFIX}{number}'"
+    )
+    # has-session fails for a pane that is gone: PaneNotFound, not a changed program
+    left = f"has-session -t {pane} ; display-message -p '{_CHANGED_PREFIX}{number}'"
+    same = f"#{{==:#{{pane_current_command}},{program}}}"
+    return [";", "if-shell", "-F", "-t", pane, same, typed, left]
+
+
+def _chunks(targets: Mapping[str, str], keep_newlines: bool) -> Iterator[dict[str, str]]:
+    """``targets`` in groups whose chain stays within ``MAX_CHAIN_BYTES``."""
+    chunk: dict[str, str] = {}
+    size = 0
+    for pane, program in targets.items():
+        cost = sum(len(a) + 1 for a in _typing(_buffer_name(), pane, program, keep_newlines))
+        if chunk and size + cost > MAX_CHAIN_BYTES:
+            yield chunk
+            chunk, size = {}, 0
+        chunk[pane] = program
+        size += cost
+    if chunk:
+        yield chunk
 
 
 def _buffer_name() -> str:
-    return f"swarmqueue-{uuid.uuid4().hex}"
+    return f"swarmqueue-{uuid.uuid4().hex[:16]}"
 
 
 def _decode(raw: bytes | str | None) -> str:
