@@ -213,5 +213,11 @@ class TmuxServerNotFound(TmuxError):
     kind = "server_not_found"
 
 
+class PaneProgramChanged(TmuxError):
+    """The pane's foreground program changed after it was checked; nothing was typed."""
+
+    kind = "foreground_changed"
+
+
 class DemoError(SwarmQueueError):
     """The demo could not start (no tmux, Redis did not come up) or did not finish in time."""

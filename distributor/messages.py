@@ -71,24 +71,38 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"
 
 
-FailureReason = Literal["pane_not_found", "server_not_found", "tmux_error", "timeout"]
+FailureReason = Literal[
+    "pane_not_found",
+    "server_not_found",
+    "tmux_error",
+    "timeout",
+    "shell_prompt",
+    "not_an_agent",
+    "foreground_changed",
+]
+DeliveredAs = Literal["paste", "comment"]
 
 
 class Delivery(BaseModel):
     """One recipient's outcome.
 
-    ``failed`` carries a ``reason`` (``pane_not_found``, ``server_not_found`` for a missing
-    tmux server or binary, ``tmux_error``, ``timeout``) and ``detail``; ``final`` is False while
+    ``delivered`` says ``as`` what: ``paste`` (the message and Enter) or ``comment`` (a shell
+    prompt got one inert comment line; see ``workers/programs.py``). ``failed`` carries a
+    ``reason`` and ``detail``: ``pane_not_found``, ``server_not_found`` (no tmux server or
+    binary), ``tmux_error``, ``timeout``, ``shell_prompt`` and ``not_an_agent`` (the pane's
+    foreground program gets no keystrokes; the inbox keeps the message), ``foreground_changed``
+    (it changed while the message was being typed elsewhere; retried). ``final`` is False while
     RQ will retry a transient failure. ``attempts`` counts recorded attempts.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, validate_by_name=True, serialize_by_alias=True)
 
     agent_id: str
     host: str
     pane: str
     socket: str | None = None
     status: DeliveryStatus
+    delivered_as: DeliveredAs | None = Field(None, alias="as")
     reason: FailureReason | None = None
     detail: str | None = None
     attempts: int = 0
@@ -206,6 +220,7 @@ def _delivery(agent_id: str, raw: Any) -> Delivery:
         pane=d.get("pane") or "",
         socket=d.get("socket") or None,
         status=d["status"],
+        delivered_as=d.get("as") or None,
         reason=d.get("reason") or None,
         detail=d.get("detail") or None,
         attempts=int(d.get("attempts") or 0),

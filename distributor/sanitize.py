@@ -11,6 +11,9 @@ program in the pane would act on:
 * line breaks become a visible ``⏎`` mark unless ``keep_newlines``: a program without bracketed
   paste would submit every line, so a fake ``[SYSTEM]`` line could otherwise be injected;
 * the result is capped, ending with a visible mark that gives the original length.
+
+A pane whose foreground is a shell gets at most :func:`shell_comment` of the text (see
+``workers/programs.py``): one line of printable ASCII that stays inert however the shell is set.
 """
 
 from __future__ import annotations
@@ -63,3 +66,43 @@ def cap(text: str, limit: int) -> str:
 def clean_content(text: str, limit: int, *, keep_newlines: bool = False) -> str:
     """Message content as stored and delivered: inert, then capped."""
     return cap(strip_controls(text, keep_newlines=keep_newlines), limit)
+
+
+SHELL_COMMENT_MAX_BYTES = 1000
+SHELL_NEWLINE_MARK = " \\n "
+_INERT_COMMENT = re.compile(r"# '(?:[ -&(-~]|'\\'')*'")  # printable ASCII; ' only as '\''
+
+
+def shell_comment(text: str, max_bytes: int = SHELL_COMMENT_MAX_BYTES) -> str:
+    """``text`` as one line for a POSIX shell prompt: ``# '...'``, the text single-quoted.
+
+    Where ``#`` starts a comment (sh, dash, bash, ksh) the shell ignores the line. Where it
+    does not (zsh without ``interactivecomments``, bash with ``interactive_comments`` off, a vi
+    mode prompt whose ``#`` comments out and submits the line typed so far), the rest is still one
+    quoted word, never a second command: ``;``, ``$(...)``, backticks, ``&&`` and ``!`` stay text.
+    The line holds only printable ASCII (others become ``?``, line breaks `` \\n ``), so no key
+    binding or terminal setting can read part of it as a key, and it stays below
+    ``max_bytes``, within the line buffer of a terminal in canonical mode (1,024 bytes on macOS),
+    so the closing quote is never cut. The result is checked again before it is returned.
+    """
+    flat = strip_controls(text).replace(NEWLINE_MARK, SHELL_NEWLINE_MARK)
+    printable = "".join(c if " " <= c <= "~" else "?" for c in flat)
+    line = f"# '{_quoted(printable, max_bytes - 4)}'"
+    if len(line) > max_bytes or not _INERT_COMMENT.fullmatch(line):
+        raise ValueError("shell comment line failed its inertness check")  # a bug, never typed
+    return line
+
+
+def _quoted(text: str, budget: int) -> str:
+    """``text`` with each ``'`` as ``'\\''``, cut to ``budget`` characters with a visible mark."""
+    pieces = ["'\\''" if c == "'" else c for c in text]
+    if sum(map(len, pieces)) <= budget:
+        return "".join(pieces)
+    mark = f" ...[truncated, {len(text)} chars]"
+    kept, used = [], 0
+    for piece in pieces:
+        if used + len(piece) > budget - len(mark):
+            break
+        kept.append(piece)
+        used += len(piece)
+    return "".join(kept).rstrip() + mark

@@ -18,12 +18,13 @@ import re
 import socket
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -32,6 +33,15 @@ from redis.connection import parse_url
 from distributor.errors import ConfigError
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+# Foreground programs (tmux ``#{pane_current_command}``) that may receive typed messages: agent
+# CLIs, the runtimes they run under (node, python) and ``cat``; Claude Code's native build and
+# opencode show their version (``2.1.112``). Shells never match (see ``SWARMQUEUE_SHELL_PANES``).
+DEFAULT_DELIVER_TO = (
+    "claude", "codex", "gemini", "aider", "goose", "opencode", "amp", "cursor-agent", "copilot",
+    "qwen", "crush", "node", "python", "python3", "python3.*", "[0-9]*.[0-9]*.[0-9]*", "cat",
+)  # fmt: skip
+_PROGRAM_PATTERN = re.compile(r"[A-Za-z0-9._+*?\[\]-]{1,64}")
 
 
 def _default_host() -> str:
@@ -77,6 +87,32 @@ class Settings(BaseSettings):
     message_keep_newlines: bool = Field(
         False, description="keep newlines in the paste (only if all agents use bracketed paste)"
     )
+    shell_panes: Literal["skip", "comment"] = Field(
+        "skip",
+        description="a pane whose foreground is a shell: not typed into (skip), or sent the"
+        " message as one inert comment line (comment); see workers/programs.py",
+    )
+    deliver_to: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_DELIVER_TO),
+        description="foreground programs that may receive typed messages: names or glob"
+        " patterns, comma-separated in the environment",
+    )
+
+    @field_validator("deliver_to", mode="before")
+    @classmethod
+    def _program_patterns(cls, value: object) -> object:
+        """``claude, node`` from the environment as a list; each entry a name or glob pattern."""
+        if isinstance(value, str):
+            value = [p.strip() for p in value.split(",") if p.strip()]
+        if isinstance(value, list | tuple):
+            for pattern in value:
+                if not isinstance(pattern, str) or not _PROGRAM_PATTERN.fullmatch(pattern):
+                    raise ValueError(
+                        f"deliver_to: {pattern!r} is not a program name or glob pattern"
+                        " (letters, digits, . _ + - * ? [ ])"
+                    )
+        return value
+
     message_ttl_seconds: int = Field(7 * 24 * 3600, ge=60, description="how long outcomes are kept")
     inbox_cap: int = Field(1000, ge=10, description="approximate messages kept per agent inbox")
     tmux_timeout_seconds: float = Field(5.0, gt=0, description="limit of one tmux invocation")

@@ -25,7 +25,8 @@ from distributor.settings import Settings
 from distributor.testing import delete_swarm
 from workers.delivery import deliver_message
 
-PANE_COMMAND = "cat > /dev/null"
+# exec: the pane's foreground program is cat, which may receive messages, not the shell running it
+PANE_COMMAND = "exec cat > /dev/null"
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,11 @@ class PrivateTmux:
                 args = ["new-session", "-d", "-x", "200", "-y", "50", "-P", "-F", "#{pane_id}"]
             self.panes.append(self.tmux(*args, PANE_COMMAND))
         self.socket = self.tmux("display-message", "-p", "#{socket_path}")
+        deadline = time.monotonic() + 10
+        while set(self.tmux("list-panes", "-a", "-F", "#{pane_current_command}").split()) - {"cat"}:
+            if time.monotonic() > deadline:
+                raise RuntimeError("tmux panes did not start cat")
+            time.sleep(0.02)
 
     def kill(self) -> None:
         subprocess.run(["tmux", "-L", self.name, "kill-server"], capture_output=True, check=False)

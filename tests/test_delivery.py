@@ -6,7 +6,7 @@ bracketed paste like agent programs do and logs the raw bytes it receives.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,8 +113,8 @@ def test_pane_dying_after_the_check_is_attributed_by_the_fallback(
 ) -> None:
     panes = lab.spawn(3)
     names = sw.register(lab, panes)
-    listed = set(panes)
-    monkeypatch.setattr(tmux_module.Tmux, "pane_ids", lambda self: listed)  # stale view
+    listed = tmux_module.Tmux(lab.socket).panes()
+    monkeypatch.setattr(tmux_module.Tmux, "panes", lambda self: listed)  # stale view
     lab.kill_pane(panes[1])
 
     message_id = sw.messenger.broadcast("hello", sender="lead")
@@ -160,7 +160,9 @@ def test_interrupted_job_is_retried_and_types_into_the_rest_only(
     typed: list[list[str]] = []
     real_paste = tmux_module.Tmux.paste
 
-    def crashing_paste(self: tmux_module.Tmux, text: str, targets: Sequence[str], **kw: Any) -> Any:
+    def crashing_paste(
+        self: tmux_module.Tmux, text: str, targets: Mapping[str, str], **kw: Any
+    ) -> Any:
         if len(typed) == 1 and not getattr(crashing_paste, "crashed", False):
             crashing_paste.crashed = True  # type: ignore[attr-defined]
             raise RuntimeError("worker interrupted")
@@ -181,6 +183,28 @@ def test_interrupted_job_is_retried_and_types_into_the_rest_only(
     message = sw.messenger.get(message_id)
     assert all(d.status is DeliveryStatus.DELIVERED for d in message.deliveries)
     assert all(d.attempts == 1 for d in message.deliveries)
+
+
+def test_many_panes_are_typed_in_invocations_tmux_accepts(
+    sw: Swarm, lab: TmuxLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = {f"%{999_999_990 - i}": "cursor-agent" for i in range(300)}
+    chunks = list(tmux_module._chunks(big, keep_newlines=True))
+    assert sum(map(len, chunks), 0) == 300 and len(chunks) > 1
+    for chunk in chunks:  # tmux refuses more than 16 KiB ("command too long")
+        args = tmux_module.Tmux._chain("swarmqueue-" + "f" * 16, chunk, keep_newlines=True)
+        assert sum(len(a.encode()) + 1 for a in args) < 16_000  # with room for the header
+
+    monkeypatch.setattr(tmux_module, "MAX_CHAIN_BYTES", 600)  # two panes per invocation
+    panes = lab.spawn(5)
+    sw.register(lab, panes)
+    assert [len(c) for c in tmux_module._chunks(dict.fromkeys(panes, "python"), False)] == [2, 2, 1]
+    message_id = sw.messenger.broadcast("split me", sender="lead")
+    run_worker(sw.client, sw.host)
+    line = sw.line(message_id)
+    for pane in panes:
+        assert lab.wait_received(pane, len(pasted(line))) == pasted(line)
+    assert {d.status for d in sw.messenger.get(message_id).deliveries} == {"delivered"}
 
 
 def test_missing_server_and_missing_tmux_are_recorded_reasons(
@@ -226,5 +250,5 @@ def test_timeout_is_transient_until_the_last_attempt(
 
 def test_tmux_errors_are_typed() -> None:
     with pytest.raises(TmuxError) as info:
-        tmux_module.Tmux("/tmp/sq-no-such-server.sock").pane_ids()
+        tmux_module.Tmux("/tmp/sq-no-such-server.sock").panes()
     assert info.value.kind == "server_not_found"

@@ -1,9 +1,12 @@
 """The delivery job: type one message into the panes of one host and record every outcome.
 
 RQ runs :func:`deliver` on the host's queue (see :mod:`distributor.dispatch`). For each tmux
-server (socket) of the host it checks which panes exist with one ``list-panes -a``, records the
-missing ones ``failed / pane_not_found`` at once, and types the message into the rest with one
-tmux invocation per batch of panes, recording the batch's outcomes right after.
+server (socket) of the host, one ``list-panes -a`` tells which panes exist and which program
+runs in each one's foreground. Missing panes are recorded ``failed / pane_not_found`` at once,
+panes whose program must not get keystrokes ``failed / shell_prompt`` or ``not_an_agent``
+(:mod:`workers.programs`); the rest get the message, or a shell the inert comment line, with
+one tmux invocation per batch of panes, and the batch's outcomes are recorded right after
+(``delivered`` with ``as: paste`` or ``as: comment``).
 
 A retry (RQ ``Retry`` after a transient failure, or after the worker was interrupted) reads the
 recorded outcomes first and only types into recipients that are neither ``delivered`` nor failed
@@ -12,7 +15,10 @@ for good, so no pane gets a message twice::
     attempt 1  panes %1 %2 typed, recorded delivered; worker killed before %3 %4
     attempt 2  %1 %2 are skipped; %3 %4 are typed and recorded
 
-Missing tmux, a missing server and dead panes are recorded reasons, never a crash.
+Refusals (a shell or another program in front) are final, as they would be again. A pane whose
+program changed between the listing and the typing gets nothing and ``foreground_changed``,
+which is transient: the retry lists the panes again and decides anew. Missing tmux, a missing
+server and dead panes are recorded reasons, never a crash.
 """
 
 from __future__ import annotations
@@ -29,12 +35,14 @@ from distributor.executor import SyncExecutor
 from distributor.keys import SwarmKeys
 from distributor.log import get_logger
 from distributor.messages import Delivery, DeliveryStatus, MessageOps, format_line
+from distributor.sanitize import shell_comment
 from distributor.settings import Settings
+from workers.programs import Refusal, Typing, decide
 from workers.tmux import Tmux
 
 log = get_logger(__name__)
 
-PERMANENT_REASONS = frozenset({"pane_not_found", "server_not_found"})
+PERMANENT_REASONS = frozenset({"pane_not_found", "server_not_found"})  # of tmux errors
 
 
 class DeliveryReport(BaseModel):
@@ -88,6 +96,7 @@ def deliver_message(
         else:
             todo.append(d)
     line = format_line(message.sender, message.type, message.at, message.content)
+    texts = {Typing.PASTE: line, Typing.COMMENT: shell_comment(line)}
 
     def record(outcomes: dict[str, dict[str, Any]]) -> None:
         executor.run(ops.record(message_id, outcomes))
@@ -105,34 +114,36 @@ def deliver_message(
     for socket, group in by_socket.items():
         tmux = Tmux(socket, timeout=settings.tmux_timeout_seconds)
         try:
-            live = tmux.pane_ids()
+            programs = {row.pane: row.command for row in tmux.panes()}
         except TmuxError as exc:
             record({d.agent_id: _failure(exc, final) for d in group})
             continue
-        record(
-            {
-                d.agent_id: {
-                    "status": "failed",
-                    "reason": "pane_not_found",
-                    "detail": f"pane {d.pane} does not exist on {tmux.where}",
-                    "final": True,
-                }
-                for d in group
-                if d.pane not in live
-            }
-        )
-        present = [d for d in group if d.pane in live]
-        for batch in _batches(present, settings.delivery_batch_panes):
-            panes = list(dict.fromkeys(d.pane for d in batch))  # two agents may share a pane
-            results = tmux.paste(line, panes, keep_newlines=settings.message_keep_newlines)
-            record(
-                {
-                    d.agent_id: {"status": "delivered"}
-                    if results[d.pane] is None
-                    else _failure(results[d.pane], final)
-                    for d in batch
-                }
-            )
+        refused: dict[str, dict[str, Any]] = {}
+        typing: dict[Typing, list[Delivery]] = {how: [] for how in Typing}
+        for d in group:
+            if d.pane not in programs:
+                detail = f"pane {d.pane} does not exist on {tmux.where}"
+                refused[d.agent_id] = _refused(Refusal("pane_not_found", detail))
+                continue
+            how = decide(programs[d.pane], settings)
+            if isinstance(how, Refusal):
+                refused[d.agent_id] = _refused(how)
+            else:
+                typing[how].append(d)
+        record(refused)
+        for how, present in typing.items():
+            keep_newlines = how is Typing.PASTE and settings.message_keep_newlines
+            for batch in _batches(present, settings.delivery_batch_panes):
+                targets = {d.pane: programs[d.pane] for d in batch}  # agents may share a pane
+                results = tmux.paste(texts[how], targets, keep_newlines=keep_newlines)
+                record(
+                    {
+                        d.agent_id: {"status": "delivered", "as": how.value}
+                        if results[d.pane] is None
+                        else _failure(results[d.pane], final)
+                        for d in batch
+                    }
+                )
 
     log.info("delivery done", swarm=swarm, **report.model_dump())
     if report.retrying:
@@ -141,6 +152,11 @@ def deliver_message(
             "transiently; RQ will retry them"
         )
     return report
+
+
+def _refused(refusal: Refusal) -> dict[str, Any]:
+    """A final failure: retrying would find the same pane, or the same program in it."""
+    return {"status": "failed", "reason": refusal.reason, "detail": refusal.detail, "final": True}
 
 
 def _failure(exc: TmuxError | None, final: bool) -> dict[str, Any]:

@@ -5,10 +5,20 @@ The text never reaches tmux's command line: it is written to a named paste buffe
 pane asked for it), so nothing in it can be read as a tmux key name, option or command. One
 ``send-keys Enter`` per pane submits it.
 
-All panes of one tmux server are served by one invocation whose commands are chained with ``;``.
-tmux stops a chain at the first failing command, so after each pane's Enter the chain prints
-``sent <pane>``: on an error, panes that printed it were typed into, and only the rest are tried
-again one invocation per pane, which attributes each failure to its pane.
+Each pane is typed into only if its foreground program is still the one the caller checked
+(see ``workers/programs.py``): ``if-shell -F`` compares ``#{pane_current_command}`` inside the
+same invocation, right before the paste, so an agent that exits in between leaves its shell
+untouched::
+
+    list-panes     %3 runs claude            -> may be typed into
+    (agent exits; %3 now shows bash)
+    if-shell -F    %3 runs bash, not claude  -> nothing typed, "changed %3"
+
+The panes of one tmux server are served by one invocation whose commands are chained with ``;``
+(or a few: tmux refuses a command line over 16 KiB, about 60 panes). tmux stops a chain at the
+first failing command, so after each pane's Enter the chain prints ``sent <pane>`` (or
+``changed <pane>``): on an error, panes that printed either were handled, and only the rest are
+tried again one invocation per pane, which attributes each failure.
 """
 
 from __future__ import annotations
@@ -17,19 +27,28 @@ import contextlib
 import re
 import subprocess
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from distributor.errors import PaneNotFound, TmuxError, TmuxServerNotFound, TmuxTimeout
+from distributor.errors import (
+    PaneNotFound,
+    PaneProgramChanged,
+    TmuxError,
+    TmuxServerNotFound,
+    TmuxTimeout,
+)
 from distributor.log import get_logger
 
 log = get_logger(__name__)
 
 PANE_ID_RE = re.compile(r"%[0-9]{1,9}")
+PROGRAM_RE = re.compile(r"[A-Za-z0-9._+/-]{1,128}")  # safe inside a tmux format and command
 _SENT_PREFIX = "swarmqueue-sent "
+_CHANGED_PREFIX = "swarmqueue-changed "
 _SERVER_GONE = ("no server running", "error connecting to", "server exited")
 _PANE_GONE = ("can't find pane", "can't find window", "can't find session")
 _FIELD_SEP = "\x1f"
+MAX_CHAIN_BYTES = 15_000  # tmux refuses a command line over 16 KiB ("command too long")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,69 +118,122 @@ class Tmux:
                 rows.append(PaneRow(*parts))
         return rows
 
-    def pane_ids(self) -> set[str]:
-        """Ids of the server's live panes."""
-        out = self.run(["list-panes", "-a", "-F", "#{pane_id}"])
-        return {line for line in out.splitlines() if PANE_ID_RE.fullmatch(line)}
-
     def paste(
-        self, text: str, panes: Sequence[str], *, keep_newlines: bool = False
+        self, text: str, targets: Mapping[str, str], *, keep_newlines: bool = False
     ) -> dict[str, TmuxError | None]:
         """Type ``text`` plus Enter into each pane; ``None`` per pane typed into, else its error.
 
-        ``panes`` must be live pane ids (check with :meth:`pane_ids` first); a pane that closes
-        in between is still reported, with ``PaneNotFound``.
+        ``targets`` maps live pane ids to the foreground program seen there
+        (``#{pane_current_command}``); a pane whose program has changed since is not typed
+        into and gets ``PaneProgramChanged``, one that closed in between ``PaneNotFound``.
         """
-        for pane in panes:
+        for pane, program in targets.items():
             if not PANE_ID_RE.fullmatch(pane):
                 raise ValueError(f"not a tmux pane id: {pane!r}")
-        if not panes:
-            return {}
+            if not PROGRAM_RE.fullmatch(program):
+                raise ValueError(f"not a program name to compare: {program!r}")
         data = text.encode("utf-8")
+        result: dict[str, TmuxError | None] = {}
+        for chunk in _chunks(targets, keep_newlines):
+            result.update(self._paste(data, chunk, keep_newlines))
+        return result
+
+    def _paste(
+        self, data: bytes, targets: Mapping[str, str], keep_newlines: bool
+    ) -> dict[str, TmuxError | None]:
+        """One chain for ``targets``; on an error, the panes it did not reach one by one."""
         buffer = _buffer_name()
         try:
-            self.run(self._chain(buffer, panes, keep_newlines), stdin=data)
-            return dict.fromkeys(panes)
+            out = self.run(self._chain(buffer, targets, keep_newlines), stdin=data)
+            return self._results(out, targets)
         except TmuxError as exc:
             out = exc.partial_output
             chain_error = exc
         with contextlib.suppress(TmuxError):  # the chain stopped before its delete-buffer
             self.run(["delete-buffer", "-b", buffer])
-        sent = {line.removeprefix(_SENT_PREFIX) for line in out.splitlines()}
-        result: dict[str, TmuxError | None] = {p: None for p in panes if p in sent}
+        result = self._results(out, targets, complete=False)
         log.info(
             "tmux chain failed; trying panes one by one",
             where=self.where,
             error=str(chain_error),
-            typed=len(result),
-            remaining=len(panes) - len(result),
+            handled=len(result),
+            remaining=len(targets) - len(result),
         )
         if isinstance(chain_error, TmuxServerNotFound):
-            return {p: result.get(p, chain_error) for p in panes}
-        for pane in panes:
+            return {p: result.get(p, chain_error) for p in targets}
+        for pane, program in targets.items():
             if pane in result:
                 continue
+            one = {pane: program}
             try:
-                self.run(self._chain(_buffer_name(), [pane], keep_newlines), stdin=data)
-                result[pane] = None
+                out = self.run(self._chain(_buffer_name(), one, keep_newlines), stdin=data)
+                result[pane] = self._results(out, one)[pane]
             except TmuxError as exc:
                 result[pane] = exc
         return result
 
     @staticmethod
-    def _chain(buffer: str, panes: Sequence[str], keep_newlines: bool) -> list[str]:
-        paste = ["paste-buffer", "-p", *(["-r"] if keep_newlines else []), "-b", buffer]
+    def _results(
+        out: str, targets: Mapping[str, str], *, complete: bool = True
+    ) -> dict[str, TmuxError | None]:
+        """Outcomes the chain printed: ``None`` per pane typed into, ``PaneProgramChanged`` per
+        pane left alone; with ``complete``, a pane that printed nothing is an error too."""
+        result: dict[str, TmuxError | None] = {}
+        for line in out.splitlines():
+            if line.startswith(_SENT_PREFIX):
+                result["%" + line.removeprefix(_SENT_PREFIX)] = None
+            elif line.startswith(_CHANGED_PREFIX):
+                pane = "%" + line.removeprefix(_CHANGED_PREFIX)
+                seen = targets.get(pane, "")
+                result[pane] = PaneProgramChanged(
+                    f"the foreground program of pane {pane} is no longer {seen!r}; nothing typed",
+                    pane,
+                )
+        result = {p: r for p, r in result.items() if p in targets}
+        if complete:
+            for pane in targets:
+                result.setdefault(pane, TmuxError(f"tmux reported nothing for pane {pane}", pane))
+        return result
+
+    @staticmethod
+    def _chain(buffer: str, targets: Mapping[str, str], keep_newlines: bool) -> list[str]:
         args = ["load-buffer", "-b", buffer, "-"]
-        for pane in panes:
-            args += [";", *paste, "-t", pane]
-            args += [";", "send-keys", "-t", pane, "Enter"]
-            args += [";", "display-message", "-p", "-t", pane, _SENT_PREFIX + pane]
-        args += [";", "delete-buffer", "-b", buffer]
-        return args
+        for pane, program in targets.items():
+            args += _typing(buffer, pane, program, keep_newlines)
+        return [*args, ";", "delete-buffer", "-b", buffer]
+
+
+def _typing(buffer: str, pane: str, program: str, keep_newlines: bool) -> list[str]:
+    """The chain's part for one pane: paste and Enter if ``program`` is still in front."""
+    paste = f"paste-buffer -p {'-r ' if keep_newlines else ''}-b {buffer}"
+    number = pane[1:]  # markers hold no "%": display-message runs them through strftime
+    typed = (
+        f"{paste} -t {pane} ; send-keys -t {pane} Enter ; "
+        f"display-message -p '{_SENT_PREFIX}{number}'"
+    )
+    # has-session fails for a pane that is gone: PaneNotFound, not a changed program
+    left = f"has-session -t {pane} ; display-message -p '{_CHANGED_PREFIX}{number}'"
+    same = f"#{{==:#{{pane_current_command}},{program}}}"
+    return [";", "if-shell", "-F", "-t", pane, same, typed, left]
+
+
+def _chunks(targets: Mapping[str, str], keep_newlines: bool) -> Iterator[dict[str, str]]:
+    """``targets`` in groups whose chain stays within ``MAX_CHAIN_BYTES``."""
+    chunk: dict[str, str] = {}
+    size = 0
+    for pane, program in targets.items():
+        cost = sum(len(a) + 1 for a in _typing(_buffer_name(), pane, program, keep_newlines))
+        if chunk and size + cost > MAX_CHAIN_BYTES:
+            yield chunk
+            chunk, size = {}, 0
+        chunk[pane] = program
+        size += cost
+    if chunk:
+        yield chunk
 
 
 def _buffer_name() -> str:
-    return f"swarmqueue-{uuid.uuid4().hex}"
+    return f"swarmqueue-{uuid.uuid4().hex[:16]}"
 
 
 def _decode(raw: bytes | str | None) -> str:

@@ -74,7 +74,7 @@ def _outcome(d: Delivery) -> str:
         retry = "" if d.final else ", will retry"
         return f"failed ({d.reason}{retry}): {d.detail or '-'}"
     if d.status.value == "delivered":
-        return f"delivered at {when(d.delivered_at)}"
+        return f"delivered at {when(d.delivered_at)} as {d.delivered_as or 'paste'}"
     return "pending"
 
 

@@ -1,6 +1,7 @@
 --[[ msg_outcome: record what one delivery attempt did for some recipients of a message.
   KEYS[1] deliveries:<id>, KEYS[2] clock
-  ARGV[1] outcomes as JSON {agent id: {status = 'delivered' | 'failed', reason, detail, final}}
+  ARGV[1] outcomes as JSON {agent id: {status = 'delivered' | 'failed', as, reason, detail, final}}
+    (`as`: how a delivered message was typed, 'paste' or 'comment')
   A recipient already `delivered` is never changed, so a retried job cannot undo or repeat it.
   Each recorded outcome counts one attempt and stamps Redis time (first/last attempt, delivery).
   Returns {'ok', {recorded = n}}.
@@ -20,6 +21,7 @@ for id, o in pairs(cjson.decode(ARGV[1])) do
       d.status = o.status
       if o.status == 'delivered' then
         d.delivered_at = now
+        d['as'] = o['as']
         d.reason, d.detail, d.final = nil, nil, true
       else
         d.reason, d.detail, d.final = o.reason, o.detail, o.final
