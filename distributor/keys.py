@@ -11,7 +11,7 @@ key (after the prefix)     type         holds
                                         counts its unfinished dependencies, ``dependents``
                                         lists (comma-separated) the tasks waiting on it
 ``ready``                  sorted set   claimable tasks; score = priority, then order
-``delayed``                sorted set   tasks waiting out a retry backoff; score = due ms
+``delayed``                sorted set   ``waiting`` tasks (in a retry backoff); score = retry_at
 ``claimed``                sorted set   claimed / in-progress tasks; score = lease expiry ms
 ``all``                    sorted set   every task; score = submission order
 ``failed``                 set          failed tasks (to say what blocks their dependents)

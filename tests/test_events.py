@@ -96,7 +96,8 @@ def test_history_records_each_transition_with_its_details(queue: TaskQueue) -> N
     assert events[0].data == {"tasks": "2", "available": "1"}
     assert events[1].data == {"token": "1"}
     assert events[2].unblocked == ["b"]
-    assert events[4].data == {"reason": "tests failed", "attempts": "1", "final": "1"}
+    final = {"reason": "tests failed", "attempts": "1", "status": "failed", "final": "1"}
+    assert events[4].data == final
     assert all(earlier.at <= later.at for earlier, later in itertools.pairwise(events))
 
 

@@ -13,6 +13,7 @@ import yaml
 
 from distributor.cli.app import EXIT_INVALID, CliContext, CliError
 from distributor.cli.output import emit, json_option
+from distributor.cli.tasks import shown_status
 from distributor.decompose import decompose
 from distributor.models import Plan, Task, TaskStatus
 
@@ -110,7 +111,7 @@ def show(obj: CliContext, as_json: bool) -> None:
         for t in layer:
             who = f" by {t.agent_id}" if t.agent_id else ""
             after = f" after {', '.join(t.dependencies)}" if t.dependencies else ""
-            lines.append(f"  [{t.status.value}{who}] {t.id}: {t.title}{after}")
+            lines.append(f"  [{shown_status(t)}{who}] {t.id}: {t.title}{after}")
     emit(as_json, [[t.model_dump(mode="json") for t in layer] for layer in layers], lines)
 
 

@@ -6,6 +6,8 @@
   ARGV: 1 key prefix for per-task keys, 2 event stream cap, 3 request id ('' for none),
         4 seconds a stored reply is kept; an operation's own arguments start at ARGV[5].
   Replies are {status word, JSON payload}. Times are Redis server milliseconds.
+  Statuses: blocked, available, waiting (a retry backoff: in `delayed` until retry_at), claimed,
+  in_progress, completed, failed; `counts` holds how many tasks are in each.
 ]]
 local rcall = redis.call
 local K_READY, K_DELAYED, K_CLAIMED, K_ALL = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -122,30 +124,32 @@ local function reap_expired(now, limit)
   return #ids
 end
 
--- Move tasks whose retry backoff is over from `delayed` to `ready`.
+-- A waiting task's retry backoff is over: it becomes available (no event: the `failed` event
+-- that scheduled the retry names retry_at, and reads already show it available from then on).
+local function promote(id)
+  local tkey = task_key(id)
+  rcall('ZREM', K_DELAYED, id)
+  rcall('HDEL', tkey, 'retry_at')
+  make_available(tkey, id, 'waiting')
+end
+
+-- Make up to `limit` waiting tasks whose retry time has come available.
 local function promote_due(now, limit)
   local ids = rcall('ZRANGEBYSCORE', K_DELAYED, '-inf', int(now), 'LIMIT', 0, limit)
-  for _, id in ipairs(ids) do
-    rcall('ZREM', K_DELAYED, id)
-    rcall('ZADD', K_READY, rcall('HGET', task_key(id), 'rank'), id)
-    rcall('HDEL', task_key(id), 'retry_at')
-  end
+  for _, id in ipairs(ids) do promote(id) end
   return #ids
 end
 
 -- Hand an available task to `agent` with a fresh fencing token and lease; returns the task.
--- `popped` says the caller already took it off `ready` (and it was not waiting in `delayed`).
+-- `popped` says the caller already took it off `ready`.
 local function grant(now, id, agent, lease_override, popped)
   local tkey = task_key(id)
   local lease = tonumber(lease_override ~= '' and lease_override or rcall('HGET', tkey, 'lease_ms'))
   local token = rcall('HINCRBY', tkey, 'token', 1)
   rcall('HINCRBY', tkey, 'attempts', 1)
   local expires = now + lease
-  rcall('HDEL', tkey, 'retry_at', 'started_at')
-  if not popped then
-    rcall('ZREM', K_READY, id)
-    rcall('ZREM', K_DELAYED, id)
-  end
+  rcall('HDEL', tkey, 'started_at')
+  if not popped then rcall('ZREM', K_READY, id) end
   rcall('ZADD', K_CLAIMED, int(expires), id)
   move(tkey, 'available', 'claimed', 'agent_id', agent, 'claimed_at', int(now),
        'lease_expires_at', int(expires), 'lease_ms_claim', int(lease))
