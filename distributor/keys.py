@@ -30,7 +30,8 @@ key (after the prefix)     type         holds
 =========================  ===========  ====================================================
 
 The pub/sub channel ``swarmqueue:{S}:events`` carries one message per event (stream id, type,
-task id), so waiting agents wake at once; the stream is the durable copy.
+task id; a plan's ``submitted`` events share one, for the last), so waiting agents wake at once;
+the stream is the durable copy.
 
 Lua scripts get the fixed keys as ``KEYS`` in the order of :meth:`SwarmKeys.script_keys` and
 build per-task keys from the prefix passed as ``ARGV[1]`` with the same suffixes as above.

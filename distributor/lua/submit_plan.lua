@@ -6,7 +6,9 @@
   of unfinished tasks waiting on it, comma-separated), so a completion reads one field.
   Refuses, writing nothing: 'duplicate' {ids} when an id already exists in the swarm;
   'unknown_dependency' {task, dependency} when a dependency is neither in the plan nor the swarm.
-  Returns 'ok' {ids, available}; one `submitted` event.
+  Returns 'ok' {ids, available}. The log gets one `submitted` event per task, in plan order,
+  with status=available|blocked (a 10,000-task plan: 10,000 small entries, so the log names
+  every task submitted); subscribers get one wake-up, for the last of them.
 ]]
 local OP = 'submit'
 --@include common
@@ -32,6 +34,7 @@ end
 
 local now = now_ms()
 local ids, available = {}, {}
+local entry
 local waiting_on, waiters = {}, {}  -- dependency id -> new dependents, in plan order
 for _, t in ipairs(tasks) do
   local seq = rcall('INCR', K_SEQ)
@@ -68,6 +71,7 @@ for _, t in ipairs(tasks) do
     available[#available + 1] = t.id
   end
   ids[#ids + 1] = t.id
+  entry = record(now, 'submitted', t.id, '', {'status', status})
 end
 -- each unfinished dependency learns its new dependents (a comma list in its hash)
 for _, d in ipairs(waiting_on) do
@@ -76,5 +80,5 @@ for _, d in ipairs(waiting_on) do
   if known and known ~= '' then added = known .. ',' .. added end
   rcall('HSET', task_key(d), 'dependents', added)
 end
-emit(now, 'submitted', ids[1], '', {'tasks', int(#ids), 'available', int(#available)})
+wake(entry, 'submitted', ids[#ids])
 return done({ids = ids, available = available})

@@ -31,14 +31,24 @@ local function move(tkey, from, to, ...)
   rcall('HINCRBY', K_COUNTS, to, 1)
 end
 
--- Append an event to the capped stream and wake subscribers with "<stream id> <type> <task>".
-local function emit(now, kind, id, agent, extra)
+-- Append an event to the capped stream; returns its stream id.
+local function record(now, kind, id, agent, extra)
   local fields = {'type', kind, 'task', id, 'agent', agent or '', 'ts', int(now)}
   if extra then
     for i = 1, #extra do fields[#fields + 1] = extra[i] end
   end
-  local entry = rcall('XADD', K_EVENTS, 'MAXLEN', '~', EVENT_CAP, '*', unpack(fields))
+  return rcall('XADD', K_EVENTS, 'MAXLEN', '~', EVENT_CAP, '*', unpack(fields))
+end
+
+-- Wake subscribers with "<stream id> <type> <task>" (the stream keeps the event itself).
+local function wake(entry, kind, id)
   rcall('PUBLISH', K_EVENTS, entry .. ' ' .. kind .. ' ' .. id)
+end
+
+-- Record an event and wake subscribers.
+local function emit(now, kind, id, agent, extra)
+  local entry = record(now, kind, id, agent, extra)
+  wake(entry, kind, id)
   return entry
 end
 
