@@ -19,7 +19,8 @@ key (after the prefix)     type         holds
 ``seq``                    string       submission counter
 ``clock``                  string       ms added to Redis TIME (tests and simulations only)
 ``events``                 stream       the event log, capped by length
-``req:<op>:<request id>``  string       a stored reply, so a retried request is answered once
+``req:<request id>``       string       a stored reply (the request's digest, then its JSON),
+                                        so the same request sent again is answered once
 ``agents``                 sorted set   registered agents; score = last seen ms (presence)
 ``agent:<id>``             hash         an agent's address: host, tmux pane, socket, capabilities
 ``msg:<id>``               hash         a message: sender, type, sanitized content, time, hosts

@@ -61,7 +61,11 @@ def _announce_submitted(obj: CliContext, ids: list[str]) -> None:
 
 @plan_group.command("submit")
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--request-id", help="Idempotency key: resubmitting with it changes nothing.")
+@click.option(
+    "--request-id",
+    help="Idempotency key: the same plan resubmitted with it changes nothing; another plan "
+    "with it is refused (exit 2).",
+)
 @json_option
 @click.pass_obj
 def submit(obj: CliContext, file: str, request_id: str | None, as_json: bool) -> None:

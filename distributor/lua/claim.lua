@@ -1,17 +1,16 @@
 --[[ claim: give one named task to an agent.
-  ARGV[5] task id, ARGV[6] agent id, ARGV[7] lease ms for this claim ('' = the task's own).
+  ARGV[6] task id, ARGV[7] agent id, ARGV[8] lease ms for this claim ('' = the task's own).
   An active claim whose lease ran out is expired first, so the task can be claimed again; a
   waiting task whose retry time has come is made available first.
   Returns 'ok' {task} (task.token is the fencing token), or a refusal with {task}:
   'not_found', 'already_claimed', 'blocked', 'waiting' (in a retry backoff until task.retry_at),
-  'not_available' (completed or failed).
+  'not_available' (completed or failed); or 'request_id_reused' (see common.lua).
 ]]
-local OP = 'claim'
 --@include common
 local prev = replay()
 if prev then return prev end
 
-local id, agent, lease = ARGV[5], ARGV[6], ARGV[7]
+local id, agent, lease = ARGV[6], ARGV[7], ARGV[8]
 local tkey = task_key(id)
 local status = rcall('HGET', tkey, 'status')
 if not status then return refuse('not_found') end

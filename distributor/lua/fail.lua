@@ -1,19 +1,18 @@
 --[[ fail: the holder could not finish its task.
-  ARGV[5] task id, ARGV[6] agent id, ARGV[7] fencing token, ARGV[8] reason,
-  ARGV[9] '1' to retry, ARGV[10] backoff base ms, ARGV[11] backoff cap ms.
+  ARGV[6] task id, ARGV[7] agent id, ARGV[8] fencing token, ARGV[9] reason,
+  ARGV[10] '1' to retry, ARGV[11] backoff base ms, ARGV[12] backoff cap ms.
   With retry and attempts left, the task is `waiting` (in `delayed`, with retry_at) until
   base * 2^(attempts-1) ms (at most cap) have passed, then available again (see promote in
   common.lua); otherwise it is `failed` and its dependents stay blocked. The `failed` event
   says which: status=waiting with retry_at, or status=failed with final=1.
-  Returns 'ok' {task, will_retry, retry_at}, or 'not_found' / 'stale'.
+  Returns 'ok' {task, will_retry, retry_at}, or 'not_found' / 'stale' / 'request_id_reused'.
 ]]
-local OP = 'fail'
 --@include common
 local prev = replay()
 if prev then return prev end
 
-local id, agent, token, reason = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-local retry, base, cap = ARGV[9] == '1', tonumber(ARGV[10]), tonumber(ARGV[11])
+local id, agent, token, reason = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local retry, base, cap = ARGV[10] == '1', tonumber(ARGV[11]), tonumber(ARGV[12])
 local tkey = task_key(id)
 local refused, held = check_holder(tkey, agent, token)
 if refused then return refused end

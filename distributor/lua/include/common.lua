@@ -1,10 +1,11 @@
 --[[ Prelude shared by every swarmqueue script; inlined where a script says `--@include common`.
-  The including script sets `local OP = '<operation>'` first (it names stored replies).
 
   KEYS: 1 ready, 2 delayed, 3 claimed, 4 all, 5 failed, 6 counts, 7 seq, 8 clock, 9 events
         (fixed keys of one swarm, see distributor/keys.py; all share the {swarm} hash tag)
   ARGV: 1 key prefix for per-task keys, 2 event stream cap, 3 request id ('' for none),
-        4 seconds a stored reply is kept; an operation's own arguments start at ARGV[5].
+        4 the request's digest (its operation and the arguments that define it, computed by
+        distributor/ops.py), 5 seconds a stored reply is kept;
+        an operation's own arguments start at ARGV[6].
   Replies are {status word, JSON payload}. Times are Redis server milliseconds.
   Statuses: blocked, available, waiting (a retry backoff: in `delayed` until retry_at), claimed,
   in_progress, completed, failed; `counts` holds how many tasks are in each.
@@ -12,7 +13,8 @@
 local rcall = redis.call
 local K_READY, K_DELAYED, K_CLAIMED, K_ALL = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_FAILED, K_COUNTS, K_SEQ, K_CLOCK, K_EVENTS = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local PREFIX, EVENT_CAP, REQUEST_ID, REQUEST_TTL = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local PREFIX, EVENT_CAP, REQUEST_ID, REQUEST_DIGEST, REQUEST_TTL =
+  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 
 local function int(n) return string.format('%d', n) end
 
@@ -59,26 +61,34 @@ local function task_table(tkey)
   return t
 end
 
-local function request_key() return PREFIX .. 'req:' .. OP .. ':' .. REQUEST_ID end
+--[[ Idempotency. A reply that changed state is stored under its request id as
+  <digest><reply JSON>, so the same request sent again (redis-py's retry, an agent re-running a
+  command) gets the same reply; the same id with another operation or other arguments (another
+  plan, another agent's claim) has another digest and is refused with 'request_id_reused',
+  changing nothing. ]]
+local function request_key() return PREFIX .. 'req:' .. REQUEST_ID end
 
--- A reply that changed state is stored under the request id, so a retry gets it again.
 local function done(payload)
-  local out = {'ok', cjson.encode(payload)}
+  local body = cjson.encode(payload)
   if REQUEST_ID ~= '' then
-    rcall('SET', request_key(), cjson.encode(out), 'EX', REQUEST_TTL)
+    rcall('SET', request_key(), REQUEST_DIGEST .. body, 'EX', REQUEST_TTL)
   end
-  return out
+  return {'ok', body}
 end
 
 local function refuse(status, payload)
   return {status, cjson.encode(payload or {})}
 end
 
+-- The stored reply when this request was answered before, a refusal when its id answered a
+-- different request, else nil (go ahead).
 local function replay()
   if REQUEST_ID == '' then return nil end
   local stored = rcall('GET', request_key())
-  if stored then return cjson.decode(stored) end
-  return nil
+  if not stored then return nil end
+  local n = #REQUEST_DIGEST
+  if string.sub(stored, 1, n) ~= REQUEST_DIGEST then return refuse('request_id_reused') end
+  return {'ok', string.sub(stored, n + 1)}
 end
 
 local function is_active(status) return status == 'claimed' or status == 'in_progress' end
