@@ -63,6 +63,26 @@ class InvalidTransition(RefusedError):
         return f"cannot {self.operation} task {self.task_id!r}: it is {self.status}"
 
 
+class RequestIdReused(ValidationError):
+    """A request id that already answered a different request (another operation, or the same
+    one with other arguments: another plan, another agent's claim); nothing was done.
+
+    A request id names one request: sending that request again replays its stored reply, so a
+    lost reply is answered once; anything else needs a fresh id.
+    """
+
+    def __init__(self, request_id: str, operation: str) -> None:
+        super().__init__(request_id, operation)
+        self.request_id = request_id
+        self.operation = operation
+
+    def __str__(self) -> str:
+        return (
+            f"request id {self.request_id!r} was already used for a different request; "
+            f"this {self.operation} was not done (use a new request id)"
+        )
+
+
 class PlanError(RefusedError):
     """A plan was refused as a whole; nothing of it was written.
 

@@ -2,7 +2,8 @@
 
 Every Lua script appends its event to the capped stream ``keys.events`` (fields ``type``,
 ``task``, ``agent``, ``ts`` in ms, plus extras such as ``unblocked``) and publishes
-``"<stream id> <type> <task>"`` on ``keys.channel`` for waiters (see :mod:`distributor.waiting`).
+``"<stream id> <type> <task>"`` on ``keys.channel`` for waiters (see :mod:`distributor.waiting`);
+a plan's one ``submitted`` event per task is published once, for the last.
 
 The stream id is the cursor. Replay and live reading are the same ``XREAD ... STREAMS key <id>``
 ("entries after id"), only with ``BLOCK`` once caught up, so there is no seam between them where

@@ -11,7 +11,7 @@ key (after the prefix)     type         holds
                                         counts its unfinished dependencies, ``dependents``
                                         lists (comma-separated) the tasks waiting on it
 ``ready``                  sorted set   claimable tasks; score = priority, then order
-``delayed``                sorted set   tasks waiting out a retry backoff; score = due ms
+``delayed``                sorted set   ``waiting`` tasks (in a retry backoff); score = retry_at
 ``claimed``                sorted set   claimed / in-progress tasks; score = lease expiry ms
 ``all``                    sorted set   every task; score = submission order
 ``failed``                 set          failed tasks (to say what blocks their dependents)
@@ -19,7 +19,8 @@ key (after the prefix)     type         holds
 ``seq``                    string       submission counter
 ``clock``                  string       ms added to Redis TIME (tests and simulations only)
 ``events``                 stream       the event log, capped by length
-``req:<op>:<request id>``  string       a stored reply, so a retried request is answered once
+``req:<request id>``       string       a stored reply (the request's digest, then its JSON),
+                                        so the same request sent again is answered once
 ``agents``                 sorted set   registered agents; score = last seen ms (presence)
 ``agent:<id>``             hash         an agent's address: host, tmux pane, socket, capabilities
 ``msg:<id>``               hash         a message: sender, type, sanitized content, time, hosts
@@ -30,7 +31,8 @@ key (after the prefix)     type         holds
 =========================  ===========  ====================================================
 
 The pub/sub channel ``swarmqueue:{S}:events`` carries one message per event (stream id, type,
-task id), so waiting agents wake at once; the stream is the durable copy.
+task id; a plan's ``submitted`` events share one, for the last), so waiting agents wake at once;
+the stream is the durable copy.
 
 Lua scripts get the fixed keys as ``KEYS`` in the order of :meth:`SwarmKeys.script_keys` and
 build per-task keys from the prefix passed as ``ARGV[1]`` with the same suffixes as above.

@@ -68,10 +68,15 @@ SingleLine = Annotated[str, AfterValidator(_single_line)]
 
 
 class TaskStatus(StrEnum):
-    """Where a task stands; the counters in Redis are kept per status."""
+    """Where a task stands; the counters in Redis are kept per status.
+
+    ``waiting`` is a task whose attempt failed and that waits out its retry backoff until
+    ``retry_at``; from then on it is ``available`` (reads say so at once, by Redis time).
+    """
 
     BLOCKED = "blocked"
     AVAILABLE = "available"
+    WAITING = "waiting"
     CLAIMED = "claimed"
     IN_PROGRESS = "in_progress"
     COMPLETED = "completed"
@@ -143,7 +148,7 @@ class Claim(BaseModel):
         return self.task.id
 
 
-ClaimRefusal = Literal["not_found", "already_claimed", "blocked", "not_available"]
+ClaimRefusal = Literal["not_found", "already_claimed", "blocked", "waiting", "not_available"]
 
 
 class ClaimResult(BaseModel):
@@ -151,8 +156,8 @@ class ClaimResult(BaseModel):
 
     ``claimed`` is False for exactly one ``reason``:
     ``not_found`` (no such task), ``already_claimed`` (another claim holds it),
-    ``blocked`` (a dependency is unfinished) or ``not_available`` (completed, failed, or
-    waiting out a retry backoff).
+    ``blocked`` (a dependency is unfinished), ``waiting`` (in a retry backoff until
+    ``task.retry_at``) or ``not_available`` (completed or failed).
     """
 
     model_config = ConfigDict(frozen=True)

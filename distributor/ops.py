@@ -8,6 +8,7 @@ synchronously and ``AsyncTaskQueue`` with ``await``. Reads (``get``, ``progress`
 from __future__ import annotations
 
 import graphlib
+import hashlib
 import json
 import uuid
 from datetime import datetime
@@ -22,6 +23,7 @@ from distributor.errors import (
     DuplicateInPlan,
     DuplicateTask,
     InvalidTransition,
+    RequestIdReused,
     StaleClaim,
     TaskNotFound,
     UnknownDependency,
@@ -45,6 +47,7 @@ from distributor.models import (
 from distributor.settings import Settings
 
 MAX_REASON = 2_000
+_OPERATION_NAMES = {"submit_plan": "submit"}  # how errors name an operation, where it differs
 _REQUEST_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
 
@@ -55,6 +58,22 @@ def check_request_id(request_id: str | None) -> str:
     if not 1 <= len(request_id) <= 64 or not set(request_id) <= _REQUEST_ID_CHARS:
         raise ValidationError("invalid request id: must be 1-64 letters, digits, '_' or '-'")
     return request_id
+
+
+def request_digest(operation: str, args: tuple[Arg, ...]) -> str:
+    """What a request id is bound to: a digest of the operation and the arguments that define it.
+
+    The scripts store it before the reply and compare it on replay (``lua/include/common.lua``).
+    Each part is length-prefixed, so two argument lists never hash the same text. Eight bytes
+    (16 hex characters, all the stored reply grows by) are plenty: only requests sent under one
+    id are compared, and crafting another request with the same digest takes ~2^64 tries.
+    """
+    h = hashlib.blake2b(digest_size=8)
+    for part in (operation, *args):
+        raw = part if isinstance(part, bytes) else str(part).encode()
+        h.update(b"%d:" % len(raw))
+        h.update(raw)
+    return h.hexdigest()
 
 
 def lease_ms(lease_seconds: float | None) -> str:
@@ -109,14 +128,29 @@ class Operations:
         self.settings = settings
         self._script_keys = keys.script_keys()
 
-    def _call(self, name: str, request_id: str, *args: Arg) -> ScriptCall:
+    def _call(
+        self, name: str, request_id: str, args: tuple[Arg, ...], tuning: tuple[Arg, ...] = ()
+    ) -> ScriptCall:
+        """A script call. ``args`` define the request (the request id is bound to them);
+        ``tuning`` are this client's settings (reap batch, backoff), not part of what was asked:
+        the same request retried by a process configured otherwise is still the same request."""
         common: list[Arg] = [
             self.keys.prefix,
             self.settings.event_stream_cap,
             request_id,
+            request_digest(name, args) if request_id else "",
             self.settings.request_ttl_seconds,
         ]
-        return ScriptCall(name, self._script_keys, [*common, *args])
+        return ScriptCall(name, self._script_keys, [*common, *args, *tuning])
+
+    def _script(
+        self, name: str, request_id: str, args: tuple[Arg, ...], tuning: tuple[Arg, ...] = ()
+    ) -> Op[tuple[str, dict[str, Any]]]:
+        """Run a script; its reply as (status, body), ``RequestIdReused`` raised."""
+        status, body = codec.script_reply((yield self._call(name, request_id, args, tuning)))
+        if status == "request_id_reused":
+            raise RequestIdReused(request_id, _OPERATION_NAMES.get(name, name))
+        return status, body
 
     def _holder_args(self, task_id: str, agent_id: str, token: int) -> tuple[str, str, str]:
         validated(check_task_id, task_id)
@@ -132,8 +166,8 @@ class Operations:
         ordered = check_plan(parsed)
         default_ms = round((parsed.lease_seconds or self.settings.lease_seconds) * 1000)
         payload = json.dumps([codec.task_to_script(t, default_ms) for t in ordered])
-        status, body = codec.script_reply(
-            (yield self._call("submit_plan", check_request_id(request_id), payload))
+        status, body = yield from self._script(
+            "submit_plan", check_request_id(request_id), (payload,)
         )
         if status == "duplicate":
             raise DuplicateTask(list(body["ids"]))
@@ -146,8 +180,9 @@ class Operations:
     ) -> Op[ClaimResult]:
         validated(check_task_id, task_id)
         validated(check_agent_id, agent_id)
-        call = self._call("claim", check_request_id(request_id), task_id, agent_id, lease_ms(lease))
-        status, body = codec.script_reply((yield call))
+        status, body = yield from self._script(
+            "claim", check_request_id(request_id), (task_id, agent_id, lease_ms(lease))
+        )
         if status == "ok":
             task = codec.task_from_hash(body["task"])
             return ClaimResult(claimed=True, claim=Claim(task=task, token=task.token), task=task)
@@ -178,14 +213,12 @@ class Operations:
         self, agent_id: str, lease: float | None, request_id: str | None
     ) -> Op[tuple[Claim | None, dict[str, Any]]]:
         validated(check_agent_id, agent_id)
-        call = self._call(
+        status, body = yield from self._script(
             "claim_next",
             check_request_id(request_id),
-            agent_id,
-            lease_ms(lease),
-            self.settings.reap_batch,
+            (agent_id, lease_ms(lease)),
+            (self.settings.reap_batch,),
         )
-        status, body = codec.script_reply((yield call))
         if status == "ok":
             task = codec.task_from_hash(body["task"])
             return Claim(task=task, token=task.token), body
@@ -198,11 +231,12 @@ class Operations:
         agent_id: str,
         token: int,
         request_id: str | None,
-        *extra: Arg,
+        extra: tuple[Arg, ...] = (),
+        tuning: tuple[Arg, ...] = (),
     ) -> Op[dict[str, Any]]:
         args = self._holder_args(task_id, agent_id, token)
         rid = "" if request_id == "" else check_request_id(request_id)  # '' = not idempotent
-        status, body = codec.script_reply((yield self._call(name, rid, *args, *extra)))
+        status, body = yield from self._script(name, rid, (*args, *extra), tuning)
         if status == "not_found":
             raise TaskNotFound(task_id)
         if status == "stale":
@@ -224,9 +258,8 @@ class Operations:
             agent_id,
             token,
             request_id,
-            "1" if claim_next else "0",
-            lease_ms(lease),
-            self.settings.reap_batch,
+            ("1" if claim_next else "0", lease_ms(lease)),
+            (self.settings.reap_batch,),
         )
         raw_next = body.get("next")
         next_task = codec.task_from_hash(raw_next) if raw_next else None
@@ -240,13 +273,13 @@ class Operations:
         self, task_id: str, agent_id: str, token: int, lease: float | None, request_id: str | None
     ) -> Op[Task]:
         body = yield from self._holder_op(
-            "start", task_id, agent_id, token, request_id, lease_ms(lease)
+            "start", task_id, agent_id, token, request_id, (lease_ms(lease),)
         )
         return codec.task_from_hash(body["task"])
 
     def heartbeat(self, task_id: str, agent_id: str, token: int, lease: float | None) -> Op[Task]:
         body = yield from self._holder_op(
-            "heartbeat", task_id, agent_id, token, "", lease_ms(lease)
+            "heartbeat", task_id, agent_id, token, "", (lease_ms(lease),)
         )
         return codec.task_from_hash(body["task"])
 
@@ -266,10 +299,8 @@ class Operations:
             agent_id,
             token,
             request_id,
-            clean_reason(reason),
-            "1" if retry else "0",
-            round(s.retry_backoff_seconds * 1000),
-            round(s.retry_backoff_max_seconds * 1000),
+            (clean_reason(reason), "1" if retry else "0"),
+            (round(s.retry_backoff_seconds * 1000), round(s.retry_backoff_max_seconds * 1000)),
         )
         return FailOutcome(
             task=codec.task_from_hash(body["task"]),
@@ -283,7 +314,7 @@ class Operations:
 
     def _operator_op(self, name: str, task_id: str, *extra: Arg) -> Op[Task]:
         validated(check_task_id, task_id)
-        status, body = codec.script_reply((yield self._call(name, "", task_id, *extra)))
+        status, body = yield from self._script(name, "", (task_id, *extra))
         if status == "not_found":
             raise TaskNotFound(task_id)
         task = codec.task_from_hash(body["task"])
@@ -299,5 +330,5 @@ class Operations:
 
     def reap_batch(self) -> Op[tuple[int, int]]:
         """Recover one batch of expired leases and due retries: (expired, promoted)."""
-        _, body = codec.script_reply((yield self._call("reap", "", self.settings.reap_batch)))
+        _, body = yield from self._script("reap", "", (), (self.settings.reap_batch,))
         return int(body["expired"]), int(body["promoted"])

@@ -2,6 +2,11 @@
 
 None of these scan on the hot path: progress reads the per-status counters; only listings and
 the "blocked by failed task" report walk what they report.
+
+A ``waiting`` task is ``available`` from its ``retry_at`` on, whether or not a claim or reap
+has recorded that yet: every read compares ``retry_at`` with Redis time (``TIME`` plus the
+swarm's clock, as the scripts do) and shows what the next claim would find, so ``status``,
+``tasks``, ``task`` and ``claim`` never disagree.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ import json
 from typing import Any
 
 from distributor import codec
-from distributor.calls import Batch, Command, Op, text
+from distributor.calls import Batch, Command, Op, ScriptCall, text
 from distributor.errors import TaskNotFound, ValidationError
 from distributor.keys import SwarmKeys
 from distributor.models import ACTIVE_STATUSES, Task, TaskStatus, check_task_id, validated
@@ -36,12 +41,30 @@ def get(keys: SwarmKeys, task_id: str) -> Op[Task]:
     return found[0]
 
 
+def as_of(h: dict[str, str], now_ms: int) -> dict[str, str]:
+    """A task hash as it stands at ``now_ms``: a waiting task whose retry time has come is
+    available (what ``promote`` in ``lua/include/common.lua`` will record)."""
+    if h.get("status") == TaskStatus.WAITING.value and int(h.get("retry_at") or 0) <= now_ms:
+        shown = {k: v for k, v in h.items() if k != "retry_at"}
+        shown["status"] = TaskStatus.AVAILABLE.value
+        return shown
+    return h
+
+
 def _load(keys: SwarmKeys, ids: list[str]) -> Op[list[dict[str, str]]]:
+    """The hashes of the tasks in ``ids`` that exist, as they stand now (see :func:`as_of`)."""
     hashes: list[dict[str, str]] = []
+    now_ms = 0
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
-        replies = yield Batch(tuple(Command(("HGETALL", keys.task(i))) for i in chunk))
-        hashes.extend(h for h in (codec.decode_map(r) for r in replies) if h)
+        reads = tuple(Command(("HGETALL", keys.task(i))) for i in chunk)
+        if start == 0:  # Redis' "now" rides along with the first chunk
+            reads += (Command(("TIME",)), Command(("GET", keys.clock)))
+        replies = yield Batch(reads)
+        if start == 0:
+            *replies, time_reply, clock = replies
+            now_ms = codec.redis_now_ms(time_reply, clock)
+        hashes.extend(as_of(h, now_ms) for h in (codec.decode_map(r) for r in replies) if h)
     return hashes
 
 
@@ -104,13 +127,13 @@ def blocked_by_failures(keys: SwarmKeys, failed: list[str]) -> Op[dict[str, list
 
 def progress(keys: SwarmKeys) -> Op[dict[str, Any]]:
     """Counts per status, completion percentage, and which failed tasks block others."""
-    raw_counts, failed = yield Batch(
-        (Command(("HGETALL", keys.counts)), Command(("SMEMBERS", keys.failed)))
-    )
+    # the counters and Redis time in one atomic step (see lua/counts.lua)
+    call = ScriptCall("counts", keys.script_keys(), [keys.prefix, 0, "", "", 0])
+    _, body = codec.script_reply((yield call))
     counts = {s.value: 0 for s in TaskStatus}
-    counts.update({k: int(v) for k, v in codec.decode_map(raw_counts).items()})
+    counts.update({k: int(v) for k, v in codec.decode_map(body["counts"]).items()})
     total = sum(counts.values())
-    blocked_by = yield from blocked_by_failures(keys, [text(f) for f in failed])
+    blocked_by = yield from blocked_by_failures(keys, [text(f) for f in body["failed"] or []])
     return {
         "total": total,
         **counts,

@@ -141,7 +141,8 @@ class TaskQueue(SyncClient):
         retry: bool = True,
         request_id: str | None = None,
     ) -> FailOutcome:
-        """Report a held task as failed: retried after a backoff while attempts remain."""
+        """Report a held task as failed: while attempts remain it is ``waiting`` until
+        ``retry_at`` (a backoff), then available again; else ``failed``."""
         return self._run(self.ops.fail(task_id, agent_id, token, reason, retry, request_id))
 
     def release(

@@ -23,6 +23,7 @@ SCRIPT_NAMES = (
     "retry",
     "cancel",
     "reap",
+    "counts",
 )
 # Agent registry and messaging (distributor.agents, distributor.messages); these use their own
 # keys, so they do not include ``common``.

@@ -107,14 +107,14 @@ def test_async_for_follows_events_live(
         producer = asyncio.create_task(produce())
         async for event in aq.follow(since="0", timeout=LONG_WAIT):
             seen.append(event)
-            if len(seen) == 7:
+            if len(seen) == 9:
                 break
         await producer
         return seen
 
     seen = run(async_client_factory, sync_queue, body)
     assert [e.id for e in seen] == [e.id for e in sync_queue.events()]
-    assert [e.type for e in seen] == ["submitted"] + ["claimed", "completed"] * 3
+    assert [e.type for e in seen] == ["submitted"] * 3 + ["claimed", "completed"] * 3
 
 
 def test_from_url_configures_retries(real_redis_url: str) -> None:

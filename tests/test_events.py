@@ -87,16 +87,18 @@ def test_history_records_each_transition_with_its_details(queue: TaskQueue) -> N
 
     assert [(e.type, e.task_id, e.agent_id) for e in events] == [
         ("submitted", "a", None),
+        ("submitted", "b", None),
         ("claimed", "a", "agent-1"),
         ("completed", "a", "agent-1"),
         ("claimed", "b", "agent-2"),
         ("failed", "b", "agent-2"),
     ]
     assert [e.id for e in events] == stream_ids(queue)
-    assert events[0].data == {"tasks": "2", "available": "1"}
-    assert events[1].data == {"token": "1"}
-    assert events[2].unblocked == ["b"]
-    assert events[4].data == {"reason": "tests failed", "attempts": "1", "final": "1"}
+    assert [events[0].data, events[1].data] == [{"status": "available"}, {"status": "blocked"}]
+    assert events[2].data == {"token": "1"}
+    assert events[3].unblocked == ["b"]
+    final = {"reason": "tests failed", "attempts": "1", "status": "failed", "final": "1"}
+    assert events[5].data == final
     assert all(earlier.at <= later.at for earlier, later in itertools.pairwise(events))
 
 
@@ -107,7 +109,7 @@ def test_since_and_count_page_through_history(
     queue.submit(chain_plan(5))
     run_chain(queue, 5)
     ids = stream_ids(queue)
-    assert len(ids) == 11
+    assert len(ids) == 15  # one submitted event per task, then claimed + completed each
 
     assert [e.id for e in queue.events()] == ids
     assert [e.id for e in queue.events(since=ids[3])] == ids[4:]
@@ -115,6 +117,28 @@ def test_since_and_count_page_through_history(
     assert queue.events(since=ids[-1]) == []
     assert queue.events(since="$") == []
     assert queue.last_event_id() == ids[-1]
+
+
+def test_plan_logs_one_submitted_event_per_task_and_wakes_once(queue: TaskQueue) -> None:
+    pubsub = queue.redis.pubsub()  # type: ignore[no-untyped-call]
+    pubsub.subscribe(queue.keys.channel)
+    assert pubsub.get_message(timeout=5)["type"] == "subscribe"
+    plan = chain_plan(300)
+    plan["tasks"].append({"id": "solo", "title": "S"})
+
+    queue.submit(plan)
+
+    events = queue.events()
+    assert [(e.type, e.task_id) for e in events] == [
+        ("submitted", t["id"]) for t in plan["tasks"]
+    ]
+    assert [e.data for e in events[:2]] == [{"status": "available"}, {"status": "blocked"}]
+    assert events[-1].data == {"status": "available"}
+    woken = pubsub.get_message(timeout=5)
+    assert woken is not None
+    assert text(woken["data"]) == f"{events[-1].id} submitted solo"
+    assert pubsub.get_message(timeout=0.2) is None  # one wake-up for the whole plan
+    pubsub.close()
 
 
 def test_events_wait_returns_when_one_arrives(queue: TaskQueue) -> None:
@@ -141,8 +165,8 @@ def test_stream_is_capped_by_length(redis_client: redis.Redis, swarm: str) -> No
         queue.submit({"tasks": [{"id": f"t{i}", "title": "T"} for i in range(400)]})
         for _ in range(400):
             assert queue.claim_next("a1") is not None
-        # 401 events were appended; MAXLEN ~ trims whole stream nodes, so roughly 100 remain.
-        assert queue.redis.xlen(queue.keys.events) < 401
+        # 800 events were appended; MAXLEN ~ trims whole stream nodes, so roughly 100 remain.
+        assert queue.redis.xlen(queue.keys.events) < 800
         assert [e.id for e in queue.events()] == stream_ids(queue)
     finally:
         delete_swarm(queue)
@@ -152,7 +176,7 @@ def test_follow_replays_then_goes_live_without_gap_or_duplicate(
     queue: TaskQueue, open_queue: Opener
 ) -> None:
     queue.submit(chain_plan(6))
-    run_chain(queue, 3)  # 7 events already in the log
+    run_chain(queue, 3)  # 12 events already in the log
     follower = open_queue()
     seen: list[Event] = []
     caught_up = threading.Event()
@@ -160,9 +184,9 @@ def test_follow_replays_then_goes_live_without_gap_or_duplicate(
     def follow() -> None:
         for event in follower.follow(since="0", timeout=30):
             seen.append(event)
-            if len(seen) == 7:
+            if len(seen) == 12:
                 caught_up.set()
-            if len(seen) == 13:
+            if len(seen) == 18:
                 return
 
     thread = threading.Thread(target=follow)
@@ -179,7 +203,7 @@ def test_follower_reconnecting_with_its_last_id_sees_each_event_once_in_order(
     queue: TaskQueue, open_queue: Opener
 ) -> None:
     queue.submit(chain_plan(8))
-    run_chain(queue, 2)  # 5 events
+    run_chain(queue, 2)  # 12 events
     seen: list[Event] = []
 
     first = open_queue()
@@ -195,22 +219,22 @@ def test_follower_reconnecting_with_its_last_id_sees_each_event_once_in_order(
     again = open_queue()
     for event in again.follow(since=seen[-1].id, timeout=30):
         seen.append(event)
-        if len(seen) == 11:
+        if len(seen) == 18:
             break
     run_chain(queue, 3)  # 6 more, live for a follower that resumed once more
     for event in again.follow(since=seen[-1].id, timeout=30):
         seen.append(event)
-        if len(seen) == 17:
+        if len(seen) == 24:
             break
 
-    assert len(seen) == 17
+    assert len(seen) == 24
     assert [e.id for e in seen] == stream_ids(queue)
 
 
 def test_follow_from_now_and_idle_timeout(queue: TaskQueue) -> None:
     queue.submit(chain_plan(2))
     assert list(queue.follow(since="$", timeout=0.1)) == []
-    assert len(list(queue.follow(since="0", timeout=0.1))) == 1
+    assert len(list(queue.follow(since="0", timeout=0.1))) == 2  # a submitted event per task
 
 
 # -- a follower whose connection drops while it waits (real Redis only) ----------------------
@@ -249,9 +273,9 @@ def test_follower_survives_its_connection_dropping(
         def follow() -> None:
             for event in follower.follow(since="0", timeout=30):
                 seen.append(event)
-                if len(seen) == 1:
+                if len(seen) == 4:
                     blocked.set()  # next: XREAD BLOCK, nothing newer yet
-                if len(seen) == 9:
+                if len(seen) == 12:
                     return
 
         thread = threading.Thread(target=follow)

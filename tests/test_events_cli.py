@@ -36,11 +36,12 @@ def test_events_prints_one_line_per_event(cli_obj: CliContext, sync_queue: TaskQ
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     assert [line.split("  ")[0] for line in lines] == ids
-    assert lines[0].split("  ")[2:] == ["submitted", "t0", "available=1", "tasks=2"]
-    assert lines[2].split("  ")[2:] == ["completed", "t0", "by a1", "unblocked=t1"]
+    assert lines[0].split("  ")[2:] == ["submitted", "t0", "status=available"]
+    assert lines[1].split("  ")[2:] == ["submitted", "t1", "status=blocked"]
+    assert lines[3].split("  ")[2:] == ["completed", "t0", "by a1", "unblocked=t1"]
 
-    later = run(cli_obj, "events", "--since", ids[1])
-    assert [line.split("  ")[0] for line in later.stdout.splitlines()] == ids[2:]
+    later = run(cli_obj, "events", "--since", ids[2])
+    assert [line.split("  ")[0] for line in later.stdout.splitlines()] == ids[3:]
 
 
 def test_events_json_lines(cli_obj: CliContext, sync_queue: TaskQueue) -> None:
@@ -52,10 +53,11 @@ def test_events_json_lines(cli_obj: CliContext, sync_queue: TaskQueue) -> None:
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [(r["type"], r["task_id"], r["agent_id"]) for r in rows] == [
         ("submitted", "t0", None),
+        ("submitted", "t1", None),
         ("claimed", "t0", "a1"),
         ("completed", "t0", "a1"),
     ]
-    assert rows[2]["data"] == {"unblocked": "t1"}
+    assert rows[3]["data"] == {"unblocked": "t1"}
     assert [r["id"] for r in rows] == [e.id for e in sync_queue.events()]
 
 
@@ -67,7 +69,7 @@ def test_events_follow_prints_history_then_stops_when_idle(
     result = run(cli_obj, "events", "--follow", "--timeout", "0.2")
 
     assert result.exit_code == 0
-    assert len(result.stdout.splitlines()) == 1
+    assert len(result.stdout.splitlines()) == 2  # one submitted event per task
 
 
 def test_events_bad_since_exits_2(cli_obj: CliContext) -> None:

@@ -102,11 +102,14 @@ def test_fail_backs_off_then_gives_up_and_blocks_dependents(queue: TaskQueue) ->
         assert claim is not None and claim.task.attempts == attempt
         outcome = queue.fail("flaky", "a1", claim.token, "tests broke")
         assert outcome.will_retry and outcome.retry_at is not None
-        assert outcome.task.status == TaskStatus.AVAILABLE
+        assert outcome.task.status == TaskStatus.WAITING
+        assert outcome.task.retry_at == outcome.retry_at
         assert outcome.task.last_error == "tests broke"
         delays.append(outcome.retry_at)
         assert queue.claim_next("a1") is None  # not claimable during the backoff
-        assert queue.claim("flaky", "a1").reason == "not_available"
+        refused = queue.claim("flaky", "a1")
+        assert refused.reason == "waiting" and refused.task is not None
+        assert refused.task.retry_at == outcome.retry_at
         advance_clock(queue, queue.settings.retry_backoff_seconds * 2**attempt)
     claim = queue.claim_next("a1")
     assert claim is not None and claim.task.attempts == 3

@@ -9,6 +9,7 @@ lease or a backoff.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from distributor import Claim, StaleClaim, TaskQueue, TaskStatus
+from distributor.calls import text
 from distributor.settings import Settings
 from distributor.testing import advance_clock, delete_swarm
 
@@ -41,7 +43,7 @@ class ModelTask:
     token: int = 0
     attempts: int = 0
     lease_until: float = 0.0
-    due: float | None = None  # retry backoff end, while available
+    due: float | None = None  # retry backoff end, while waiting
 
     @property
     def rank(self) -> tuple[int, int]:
@@ -79,9 +81,13 @@ class QueueMachine(RuleBasedStateMachine):
         for t in self.tasks.values():
             if t.status in ACTIVE and t.lease_until <= self.now:
                 self._expire(t)
+
+    def _retries_due(self) -> None:
+        """Waiting tasks whose retry time has come are available: every read says so at once
+        (the scripts record it on the next claim or reap)."""
         for t in self.tasks.values():
-            if t.status == "available" and t.due is not None and t.due <= self.now:
-                t.due = None
+            if t.status == "waiting" and t.due is not None and t.due <= self.now:
+                t.status, t.due = "available", None
 
     def _grant(self, t: ModelTask, agent: str) -> None:
         t.status, t.agent, t.due = "claimed", agent, None
@@ -131,9 +137,9 @@ class QueueMachine(RuleBasedStateMachine):
             self._expire(t)
         if t.status in ACTIVE:
             expected = "already_claimed"
-        elif t.status == "blocked":
-            expected = "blocked"
-        elif t.status != "available" or (t.due is not None and t.due > self.now):
+        elif t.status in ("blocked", "waiting"):
+            expected = t.status
+        elif t.status != "available":
             expected = "not_available"
         else:
             expected = "ok"
@@ -149,7 +155,7 @@ class QueueMachine(RuleBasedStateMachine):
     def _expect_claim(self, claim: Claim | None, agent: str) -> None:
         """Check a claim of the best ready task against the model, and record it there."""
         self._reap()
-        ready = [t for t in self.tasks.values() if t.status == "available" and t.due is None]
+        ready = [t for t in self.tasks.values() if t.status == "available"]
         if not ready:
             assert claim is None
             return
@@ -206,7 +212,7 @@ class QueueMachine(RuleBasedStateMachine):
         elif operation == "release":
             t.status, t.attempts = "available", t.attempts - 1
         elif operation == "fail" and t.attempts < t.max_attempts:
-            t.status = "available"
+            t.status = "waiting"
             t.due = self.now + min(80 * UNIT, 10 * UNIT * 2 ** (t.attempts - 1))
             assert outcome.will_retry
         else:
@@ -235,6 +241,7 @@ class QueueMachine(RuleBasedStateMachine):
     def time_passes(self, units: int) -> None:
         advance_clock(self.queue, units * UNIT)
         self.now += units * UNIT
+        self._retries_due()
 
     @precondition(lambda self: any(t.status == "failed" for t in self.tasks.values()))
     @rule(data=st.data())
@@ -280,11 +287,16 @@ class QueueMachine(RuleBasedStateMachine):
             count = sum(1 for t in self.tasks.values() if t.status == status.value)
             assert progress[status.value] == count, status
         assert progress["total"] == len(self.tasks)
+        # the stored counters match the stored statuses (before reads apply Redis time)
+        r = self.queue.redis
+        stored = Counter(text(r.hget(self.queue.keys.task(i), "status")) for i in self.tasks)
+        raw = {text(k): int(v) for k, v in r.hgetall(self.queue.keys.counts).items()}
+        assert {k: v for k, v in raw.items() if v} == dict(stored)
 
     @invariant()
     def nothing_runs_before_its_dependencies(self) -> None:
         for t in self.tasks.values():
-            if t.status in ("available", "claimed", "in_progress", "completed"):
+            if t.status in ("available", "waiting", "claimed", "in_progress", "completed"):
                 assert all(self.tasks[d].status == "completed" for d in t.deps), t.id
 
     @invariant()

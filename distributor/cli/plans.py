@@ -13,6 +13,7 @@ import yaml
 
 from distributor.cli.app import EXIT_INVALID, CliContext, CliError
 from distributor.cli.output import emit, json_option
+from distributor.cli.tasks import shown_status
 from distributor.decompose import decompose
 from distributor.models import Plan, Task, TaskStatus
 
@@ -62,7 +63,11 @@ def _announce_submitted(obj: CliContext, ids: list[str]) -> None:
 
 @plan_group.command("submit")
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--request-id", help="Idempotency key: resubmitting with it changes nothing.")
+@click.option(
+    "--request-id",
+    help="Idempotency key: the same plan resubmitted with it changes nothing; another plan "
+    "with it is refused (exit 2).",
+)
 @json_option
 @click.pass_obj
 def submit(obj: CliContext, file: str, request_id: str | None, as_json: bool) -> None:
@@ -112,7 +117,7 @@ def show(obj: CliContext, as_json: bool) -> None:
         for t in layer:
             who = f" by {t.agent_id}" if t.agent_id else ""
             after = f" after {', '.join(t.dependencies)}" if t.dependencies else ""
-            lines.append(f"  [{t.status.value}{who}] {t.id}: {t.title}{after}")
+            lines.append(f"  [{shown_status(t)}{who}] {t.id}: {t.title}{after}")
     emit(as_json, [[t.model_dump(mode="json") for t in layer] for layer in layers], lines)
 
 

@@ -140,7 +140,8 @@ def claim(
     tokens.check_writable(obj.settings.swarm, agent_id)
     result = obj.queue.claim(task_id, agent_id, lease=lease, request_id=request_id)
     if result.claim is None:
-        raise CliError(f"task {task_id!r} not claimed: {result.reason}", EXIT_REFUSED)
+        why = shown_status(result.task) if result.task and result.reason == "waiting" else None
+        raise CliError(f"task {task_id!r} not claimed: {why or result.reason}", EXIT_REFUSED)
     _claim_out(obj, result.claim, as_json)
 
 
@@ -282,7 +283,7 @@ def fail(
     )
     _forget(obj, agent_id, task_id)
     line = (
-        f"{task_id} failed; retry after {when(outcome.retry_at)}"
+        f"{task_id} failed; waiting until {when(outcome.retry_at)}, then available again"
         if outcome.will_retry
         else f"{task_id} failed for good after {outcome.task.attempts} attempt(s)"
     )
@@ -332,8 +333,15 @@ def reap(obj: CliContext, as_json: bool) -> None:
     emit(as_json, {"expired": expired}, f"recovered {expired} expired claim(s)")
 
 
+def shown_status(task: Task) -> str:
+    """A task's status for people: ``waiting`` says until when (its retry time)."""
+    if task.status == TaskStatus.WAITING:
+        return f"waiting until {when(task.retry_at)}"
+    return task.status.value
+
+
 def _row(task: Task) -> str:
-    return f"{task.id}\t{task.status.value}\t{task.agent_id or '-'}\t{task.attempts}\t{task.title}"
+    return f"{task.id}\t{shown_status(task)}\t{task.agent_id or '-'}\t{task.attempts}\t{task.title}"
 
 
 @click.command("tasks")
@@ -357,7 +365,7 @@ def task_cmd(obj: CliContext, task_id: str, as_json: bool) -> None:
     t = obj.queue.get(task_id)
     lines = [
         f"{t.id}: {t.title}",
-        f"  status {t.status.value}, agent {t.agent_id or '-'}, "
+        f"  status {shown_status(t)}, agent {t.agent_id or '-'}, "
         f"attempt {t.attempts}/{t.max_attempts}",
         f"  depends on: {', '.join(t.dependencies) or '-'}"
         + (f" (unmet: {', '.join(t.unmet_dependencies)})" if t.unmet_dependencies else ""),

@@ -1,11 +1,10 @@
 --[[ cancel: an operator stops a task that is not finished; it becomes `failed` ("cancelled")
   and its dependents stay blocked until an operator retries it. A holder's later calls are
-  refused as stale. ARGV[5] task id, ARGV[6] reason.
+  refused as stale. ARGV[6] task id, ARGV[7] reason.
   Returns 'ok' {task}, or 'not_found' / 'invalid' {task} when completed or already failed.
 ]]
-local OP = 'cancel'
 --@include common
-local id, reason = ARGV[5], ARGV[6]
+local id, reason = ARGV[6], ARGV[7]
 local tkey = task_key(id)
 local status = rcall('HGET', tkey, 'status')
 if not status then return refuse('not_found') end

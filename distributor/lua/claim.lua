@@ -1,15 +1,16 @@
 --[[ claim: give one named task to an agent.
-  ARGV[5] task id, ARGV[6] agent id, ARGV[7] lease ms for this claim ('' = the task's own).
-  An active claim whose lease ran out is expired first, so the task can be claimed again.
+  ARGV[6] task id, ARGV[7] agent id, ARGV[8] lease ms for this claim ('' = the task's own).
+  An active claim whose lease ran out is expired first, so the task can be claimed again; a
+  waiting task whose retry time has come is made available first.
   Returns 'ok' {task} (task.token is the fencing token), or a refusal with {task}:
-  'not_found', 'already_claimed', 'blocked', 'not_available' (completed, failed, or in backoff).
+  'not_found', 'already_claimed', 'blocked', 'waiting' (in a retry backoff until task.retry_at),
+  'not_available' (completed or failed); or 'request_id_reused' (see common.lua).
 ]]
-local OP = 'claim'
 --@include common
 local prev = replay()
 if prev then return prev end
 
-local id, agent, lease = ARGV[5], ARGV[6], ARGV[7]
+local id, agent, lease = ARGV[6], ARGV[7], ARGV[8]
 local tkey = task_key(id)
 local status = rcall('HGET', tkey, 'status')
 if not status then return refuse('not_found') end
@@ -20,8 +21,10 @@ if is_active(status) and tonumber(rcall('HGET', tkey, 'lease_expires_at')) <= no
   status = rcall('HGET', tkey, 'status')
 end
 if is_active(status) then return refuse('already_claimed', {task = task_table(tkey)}) end
-if status == 'blocked' then return refuse('blocked', {task = task_table(tkey)}) end
+if status == 'waiting' and tonumber(rcall('HGET', tkey, 'retry_at')) <= now then
+  promote(id)
+  status = 'available'
+end
+if status == 'blocked' or status == 'waiting' then return refuse(status, {task = task_table(tkey)}) end
 if status ~= 'available' then return refuse('not_available', {task = task_table(tkey)}) end
-local due = rcall('ZSCORE', K_DELAYED, id)
-if due and tonumber(due) > now then return refuse('not_available', {task = task_table(tkey)}) end
 return done({task = grant(now, id, agent, lease)})

@@ -1,17 +1,16 @@
 --[[ complete: the holder finished its task, and may take the next one in the same step.
-  ARGV[5] task id, ARGV[6] agent id, ARGV[7] fencing token,
-  ARGV[8] '1' to claim the best ready task for the same agent afterwards (one round trip per
-  task instead of two), ARGV[9] its lease ms ('' = the task's own), ARGV[10] reap limit.
+  ARGV[6] task id, ARGV[7] agent id, ARGV[8] fencing token,
+  ARGV[9] '1' to claim the best ready task for the same agent afterwards (one round trip per
+  task instead of two), ARGV[10] its lease ms ('' = the task's own), ARGV[11] reap limit.
   Only the finished task's dependents (its `dependents` field) are visited: each counts one
   unmet dependency less, and those left with none become available. Returns 'ok' {task, unblocked, next (the claimed task, when
-  asked and one was ready)}, or 'not_found' / 'stale'.
+  asked and one was ready)}, or 'not_found' / 'stale' / 'request_id_reused'.
 ]]
-local OP = 'complete'
 --@include common
 local prev = replay()
 if prev then return prev end
 
-local id, agent, token = ARGV[5], ARGV[6], ARGV[7]
+local id, agent, token = ARGV[6], ARGV[7], ARGV[8]
 local tkey = task_key(id)
 local refused, held = check_holder(tkey, agent, token)
 if refused then return refused end
@@ -32,5 +31,5 @@ table.sort(unblocked)
 emit(now, 'completed', id, agent, {'unblocked', table.concat(unblocked, ',')})
 local finished = task_table(tkey)
 local next_task = nil
-if ARGV[8] == '1' then next_task = claim_best(now, agent, ARGV[9], tonumber(ARGV[10])) end
+if ARGV[9] == '1' then next_task = claim_best(now, agent, ARGV[10], tonumber(ARGV[11])) end
 return done({task = finished, unblocked = unblocked, next = next_task})

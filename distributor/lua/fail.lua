@@ -1,34 +1,34 @@
 --[[ fail: the holder could not finish its task.
-  ARGV[5] task id, ARGV[6] agent id, ARGV[7] fencing token, ARGV[8] reason,
-  ARGV[9] '1' to retry, ARGV[10] backoff base ms, ARGV[11] backoff cap ms.
-  With retry and attempts left, the task is `available` again once base * 2^(attempts-1) ms
-  (at most cap) have passed; otherwise it is `failed` and its dependents stay blocked.
-  Returns 'ok' {task, will_retry, retry_at}, or 'not_found' / 'stale'.
+  ARGV[6] task id, ARGV[7] agent id, ARGV[8] fencing token, ARGV[9] reason,
+  ARGV[10] '1' to retry, ARGV[11] backoff base ms, ARGV[12] backoff cap ms.
+  With retry and attempts left, the task is `waiting` (in `delayed`, with retry_at) until
+  base * 2^(attempts-1) ms (at most cap) have passed, then available again (see promote in
+  common.lua); otherwise it is `failed` and its dependents stay blocked. The `failed` event
+  says which: status=waiting with retry_at, or status=failed with final=1.
+  Returns 'ok' {task, will_retry, retry_at}, or 'not_found' / 'stale' / 'request_id_reused'.
 ]]
-local OP = 'fail'
 --@include common
 local prev = replay()
 if prev then return prev end
 
-local id, agent, token, reason = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-local retry, base, cap = ARGV[9] == '1', tonumber(ARGV[10]), tonumber(ARGV[11])
+local id, agent, token, reason = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local retry, base, cap = ARGV[10] == '1', tonumber(ARGV[11]), tonumber(ARGV[12])
 local tkey = task_key(id)
-local refused = check_holder(tkey, agent, token)
+local refused, held = check_holder(tkey, agent, token)
 if refused then return refused end
 
 local now = now_ms()
-local status = rcall('HGET', tkey, 'status')
-local attempts = tonumber(rcall('HGET', tkey, 'attempts'))
-local max = tonumber(rcall('HGET', tkey, 'max_attempts'))
+local status, attempts, max = held.status, tonumber(held.attempts), tonumber(held.max_attempts)
 clear_claim(tkey, id)
 if retry and attempts < max then
   local due = now + math.min(cap, base * 2 ^ (attempts - 1))
-  move(tkey, status, 'available')
+  move(tkey, status, 'waiting', 'retry_at', int(due), 'last_error', reason)
   rcall('ZADD', K_DELAYED, int(due), id)
-  rcall('HSET', tkey, 'retry_at', int(due), 'last_error', reason)
-  emit(now, 'failed', id, agent, {'reason', reason, 'attempts', int(attempts), 'retry_at', int(due)})
+  emit(now, 'failed', id, agent,
+       {'reason', reason, 'attempts', int(attempts), 'status', 'waiting', 'retry_at', int(due)})
   return done({task = task_table(tkey), will_retry = true, retry_at = due})
 end
 give_up(now, tkey, id, status, reason)
-emit(now, 'failed', id, agent, {'reason', reason, 'attempts', int(attempts), 'final', '1'})
+emit(now, 'failed', id, agent,
+     {'reason', reason, 'attempts', int(attempts), 'status', 'failed', 'final', '1'})
 return done({task = task_table(tkey), will_retry = false})

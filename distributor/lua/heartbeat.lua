@@ -1,10 +1,9 @@
 --[[ heartbeat: the holder is alive; its lease is renewed from now.
-  ARGV[5] task id, ARGV[6] agent id, ARGV[7] fencing token, ARGV[8] lease ms ('' = the claim's).
+  ARGV[6] task id, ARGV[7] agent id, ARGV[8] fencing token, ARGV[9] lease ms ('' = the claim's).
   Returns 'ok' {task}, or 'not_found' / 'stale' (then a `heartbeat-lost` event is recorded).
 ]]
-local OP = 'heartbeat'
 --@include common
-local id, agent, token, lease = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local id, agent, token, lease = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local tkey = task_key(id)
 local refused = check_holder(tkey, agent, token)
 local now = now_ms()

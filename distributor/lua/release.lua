@@ -1,13 +1,12 @@
 --[[ release: the holder hands its task back unfinished, without counting a failed attempt.
-  ARGV[5] task id, ARGV[6] agent id, ARGV[7] fencing token.
-  Returns 'ok' {task} (now available), or 'not_found' / 'stale'.
+  ARGV[6] task id, ARGV[7] agent id, ARGV[8] fencing token.
+  Returns 'ok' {task} (now available), or 'not_found' / 'stale' / 'request_id_reused'.
 ]]
-local OP = 'release'
 --@include common
 local prev = replay()
 if prev then return prev end
 
-local id, agent, token = ARGV[5], ARGV[6], ARGV[7]
+local id, agent, token = ARGV[6], ARGV[7], ARGV[8]
 local tkey = task_key(id)
 local refused = check_holder(tkey, agent, token)
 if refused then return refused end

@@ -1,10 +1,9 @@
 --[[ retry: an operator gives a failed task a fresh start (attempts reset).
-  ARGV[5] task id. It becomes `available`, or `blocked` while a dependency is unfinished.
+  ARGV[6] task id. It becomes `available`, or `blocked` while a dependency is unfinished.
   Returns 'ok' {task}, or 'not_found' / 'invalid' {task} when the task is not failed.
 ]]
-local OP = 'retry'
 --@include common
-local id = ARGV[5]
+local id = ARGV[6]
 local tkey = task_key(id)
 local status = rcall('HGET', tkey, 'status')
 if not status then return refuse('not_found') end

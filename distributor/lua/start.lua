@@ -1,13 +1,12 @@
 --[[ start: the holder began work; claimed -> in_progress, and the lease is renewed.
-  ARGV[5] task id, ARGV[6] agent id, ARGV[7] fencing token, ARGV[8] lease ms ('' = the claim's).
-  Returns 'ok' {task}, or 'not_found' / 'stale'. Starting twice is harmless.
+  ARGV[6] task id, ARGV[7] agent id, ARGV[8] fencing token, ARGV[9] lease ms ('' = the claim's).
+  Returns 'ok' {task}, or 'not_found' / 'stale' / 'request_id_reused'. Starting twice is harmless.
 ]]
-local OP = 'start'
 --@include common
 local prev = replay()
 if prev then return prev end
 
-local id, agent, token, lease = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local id, agent, token, lease = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local tkey = task_key(id)
 local refused = check_holder(tkey, agent, token)
 if refused then return refused end

@@ -1,19 +1,21 @@
 --[[ submit_plan: add a whole plan, all or nothing.
-  ARGV[5]: JSON list of tasks in submission order (Python validated them and refused cycles):
+  ARGV[6]: JSON list of tasks in submission order (Python validated them and refused cycles):
            {id, title, description, files, dependencies (JSON text), deps (list), priority,
             estimated_minutes ('' if unknown), max_attempts, lease_ms}
   Each task hash keeps `unmet` (how many dependencies are unfinished) and `dependents` (ids
   of unfinished tasks waiting on it, comma-separated), so a completion reads one field.
   Refuses, writing nothing: 'duplicate' {ids} when an id already exists in the swarm;
   'unknown_dependency' {task, dependency} when a dependency is neither in the plan nor the swarm.
-  Returns 'ok' {ids, available}; one `submitted` event.
+  Or 'request_id_reused' (see common.lua).
+  Returns 'ok' {ids, available}. The log gets one `submitted` event per task, in plan order,
+  with status=available|blocked (a 10,000-task plan: 10,000 small entries, so the log names
+  every task submitted); subscribers get one wake-up, for the last of them.
 ]]
-local OP = 'submit'
 --@include common
 local prev = replay()
 if prev then return prev end
 
-local tasks = cjson.decode(ARGV[5])
+local tasks = cjson.decode(ARGV[6])
 local in_plan = {}
 for _, t in ipairs(tasks) do in_plan[t.id] = true end
 
@@ -32,6 +34,7 @@ end
 
 local now = now_ms()
 local ids, available = {}, {}
+local entry
 local waiting_on, waiters = {}, {}  -- dependency id -> new dependents, in plan order
 for _, t in ipairs(tasks) do
   local seq = rcall('INCR', K_SEQ)
@@ -68,6 +71,7 @@ for _, t in ipairs(tasks) do
     available[#available + 1] = t.id
   end
   ids[#ids + 1] = t.id
+  entry = record(now, 'submitted', t.id, '', {'status', status})
 end
 -- each unfinished dependency learns its new dependents (a comma list in its hash)
 for _, d in ipairs(waiting_on) do
@@ -76,5 +80,5 @@ for _, d in ipairs(waiting_on) do
   if known and known ~= '' then added = known .. ',' .. added end
   rcall('HSET', task_key(d), 'dependents', added)
 end
-emit(now, 'submitted', ids[1], '', {'tasks', int(#ids), 'available', int(#available)})
+wake(entry, 'submitted', ids[#ids])
 return done({ids = ids, available = available})

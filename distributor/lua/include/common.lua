@@ -1,16 +1,20 @@
 --[[ Prelude shared by every swarmqueue script; inlined where a script says `--@include common`.
-  The including script sets `local OP = '<operation>'` first (it names stored replies).
 
   KEYS: 1 ready, 2 delayed, 3 claimed, 4 all, 5 failed, 6 counts, 7 seq, 8 clock, 9 events
         (fixed keys of one swarm, see distributor/keys.py; all share the {swarm} hash tag)
   ARGV: 1 key prefix for per-task keys, 2 event stream cap, 3 request id ('' for none),
-        4 seconds a stored reply is kept; an operation's own arguments start at ARGV[5].
+        4 the request's digest (its operation and the arguments that define it, computed by
+        distributor/ops.py), 5 seconds a stored reply is kept;
+        an operation's own arguments start at ARGV[6].
   Replies are {status word, JSON payload}. Times are Redis server milliseconds.
+  Statuses: blocked, available, waiting (a retry backoff: in `delayed` until retry_at), claimed,
+  in_progress, completed, failed; `counts` holds how many tasks are in each.
 ]]
 local rcall = redis.call
 local K_READY, K_DELAYED, K_CLAIMED, K_ALL = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_FAILED, K_COUNTS, K_SEQ, K_CLOCK, K_EVENTS = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local PREFIX, EVENT_CAP, REQUEST_ID, REQUEST_TTL = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local PREFIX, EVENT_CAP, REQUEST_ID, REQUEST_DIGEST, REQUEST_TTL =
+  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 
 local function int(n) return string.format('%d', n) end
 
@@ -29,14 +33,24 @@ local function move(tkey, from, to, ...)
   rcall('HINCRBY', K_COUNTS, to, 1)
 end
 
--- Append an event to the capped stream and wake subscribers with "<stream id> <type> <task>".
-local function emit(now, kind, id, agent, extra)
+-- Append an event to the capped stream; returns its stream id.
+local function record(now, kind, id, agent, extra)
   local fields = {'type', kind, 'task', id, 'agent', agent or '', 'ts', int(now)}
   if extra then
     for i = 1, #extra do fields[#fields + 1] = extra[i] end
   end
-  local entry = rcall('XADD', K_EVENTS, 'MAXLEN', '~', EVENT_CAP, '*', unpack(fields))
+  return rcall('XADD', K_EVENTS, 'MAXLEN', '~', EVENT_CAP, '*', unpack(fields))
+end
+
+-- Wake subscribers with "<stream id> <type> <task>" (the stream keeps the event itself).
+local function wake(entry, kind, id)
   rcall('PUBLISH', K_EVENTS, entry .. ' ' .. kind .. ' ' .. id)
+end
+
+-- Record an event and wake subscribers.
+local function emit(now, kind, id, agent, extra)
+  local entry = record(now, kind, id, agent, extra)
+  wake(entry, kind, id)
   return entry
 end
 
@@ -47,26 +61,34 @@ local function task_table(tkey)
   return t
 end
 
-local function request_key() return PREFIX .. 'req:' .. OP .. ':' .. REQUEST_ID end
+--[[ Idempotency. A reply that changed state is stored under its request id as
+  <digest><reply JSON>, so the same request sent again (redis-py's retry, an agent re-running a
+  command) gets the same reply; the same id with another operation or other arguments (another
+  plan, another agent's claim) has another digest and is refused with 'request_id_reused',
+  changing nothing. ]]
+local function request_key() return PREFIX .. 'req:' .. REQUEST_ID end
 
--- A reply that changed state is stored under the request id, so a retry gets it again.
 local function done(payload)
-  local out = {'ok', cjson.encode(payload)}
+  local body = cjson.encode(payload)
   if REQUEST_ID ~= '' then
-    rcall('SET', request_key(), cjson.encode(out), 'EX', REQUEST_TTL)
+    rcall('SET', request_key(), REQUEST_DIGEST .. body, 'EX', REQUEST_TTL)
   end
-  return out
+  return {'ok', body}
 end
 
 local function refuse(status, payload)
   return {status, cjson.encode(payload or {})}
 end
 
+-- The stored reply when this request was answered before, a refusal when its id answered a
+-- different request, else nil (go ahead).
 local function replay()
   if REQUEST_ID == '' then return nil end
   local stored = rcall('GET', request_key())
-  if stored then return cjson.decode(stored) end
-  return nil
+  if not stored then return nil end
+  local n = #REQUEST_DIGEST
+  if string.sub(stored, 1, n) ~= REQUEST_DIGEST then return refuse('request_id_reused') end
+  return {'ok', string.sub(stored, n + 1)}
 end
 
 local function is_active(status) return status == 'claimed' or status == 'in_progress' end
@@ -122,30 +144,32 @@ local function reap_expired(now, limit)
   return #ids
 end
 
--- Move tasks whose retry backoff is over from `delayed` to `ready`.
+-- A waiting task's retry backoff is over: it becomes available (no event: the `failed` event
+-- that scheduled the retry names retry_at, and reads already show it available from then on).
+local function promote(id)
+  local tkey = task_key(id)
+  rcall('ZREM', K_DELAYED, id)
+  rcall('HDEL', tkey, 'retry_at')
+  make_available(tkey, id, 'waiting')
+end
+
+-- Make up to `limit` waiting tasks whose retry time has come available.
 local function promote_due(now, limit)
   local ids = rcall('ZRANGEBYSCORE', K_DELAYED, '-inf', int(now), 'LIMIT', 0, limit)
-  for _, id in ipairs(ids) do
-    rcall('ZREM', K_DELAYED, id)
-    rcall('ZADD', K_READY, rcall('HGET', task_key(id), 'rank'), id)
-    rcall('HDEL', task_key(id), 'retry_at')
-  end
+  for _, id in ipairs(ids) do promote(id) end
   return #ids
 end
 
 -- Hand an available task to `agent` with a fresh fencing token and lease; returns the task.
--- `popped` says the caller already took it off `ready` (and it was not waiting in `delayed`).
+-- `popped` says the caller already took it off `ready`.
 local function grant(now, id, agent, lease_override, popped)
   local tkey = task_key(id)
   local lease = tonumber(lease_override ~= '' and lease_override or rcall('HGET', tkey, 'lease_ms'))
   local token = rcall('HINCRBY', tkey, 'token', 1)
   rcall('HINCRBY', tkey, 'attempts', 1)
   local expires = now + lease
-  rcall('HDEL', tkey, 'retry_at', 'started_at')
-  if not popped then
-    rcall('ZREM', K_READY, id)
-    rcall('ZREM', K_DELAYED, id)
-  end
+  rcall('HDEL', tkey, 'started_at')
+  if not popped then rcall('ZREM', K_READY, id) end
   rcall('ZADD', K_CLAIMED, int(expires), id)
   move(tkey, 'available', 'claimed', 'agent_id', agent, 'claimed_at', int(now),
        'lease_expires_at', int(expires), 'lease_ms_claim', int(lease))
