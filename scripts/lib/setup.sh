@@ -6,6 +6,7 @@ need_system_packages() {
     local missing=()
     command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
     command -v tmux >/dev/null 2>&1 || missing+=(tmux)
+    command -v openssl >/dev/null 2>&1 || missing+=(openssl)  # tests/test_trust.py's certificates
     if [ ${#missing[@]} -eq 0 ]; then
         return 0
     fi
