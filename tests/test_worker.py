@@ -31,17 +31,22 @@ RETRY = "redis unreachable, retrying"
 BACK = "redis reachable again"
 
 
+def worker_env(server: RedisServer) -> dict[str, str]:
+    """A worker's environment: the server, a host of the test's own, JSON logs."""
+    return {
+        **os.environ,
+        "SWARMQUEUE_REDIS_URL": server.url,
+        "SWARMQUEUE_HOST": unique_host(),
+        "SWARMQUEUE_LOG_FORMAT": "json",
+    }
+
+
 class WorkerRun:
     """``swarmqueue worker`` in a subprocess, its stderr (JSON log lines) in a file."""
 
     def __init__(self, server: RedisServer, folder: Path) -> None:
         self.stderr = folder / "worker.stderr"
-        env = {
-            **os.environ,
-            "SWARMQUEUE_REDIS_URL": server.url,
-            "SWARMQUEUE_HOST": unique_host(),
-            "SWARMQUEUE_LOG_FORMAT": "json",
-        }
+        env = worker_env(server)
         with self.stderr.open("w") as err:
             self.proc = subprocess.Popen(
                 [str(CLI), "worker"], env=env, stdout=subprocess.DEVNULL, stderr=err
@@ -146,7 +151,7 @@ def test_worker_stopped_while_redis_is_away_exits_cleanly(
 
 def test_worker_without_redis_says_so_in_one_line(tmp_path: Path) -> None:
     server = RedisServer(tmp_path / "redis")  # never started: nothing listens on its port
-    env = {**os.environ, "SWARMQUEUE_REDIS_URL": server.url, "SWARMQUEUE_HOST": unique_host()}
+    env = worker_env(server)
     done = subprocess.run(
         [str(CLI), "worker"], env=env, capture_output=True, text=True, timeout=60, check=False
     )
@@ -162,15 +167,9 @@ def test_failed_job_is_logged_in_one_line(server: RedisServer) -> None:
         job = Queue(MAINTENANCE_QUEUE, connection=client).enqueue(
             "workers.maintenance.redispatch", "not a swarm name!"
         )
-        env = {
-            **os.environ,
-            "SWARMQUEUE_REDIS_URL": server.url,
-            "SWARMQUEUE_HOST": unique_host(),
-            "SWARMQUEUE_LOG_FORMAT": "json",
-        }
         done = subprocess.run(
             [str(CLI), "worker", "--burst"],
-            env=env,
+            env=worker_env(server),
             capture_output=True,
             text=True,
             timeout=60,
