@@ -2,30 +2,39 @@
 # Run the whole test suite: lint, type checks, and pytest against fakeredis and a real Redis.
 # Usage: ./scripts/test.sh [pytest args...]
 # Uses SWARMQUEUE_TEST_REDIS_URL, else 127.0.0.1:6379 if it answers, else a private redis-server
-# (SWARMQUEUE_TEST_PRIVATE_REDIS=1 always starts the private one).
+# on a free port, stopped (and its temporary folder removed) when the script exits, also on an
+# error or Ctrl-C. SWARMQUEUE_TEST_PRIVATE_REDIS=1 always starts the private one.
+# SWARMQUEUE_TEST_PYTEST_ONLY=1 skips installing into .venv, ruff and mypy (.venv must exist).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/setup.sh
 source scripts/lib/setup.sh
 
-need_system_packages
-ensure_venv dev,bench  # bench: the peers scripts/bench.py compares with (tests/test_bench.py)
+if [ "${SWARMQUEUE_TEST_PYTEST_ONLY:-0}" != "1" ]; then
+    need_system_packages
+    ensure_venv dev,bench  # bench: the peers scripts/bench.py compares with (tests/test_bench.py)
+fi
 
 trap stop_private_redis EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 if [ -z "${SWARMQUEUE_TEST_REDIS_URL:-}" ]; then
     if [ "${SWARMQUEUE_TEST_PRIVATE_REDIS:-0}" != "1" ] && redis_answers "redis://127.0.0.1:6379/0"; then
         SWARMQUEUE_TEST_REDIS_URL="redis://127.0.0.1:6379/0"
     else
-        SWARMQUEUE_TEST_REDIS_URL="$(start_private_redis)"
+        start_private_redis  # not in $(...): stop_private_redis needs the variables it sets
+        SWARMQUEUE_TEST_REDIS_URL="$PRIVATE_REDIS_URL"
     fi
 fi
 export SWARMQUEUE_TEST_REDIS_URL
 echo "test: real Redis at $SWARMQUEUE_TEST_REDIS_URL" >&2
 
-echo "test: ruff" >&2
-.venv/bin/ruff check .
-echo "test: mypy" >&2
-.venv/bin/mypy
+if [ "${SWARMQUEUE_TEST_PYTEST_ONLY:-0}" != "1" ]; then
+    echo "test: ruff" >&2
+    .venv/bin/ruff check .
+    echo "test: mypy" >&2
+    .venv/bin/mypy
+fi
 echo "test: pytest" >&2
 status=0
 .venv/bin/python -m pytest "$@" || status=$?

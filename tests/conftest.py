@@ -6,13 +6,21 @@ server when none answers). Each test uses its own swarm name and deletes only th
 ``queue`` is also parametrized over the client: ``sync`` is a ``TaskQueue``; ``async`` is an
 ``AsyncTaskQueue`` behind a blocking facade (``tests/async_facade.py``), so one test body checks
 both clients. ``sync_queue`` is always the sync client (the CLI's, via ``cli_obj``).
+
+A test that leaves a redis-server or tmux server running fails (``leak_check``, see
+``tests/processes.py``): each test gets its own ``$TMUX_TMPDIR``, so every tmux server it starts
+can be found there, and ``tests.processes.tmux_socket()`` gives ``tmux -S`` users a path in it.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, cast
 
 import fakeredis
@@ -26,6 +34,7 @@ from distributor.queue import TaskQueue
 from distributor.settings import Settings
 from distributor.testing import delete_swarm
 from tests.async_facade import BlockingAsyncQueue
+from tests.processes import LeakCheck
 
 settings.register_profile(
     "swarmqueue", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -146,6 +155,45 @@ def cli_obj(sync_queue: TaskQueue) -> CliContext:
     return CliContext(
         sync_queue.settings.model_copy(update={"swarm": sync_queue.swarm}), sync_queue
     )
+
+
+_SESSION_CHECK = pytest.StashKey[LeakCheck]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Give the session a ``$TMUX_TMPDIR`` of its own (module fixtures' tmux servers land there)."""
+    folder = Path(tempfile.mkdtemp(prefix="sqt-"))
+    os.environ["TMUX_TMPDIR"] = str(folder)
+    session.stash[_SESSION_CHECK] = LeakCheck(folder)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Fail the session if a redis-server or tmux server it started still runs."""
+    check = session.stash.get(_SESSION_CHECK, None)
+    if check is None:
+        return
+    left = check.leaks()
+    if left:
+        check.stop()
+        print(
+            "\nswarmqueue tests: left running at the end of the session (stopped now): "
+            + "; ".join(left),
+            file=sys.stderr,
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    shutil.rmtree(check.tmux_dir, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def leak_check(monkeypatch: pytest.MonkeyPatch) -> Iterator[LeakCheck]:
+    """Fail the test if it leaves a redis-server or tmux server running (then stop it)."""
+    with LeakCheck.temporary() as check:
+        monkeypatch.setenv("TMUX_TMPDIR", str(check.tmux_dir))
+        yield check
+        left = check.leaks()
+        if left:
+            check.stop()
+            pytest.fail("the test left running (stopped now): " + "; ".join(left), pytrace=False)
 
 
 @pytest.fixture(autouse=True)

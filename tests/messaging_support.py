@@ -14,6 +14,7 @@ from rq import Queue, SimpleWorker
 
 from distributor.dispatch import delivery_queue_name
 from distributor.settings import Settings
+from tests.processes import tmux_socket
 
 READER = Path(__file__).with_name("pane_reader.py")
 
@@ -66,7 +67,7 @@ class TmuxLab:
     """A private tmux server whose panes run ``pane_reader.py``, logging what they receive."""
 
     def __init__(self, tmp: Path) -> None:
-        self.socket = f"/tmp/sq-test-{uuid.uuid4().hex[:12]}.sock"
+        self.socket = tmux_socket("sq-lab")  # in the test's $TMUX_TMPDIR: checked for leaks
         self.tmp = tmp
         self.logs: dict[str, Path] = {}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
@@ -11,7 +12,7 @@ from click.testing import CliRunner, Result
 from distributor.cli import main
 from distributor.cli.app import CliContext
 from distributor.queue import TaskQueue
-from tests.messaging_support import Messaging
+from tests.messaging_support import Messaging, TmuxLab
 
 
 @pytest.fixture
@@ -53,8 +54,44 @@ def test_register_inside_tmux_takes_pane_and_socket_from_the_environment(
 ) -> None:
     monkeypatch.setenv("TMUX", "/tmp/tmux-7/work,123,0")
     monkeypatch.setenv("TMUX_PANE", "%12")
-    out = json.loads(run("agents", "register", "--agent", "bob", "--json").output)
+    result = run("agents", "register", "--agent", "bob", "--json")
+    out = json.loads(result.stdout)
     assert (out["pane"], out["socket"]) == ("%12", "/tmp/tmux-7/work")
+    assert "no tmux server at /tmp/tmux-7/work" in result.stderr  # not on this host now
+
+
+def test_register_warns_when_no_tmux_server_runs_here(run: Run, ms: Messaging) -> None:
+    result = run("agents", "register", "--agent", "alice", "--pane", "%99")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("registered alice at")
+    assert result.stderr.startswith("swarmqueue: warning: pane %99 could not be found on this")
+    assert result.stderr.endswith("; registered anyway\n") and result.stderr.count("\n") == 1
+    assert ms.registry.get("alice").pane == "%99"  # registered all the same
+
+
+@pytest.mark.slow
+def test_register_warns_when_the_pane_is_not_on_the_tmux_server(
+    run: Run, ms: Messaging, tmp_path: Path
+) -> None:
+    lab = TmuxLab(tmp_path)
+    try:
+        (pane,) = lab.spawn(1)
+        here = run("agents", "register", "--agent", "alice", "--pane", pane, "--socket", lab.socket)
+        assert (here.exit_code, here.stderr) == (0, "")
+        gone = run("agents", "register", "--agent", "bob", "--pane", "%99", "--socket", lab.socket)
+        assert gone.exit_code == 0
+        assert gone.stderr == (
+            f"swarmqueue: warning: pane %99 does not exist on {lab.socket} of this host now; "
+            "registered anyway\n"
+        )
+        assert ms.registry.get("bob").pane == "%99"
+    finally:
+        lab.close()
+
+
+def test_register_does_not_look_for_another_hosts_pane(run: Run) -> None:
+    result = run("agents", "register", "--agent", "carol", "--pane", "%99", "--host", "elsewhere")
+    assert (result.exit_code, result.stderr) == (0, "")
 
 
 def test_register_outside_tmux_needs_a_pane(run: Run) -> None:

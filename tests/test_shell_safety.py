@@ -384,9 +384,16 @@ def test_the_payloads_do_run_when_typed_raw(lab: ProgramLab) -> None:
     lab.start("bash", SHELLS["bash"])
     lab.prove_shell_runs("bash", "ready")
     tmux = tmux_module.Tmux(lab.socket)
-    for _, content in hostile("t")[:3]:  # "; ...", "$(...)" and backticks
+    pane = lab.panes["bash"]
+    for i, (_, content) in enumerate(hostile("t")[:3]):  # "; ...", "$(...)" and backticks
         line = format_line("mallory", "INFO", AT, strip_controls(content))
-        assert tmux.paste(line, {lab.panes["bash"]: "bash"}) == {lab.panes["bash"]: None}
+        assert tmux.paste(line, {pane: "bash"}) == {pane: None}
+        # the payload's `touch` is briefly the foreground: wait for the prompt before the next
+        wait_for((lab.tmp / f"pwned-{i:02d}").exists, what=f"pwned-{i:02d}")
+        wait_for(
+            lambda: lab.tmux("display", "-p", "-t", pane, "#{pane_current_command}") == "bash",
+            what="bash back at its prompt",
+        )
     lab.prove_shell_runs("bash", "done")
     assert pwned(lab.tmp) == ["pwned-00", "pwned-01", "pwned-02"]
 

@@ -9,6 +9,7 @@ import click
 from distributor.agents import Agent, AgentRegistry, discover, tmux_location
 from distributor.cli.app import EXIT_INVALID, CliContext, CliError
 from distributor.cli.output import emit, json_option, when
+from distributor.errors import TmuxError
 
 
 def registry(obj: CliContext) -> AgentRegistry:
@@ -47,7 +48,10 @@ def register(
     capabilities: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Register an agent at a tmux pane (run inside the pane to take it from $TMUX_PANE)."""
+    """Register an agent at a tmux pane (run inside the pane to take it from $TMUX_PANE).
+
+    Warns on stderr when the pane is not on this host's tmux server now (registered anyway).
+    """
     env_pane, env_socket = tmux_location(os.environ.get("TMUX"), os.environ.get("TMUX_PANE"))
     pane = pane or env_pane
     if pane is None:
@@ -57,6 +61,26 @@ def register(
     )
     where = f"{agent.host} {agent.pane}" + (f" ({agent.socket})" if agent.socket else "")
     emit(as_json, agent, f"registered {agent.id} at {where}")
+    if agent.host == obj.settings.host:  # another host's panes are only visible over there
+        _warn_if_no_pane(agent, obj.settings.tmux_timeout_seconds)
+
+
+def _warn_if_no_pane(agent: Agent, timeout: float) -> None:
+    """One line on stderr when the agent's pane is not on this host's tmux server now.
+
+    The agent stays registered: the pane may come later, and until it does, deliveries to it
+    are recorded as failed (``pane_not_found``) rather than lost.
+    """
+    try:
+        panes = {p.pane for p in discover(agent.socket, timeout=timeout)}
+    except TmuxError as exc:  # no server there (or no tmux), a timeout, a refusal
+        problem = f"pane {agent.pane} could not be found on this host now ({exc})"
+    else:
+        if agent.pane in panes:
+            return
+        server = agent.socket or "the default tmux server"
+        problem = f"pane {agent.pane} does not exist on {server} of this host now"
+    click.echo(f"swarmqueue: warning: {problem}; registered anyway", err=True)
 
 
 @agents_group.command("list")

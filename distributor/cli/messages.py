@@ -114,7 +114,11 @@ def inbox(obj: CliContext, agent_id: str, count: int, as_json: bool) -> None:
 @click.option("--burst", is_flag=True, help="Quit once the queues are empty.")
 @click.pass_obj
 def worker(obj: CliContext, host: str | None, burst: bool) -> None:
-    """Run the RQ worker that types messages into this host's tmux panes."""
+    """Run the RQ worker that types messages into this host's tmux panes.
+
+    While it runs, a Redis outage is waited out (one log line per retry). Exits 0 when stopped
+    (Ctrl-C, SIGTERM), 3 when Redis cannot be reached at the start or losing it ends the work.
+    """
     from workers.worker import run_worker
 
     run_worker(obj.settings, host, burst=burst)

@@ -6,6 +6,7 @@ need_system_packages() {
     local missing=()
     command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
     command -v tmux >/dev/null 2>&1 || missing+=(tmux)
+    command -v openssl >/dev/null 2>&1 || missing+=(openssl)  # tests/test_trust.py's certificates
     if [ ${#missing[@]} -eq 0 ]; then
         return 0
     fi
@@ -55,29 +56,48 @@ PY
 }
 
 PRIVATE_REDIS_DIR=""
+PRIVATE_REDIS_URL=""
 
 start_private_redis() {
-    # Start a throwaway redis-server on a free port; prints its URL. Stopped by stop_private_redis.
+    # Start a throwaway redis-server on a free port in a new temporary folder. Sets
+    # PRIVATE_REDIS_URL and PRIVATE_REDIS_DIR (its folder, holding redis.pid and redis.log).
+    # Call it directly, not in $(...): a subshell's variables are lost, and then
+    # stop_private_redis could not find the server to stop (it did, until it ran that way).
     local port
     port="$(free_port)"
-    PRIVATE_REDIS_DIR="$(mktemp -d)"
+    PRIVATE_REDIS_DIR="$(mktemp -d "${TMPDIR:-/tmp}/swarmqueue-test-redis.XXXXXX")"
     redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
         --dir "$PRIVATE_REDIS_DIR" --daemonize yes --pidfile "$PRIVATE_REDIS_DIR/redis.pid" \
         --logfile "$PRIVATE_REDIS_DIR/redis.log" >&2
     for _ in $(seq 1 50); do
         if redis_answers "redis://127.0.0.1:$port/0"; then
-            echo "redis://127.0.0.1:$port/0"
+            PRIVATE_REDIS_URL="redis://127.0.0.1:$port/0"
+            echo "setup: private redis-server $PRIVATE_REDIS_URL, pid $(cat "$PRIVATE_REDIS_DIR/redis.pid")" >&2
             return 0
         fi
         sleep 0.1
     done
-    echo "setup: private redis-server did not start" >&2
+    echo "setup: private redis-server did not start; its log: $PRIVATE_REDIS_DIR/redis.log" >&2
     return 1
 }
 
 stop_private_redis() {
-    if [ -n "$PRIVATE_REDIS_DIR" ] && [ -f "$PRIVATE_REDIS_DIR/redis.pid" ]; then
-        kill "$(cat "$PRIVATE_REDIS_DIR/redis.pid")" 2>/dev/null || true
-        rm -rf "$PRIVATE_REDIS_DIR"
+    # Stop the server start_private_redis started (by the PID in its folder), wait until it is
+    # gone, and remove its folder. Does nothing when none was started; safe to call twice.
+    [ -n "$PRIVATE_REDIS_DIR" ] || return 0
+    local pidfile="$PRIVATE_REDIS_DIR/redis.pid" pid=""
+    [ -f "$pidfile" ] && pid="$(cat "$pidfile")"
+    if [ -n "$pid" ] && kill "$pid" 2>/dev/null; then
+        for _ in $(seq 1 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            echo "setup: redis-server $pid ignored SIGTERM for 5s; killing it" >&2
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
     fi
+    rm -rf "$PRIVATE_REDIS_DIR"
+    PRIVATE_REDIS_DIR=""
+    PRIVATE_REDIS_URL=""
 }

@@ -1,0 +1,189 @@
+"""``swarmqueue worker`` when Redis goes away under it: one structured line per retry, from the
+worker and from its scheduler process, no traceback, and work goes on when Redis is back.
+
+Each test runs the real command in a subprocess against a private redis-server that it stops
+and starts again on the same port.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from rq import Queue
+
+from distributor.dispatch import MAINTENANCE_QUEUE
+from tests.messaging_support import unique_host, wait_for
+from tests.redis_server import RedisServer
+
+pytestmark = pytest.mark.slow
+
+CLI = Path(sys.executable).with_name("swarmqueue")
+RETRY = "redis unreachable, retrying"
+BACK = "redis reachable again"
+
+
+def worker_env(server: RedisServer) -> dict[str, str]:
+    """A worker's environment: the server, a host of the test's own, JSON logs."""
+    return {
+        **os.environ,
+        "SWARMQUEUE_REDIS_URL": server.url,
+        "SWARMQUEUE_HOST": unique_host(),
+        "SWARMQUEUE_LOG_FORMAT": "json",
+    }
+
+
+class WorkerRun:
+    """``swarmqueue worker`` in a subprocess, its stderr (JSON log lines) in a file."""
+
+    def __init__(self, server: RedisServer, folder: Path) -> None:
+        self.stderr = folder / "worker.stderr"
+        env = worker_env(server)
+        with self.stderr.open("w") as err:
+            self.proc = subprocess.Popen(
+                [str(CLI), "worker"], env=env, stdout=subprocess.DEVNULL, stderr=err
+            )
+
+    def text(self) -> str:
+        return self.stderr.read_text()
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every stderr line, parsed: each must be one JSON object."""
+        return [json.loads(line) for line in self.text().splitlines() if line.strip()]
+
+    def count(self, event: str, process: str) -> int:
+        return sum(1 for e in self.events() if e["event"] == event and e.get("process") == process)
+
+    def stop(self) -> int:
+        """SIGTERM (a warm shutdown) and the exit code."""
+        self.proc.terminate()
+        return self.proc.wait(timeout=60)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RedisServer]:
+    srv = RedisServer(tmp_path / "redis").start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def worker(server: RedisServer, tmp_path: Path) -> Iterator[WorkerRun]:
+    run = WorkerRun(server, tmp_path)
+    yield run
+    run.kill()
+
+
+def scheduler_started(run: WorkerRun) -> bool:
+    return any(e["event"].startswith("Scheduler for ") for e in run.events())
+
+
+def check_retry_lines(run: WorkerRun, process: str) -> None:
+    """Numbered retries with the wait and the error, each in one line."""
+    lines = [e for e in run.events() if e["event"] == RETRY and e["process"] == process]
+    assert lines, f"no retry line from the {process}"
+    for line in lines:
+        assert line["level"] == "warning" and line["logger_name"] == "workers.worker"
+        assert "Connection refused" in line["error"] and line["retry_in_seconds"] >= 1
+
+
+def test_worker_rides_out_a_redis_outage(server: RedisServer, worker: WorkerRun) -> None:
+    wait_for(lambda: scheduler_started(worker), timeout=30, what="the worker to start")
+    server.stop()
+    wait_for(
+        lambda: worker.count(RETRY, "worker") >= 3 and worker.count(RETRY, "scheduler") >= 3,
+        timeout=60,
+        what="three retries of the worker and of its scheduler",
+    )
+    server.start()  # same port, no data: like a restarted Redis without persistence
+    wait_for(
+        lambda: worker.count(BACK, "worker") == 1 and worker.count(BACK, "scheduler") == 1,
+        timeout=60,
+        what="the worker and its scheduler to reach Redis again",
+    )
+    # A job due in a second: the scheduler must move it to its queue, the worker must run it.
+    client = redis.Redis.from_url(server.url)
+    try:
+        job = Queue(MAINTENANCE_QUEUE, connection=client).enqueue_in(
+            timedelta(seconds=1), "workers.maintenance.redispatch", "test-outage"
+        )
+        wait_for(lambda: job.get_status(refresh=True) == "finished", timeout=60, what="the job")
+        assert job.return_value() == 0
+    finally:
+        client.close()
+    assert worker.stop() == 0
+
+    assert "Traceback" not in worker.text()
+    check_retry_lines(worker, "worker")
+    check_retry_lines(worker, "scheduler")
+    for process in ("worker", "scheduler"):
+        numbers = [
+            e["retry"] for e in worker.events() if e["event"] == RETRY and e["process"] == process
+        ]
+        assert numbers == list(range(1, len(numbers) + 1))  # one line per retry, none twice
+
+
+def test_worker_stopped_while_redis_is_away_exits_cleanly(
+    server: RedisServer, worker: WorkerRun
+) -> None:
+    wait_for(lambda: scheduler_started(worker), timeout=30, what="the worker to start")
+    server.stop()
+    wait_for(lambda: worker.count(RETRY, "worker") >= 1, timeout=60, what="a retry")
+    assert worker.stop() == 0
+    assert "Traceback" not in worker.text()
+    said = [e["event"] for e in worker.events()]
+    assert "scheduler stopped, redis unreachable" in said
+    assert "worker stopped without unregistering, redis unreachable" in said
+
+
+def test_worker_without_redis_says_so_in_one_line(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "redis")  # never started: nothing listens on its port
+    env = worker_env(server)
+    done = subprocess.run(
+        [str(CLI), "worker"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 3
+    errors = [line for line in done.stderr.splitlines() if line.startswith("swarmqueue:")]
+    assert len(errors) == 1 and "cannot reach Redis" in errors[0], done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_failed_job_is_logged_in_one_line(server: RedisServer) -> None:
+    client = redis.Redis.from_url(server.url)
+    try:
+        job = Queue(MAINTENANCE_QUEUE, connection=client).enqueue(
+            "workers.maintenance.redispatch", "not a swarm name!"
+        )
+        done = subprocess.run(
+            [str(CLI), "worker", "--burst"],
+            env=worker_env(server),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert job.get_status(refresh=True) == "failed"
+        result = job.latest_result()
+        assert result is not None and "Traceback" in str(result.exc_string)  # kept in the job
+    finally:
+        client.close()
+    assert "Traceback" not in done.stderr
+    failed = [json.loads(line) for line in done.stderr.splitlines() if '"job failed"' in line]
+    assert len(failed) == 1
+    assert failed[0]["job_id"] == job.id
+    assert failed[0]["function"] == "workers.maintenance.redispatch"
+    assert "invalid swarm name" in failed[0]["error"]
