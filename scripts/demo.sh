@@ -8,6 +8,6 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/setup.sh
 source scripts/lib/setup.sh
 
-need_system_packages
+need_system_packages redis-server tmux
 ensure_venv
 exec .venv/bin/swarmqueue demo "$@"

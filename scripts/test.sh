@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 source scripts/lib/setup.sh
 
 if [ "${SWARMQUEUE_TEST_PYTEST_ONLY:-0}" != "1" ]; then
-    need_system_packages
+    # openssl: tests/test_trust.py's certificates; zsh: tests/test_shell_safety.py's zsh pane
+    need_system_packages redis-server tmux openssl zsh
     ensure_venv dev,bench  # bench: the peers scripts/bench.py compares with (tests/test_bench.py)
 fi
 

@@ -2,11 +2,11 @@
 # Makes sure the system tools exist, (re)creates .venv and installs the project into it.
 
 need_system_packages() {
-    # Install the Debian packages providing the given commands when missing and we are root.
-    local missing=()
-    command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
-    command -v tmux >/dev/null 2>&1 || missing+=(tmux)
-    command -v openssl >/dev/null 2>&1 || missing+=(openssl)  # tests/test_trust.py's certificates
+    # Install the Debian packages of the given commands (same names) when missing and we are root.
+    local missing=() cmd
+    for cmd in "$@"; do
+        command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
+    done
     if [ ${#missing[@]} -eq 0 ]; then
         return 0
     fi
