@@ -6,8 +6,9 @@ Exit codes (documented in the README):
 0     success
 1     refused by the swarm's state (nothing ready, already claimed, stale token, ...)
 2     invalid input (bad id, bad file, bad option)
-3     Redis unreachable
+3     Redis unreachable (down, wrong host or port, TLS handshake failed)
 4     Redis answered with an error
+5     Redis refused the credentials (authentication failed)
 ====  =====================================================================
 
 Errors print one line on stderr, never a traceback.
@@ -22,7 +23,15 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 import redis
 
-from distributor.errors import RedisUnavailable, RefusedError, SwarmQueueError, ValidationError
+from distributor.client import redact_url
+from distributor.errors import (
+    AuthenticationFailed,
+    RedisUnavailable,
+    RefusedError,
+    SwarmQueueError,
+    TlsHandshakeFailed,
+    ValidationError,
+)
 from distributor.log import configure_logging
 from distributor.queue import TaskQueue
 from distributor.settings import Settings
@@ -31,6 +40,12 @@ if TYPE_CHECKING:
     from distributor.announce import Announcer
 
 EXIT_REFUSED, EXIT_INVALID, EXIT_UNREACHABLE, EXIT_REDIS_ERROR = 1, 2, 3, 4
+EXIT_AUTH_FAILED = 5
+_AUTH_ERRORS = (
+    AuthenticationFailed,
+    redis.AuthenticationError,
+    redis.AuthenticationWrongNumberOfArgsError,
+)
 
 
 class CliError(click.ClickException):
@@ -83,13 +98,28 @@ class SwarmGroup(click.Group):
         try:
             return super().invoke(ctx)
         except (SwarmQueueError, redis.RedisError) as exc:
-            code = exit_code_for(exc)
-            assert code is not None
-            message = str(exc)
-            if code == EXIT_UNREACHABLE:
-                url = ctx.obj.settings.redis_url if ctx.obj else "?"
-                message = f"cannot reach Redis at {url} ({exc.__class__.__name__}); is it running?"
-            raise CliError(message, code) from None
+            raise cli_error_for(exc, ctx.obj) from None
+
+
+def cli_error_for(exc: SwarmQueueError | redis.RedisError, obj: Any) -> CliError:
+    """The one line and exit code for ``exc``; a Redis URL in it is shown redacted."""
+    url = obj.settings.redis_url if isinstance(obj, CliContext) else None
+    shown = redact_url(url) if url else "?"
+    if isinstance(exc, _AUTH_ERRORS):
+        detail = str(exc).removeprefix("Redis refused the credentials: ").rstrip(".")
+        message = f"authentication failed at Redis {shown} ({detail}): check the user and password"
+        code = EXIT_AUTH_FAILED
+    else:
+        found = exit_code_for(exc)
+        assert found is not None
+        code, message = found, str(exc)
+        if isinstance(exc, TlsHandshakeFailed):
+            message = f"cannot reach Redis at {shown}: {exc}"
+        elif code == EXIT_UNREACHABLE:
+            message = f"cannot reach Redis at {shown} ({exc.__class__.__name__}); is it running?"
+    if url:
+        message = message.replace(url, shown)
+    return CliError(" ".join(message.split()), code)
 
 
 class CliContext:
