@@ -198,7 +198,7 @@ class AsyncTaskQueue(AsyncClient):
         self, since: str = "0", count: int | None = None, *, wait: float | None = None
     ) -> list[Event]:
         """Events after ``since`` (a stream id, ``0`` or ``$``), oldest first; see ``TaskQueue``."""
-        return await self._run(event_log.read(self.keys, since, count, wait))
+        return await self._run(event_log.read(self.keys, since, count, wait, self.max_block))
 
     async def last_event_id(self) -> str:
         """The newest event's id (``0-0`` when none): a cursor for "from now on"."""
@@ -209,7 +209,7 @@ class AsyncTaskQueue(AsyncClient):
 
         Stops after ``timeout`` seconds without an event (``None``: never).
         """
-        return event_log.follow_async(self._run, self.keys, since, timeout)
+        return event_log.follow_async(self._run, self.keys, since, timeout, self.max_block)
 
     def __aiter__(self) -> AsyncIterator[Event]:
         """``async for event in queue``: every event from now on."""

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import redis
 
-from distributor.errors import RedisUnavailable
+from distributor.errors import AuthenticationFailed, RedisUnavailable, TlsHandshakeFailed
 
 T = TypeVar("T")
 Arg = str | int | float | bytes
@@ -49,6 +49,16 @@ Op = Generator[Call, Any, T]
 CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 
 
+def unavailable(exc: Exception, context: str = "Redis unreachable") -> RedisUnavailable:
+    """The error for one of ``CONNECTION_ERRORS``: refused credentials and a failed TLS
+    handshake (which some redis-py versions wrap in a ConnectionError) are their own kinds."""
+    if isinstance(exc, redis.AuthenticationError):
+        return AuthenticationFailed(f"Redis refused the credentials: {exc}")
+    if isinstance(exc.__cause__, TlsHandshakeFailed):
+        return exc.__cause__
+    return RedisUnavailable(f"{context}: {exc}")
+
+
 def run_sync(op: Op[T], execute: Callable[[Call], Any]) -> T:
     """Drive ``op`` to its result, performing each call with ``execute``."""
     try:
@@ -57,7 +67,7 @@ def run_sync(op: Op[T], execute: Callable[[Call], Any]) -> T:
             try:
                 reply = execute(call)
             except CONNECTION_ERRORS as exc:
-                raise RedisUnavailable(f"Redis unreachable: {exc}") from exc
+                raise unavailable(exc) from exc
             call = op.send(reply)
     except StopIteration as stop:
         result: T = stop.value
@@ -72,7 +82,7 @@ async def run_async(op: Op[T], execute: Callable[[Call], Awaitable[Any]]) -> T:
             try:
                 reply = await execute(call)
             except CONNECTION_ERRORS as exc:
-                raise RedisUnavailable(f"Redis unreachable: {exc}") from exc
+                raise unavailable(exc) from exc
             call = op.send(reply)
     except StopIteration as stop:
         result: T = stop.value

@@ -22,6 +22,28 @@ class RedisUnavailable(SwarmQueueError):
     """Redis could not be reached, even after the client's retries."""
 
 
+class InvalidRedisUrl(ValidationError):
+    """The Redis URL is malformed or asks for something unsupported; nothing was connected.
+
+    The message shows the URL with its credentials redacted.
+    """
+
+
+class AuthenticationFailed(RedisUnavailable):
+    """Redis answered but refused the credentials (wrong or missing user or password).
+
+    Retrying cannot fix it, so it is raised at once; it is a :class:`RedisUnavailable` so that
+    callers giving up on an unusable Redis catch it too.
+    """
+
+
+class TlsHandshakeFailed(RedisUnavailable):
+    """The TLS handshake of a ``rediss://`` connection failed or timed out (e.g. a plain port).
+
+    Raised after the connect timeout at most, without retries.
+    """
+
+
 class RefusedError(SwarmQueueError):
     """The request was valid but the swarm's state refuses it."""
 

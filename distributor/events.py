@@ -11,12 +11,18 @@ an event could be lost or repeated. A follower that reconnects (redis-py re-send
 XREAD with the same id, or the caller calls ``follow(since=last_id)``) resumes exactly after the
 last event it saw. The one limit: events trimmed by the length cap before they were read are gone.
 
+A wait of any length is several ``XREAD BLOCK`` calls from the same cursor, each at most
+``max_block`` seconds (the client's :func:`~distributor.client.block_limit`, half its socket
+timeout): a blocked read must answer before the socket timeout, or redis-py gives up on it and
+its retries re-send the same read into the same timeout.
+
 Reads are written once as :data:`~distributor.calls.Op` generators; :func:`follow` and
 :func:`follow_async` are the sync and asyncio loops around them.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -28,7 +34,9 @@ from distributor.keys import SwarmKeys
 from distributor.models import Event, ms_to_datetime
 
 PAGE = 1000
-FOLLOW_BLOCK_SECONDS = 5.0
+FOLLOW_BLOCK_SECONDS = 5.0  # how often a follower without a timeout reads again
+MAX_BLOCK_SECONDS = 5.0  # the longest single BLOCK when the caller names none
+_MIN_BLOCK = 0.001  # XREAD BLOCK counts whole milliseconds (and 0 would mean forever)
 _STREAM_ID_RE = re.compile(r"\d{1,20}(-\d{1,20})?")
 _BASE_FIELDS = ("type", "task", "agent", "ts")
 
@@ -77,27 +85,38 @@ def last_id(keys: SwarmKeys) -> Op[str]:
 
 
 def read(
-    keys: SwarmKeys, since: str = "0", count: int | None = None, block: float | None = None
+    keys: SwarmKeys,
+    since: str = "0",
+    count: int | None = None,
+    block: float | None = None,
+    max_block: float = MAX_BLOCK_SECONDS,
 ) -> Op[list[Event]]:
     """Events after ``since``, oldest first: at most ``count`` (``None``: all, in pages).
 
-    With ``block`` (seconds) and nothing newer yet, wait that long for the first event.
+    With ``block`` (seconds) and nothing newer yet, wait that long for the first event, in
+    blocking reads of at most ``max_block`` seconds each.
     """
     cursor = check_since(since)
     if count is not None and count < 1:
         raise ValidationError("count must be a positive integer")
     if block is not None and not block > 0:
         raise ValidationError("block must be a positive number of seconds")
+    if not max_block > 0:
+        raise ValidationError("max_block must be a positive number of seconds")
     if cursor == "$":
         cursor = yield from last_id(keys)
+    deadline = None if block is None else time.monotonic() + block
     found: list[Event] = []
     while True:
         page = PAGE if count is None else min(PAGE, count - len(found))
         args: list[str | int] = ["XREAD", "COUNT", page]
-        if block is not None and not found:
-            args += ["BLOCK", max(1, round(block * 1000))]
+        if deadline is not None and not found:
+            wait = min(max_block, deadline - time.monotonic())
+            args += ["BLOCK", max(1, math.ceil(wait * 1000))]
         batch = _xread_entries((yield Command((*args, "STREAMS", keys.events, cursor))))
         found.extend(batch)
+        if not found and deadline is not None and time.monotonic() < deadline:
+            continue  # this read's block ran out before the caller's wait: read again
         if len(batch) < page or (count is not None and len(found) >= count):
             return found
         cursor = batch[-1].id
@@ -128,13 +147,13 @@ class Cursor:
         remaining = self._remaining()
         return remaining is not None and remaining <= 0
 
-    def step(self, keys: SwarmKeys) -> Op[list[Event]]:
-        """Read the next batch after the cursor, blocking up to a few seconds for one."""
+    def step(self, keys: SwarmKeys, max_block: float = MAX_BLOCK_SECONDS) -> Op[list[Event]]:
+        """Read the next batch after the cursor, waiting up to the timeout (or a few seconds)."""
         if self.position == "$":
             self.position = yield from last_id(keys)
         remaining = self._remaining()
-        block = FOLLOW_BLOCK_SECONDS if remaining is None else min(FOLLOW_BLOCK_SECONDS, remaining)
-        batch = yield from read(keys, self.position, PAGE, max(block, 0.001))
+        block = FOLLOW_BLOCK_SECONDS if remaining is None else remaining
+        batch = yield from read(keys, self.position, PAGE, max(block, _MIN_BLOCK), max_block)
         if batch:
             self.position = batch[-1].id
             self._last_heard = time.monotonic()
@@ -146,11 +165,15 @@ def follow(
     keys: SwarmKeys,
     since: str = "$",
     timeout: float | None = None,
+    max_block: float = MAX_BLOCK_SECONDS,
 ) -> Iterator[Event]:
-    """Every event after ``since``, replayed then live, until ``timeout`` idle seconds pass."""
+    """Every event after ``since``, replayed then live, until ``timeout`` idle seconds pass.
+
+    Each blocking read lasts at most ``max_block`` seconds (see the module's docstring).
+    """
     cursor = Cursor(since, timeout)
     while not cursor.idle:
-        yield from run(cursor.step(keys))
+        yield from run(cursor.step(keys, max_block))
 
 
 async def follow_async(
@@ -158,9 +181,10 @@ async def follow_async(
     keys: SwarmKeys,
     since: str = "$",
     timeout: float | None = None,
+    max_block: float = MAX_BLOCK_SECONDS,
 ) -> AsyncIterator[Event]:
     """The asyncio twin of :func:`follow`: the event loop runs while XREAD blocks."""
     cursor = Cursor(since, timeout)
     while not cursor.idle:
-        for event in await run(cursor.step(keys)):
+        for event in await run(cursor.step(keys, max_block)):
             yield event

@@ -200,7 +200,7 @@ class TaskQueue(SyncClient):
         At most ``count`` (``None``: all); with ``wait`` seconds, block for the first one when
         none is newer yet. The last event's ``id`` is the ``since`` of the next read.
         """
-        return self._run(event_log.read(self.keys, since, count, wait))
+        return self._run(event_log.read(self.keys, since, count, wait, self.max_block))
 
     def last_event_id(self) -> str:
         """The newest event's id (``0-0`` when none): a cursor for "from now on"."""
@@ -212,7 +212,7 @@ class TaskQueue(SyncClient):
         Resume after a disconnect with ``follow(since=last_event.id)``: nothing is missed or
         repeated. Stops after ``timeout`` seconds without an event (``None``: never).
         """
-        return event_log.follow(self._run, self.keys, since, timeout)
+        return event_log.follow(self._run, self.keys, since, timeout, self.max_block)
 
     def ping(self) -> bool:
         """True when Redis answers."""

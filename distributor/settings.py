@@ -28,7 +28,6 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
-from redis.connection import parse_url
 
 from distributor.errors import ConfigError
 
@@ -131,12 +130,6 @@ class Settings(BaseSettings):
     )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = Field("INFO", description="one of " + ", ".join(LOG_LEVELS))
-
-    @field_validator("redis_url")
-    @classmethod
-    def _redis_url(cls, value: str) -> str:
-        parse_url(value)  # type: ignore[no-untyped-call]  # redis-py's own parser; raises ValueError
-        return value
 
     @field_validator("log_level")
     @classmethod

@@ -26,7 +26,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from distributor.calls import CONNECTION_ERRORS, text
+from distributor.calls import CONNECTION_ERRORS, text, unavailable
 from distributor.errors import RedisUnavailable, ValidationError
 from distributor.models import Claim
 from distributor.ops import check_request_id
@@ -88,19 +88,23 @@ class Waiter:
         if self._due_at is not None and self._clock() >= self._due_at:
             self.recheck = True
 
-    def block_for(self) -> float | None:
-        """Seconds to block for the next message, or ``None`` when the wait is over."""
+    def block_for(self, max_block: float | None = None) -> float | None:
+        """Seconds to block for the next message, or ``None`` when the wait is over.
+
+        At most ``max_block`` (the client's :func:`~distributor.client.block_limit`): a long
+        wait is many short listens, each answered before the socket timeout.
+        """
         now = self._clock()
         remaining = self._deadline - now
         if remaining <= 0:
             return None
         if self._due_at is not None:
-            return max(0.0, min(remaining, self._due_at - now))
-        return remaining
+            remaining = max(0.0, min(remaining, self._due_at - now))
+        return remaining if max_block is None else min(remaining, max_block)
 
 
 def _unreachable(exc: Exception) -> RedisUnavailable:
-    return RedisUnavailable(f"Redis unreachable while waiting: {exc}")
+    return unavailable(exc, "Redis unreachable while waiting")
 
 
 def wait_for_claim(
@@ -130,7 +134,7 @@ def wait_for_claim(
                 if claim is not None:
                     return claim
                 waiter.tried(due_in)
-            timeout = waiter.block_for()
+            timeout = waiter.block_for(queue.max_block)
             if timeout is None:
                 return None
             try:
@@ -173,7 +177,7 @@ async def wait_for_claim_async(
                 if claim is not None:
                     return claim
                 waiter.tried(due_in)
-            timeout = waiter.block_for()
+            timeout = waiter.block_for(queue.max_block)
             if timeout is None:
                 return None
             try:

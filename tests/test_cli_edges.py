@@ -414,8 +414,8 @@ def test_bad_config_file_exits_2_and_claims_nothing(
         ([], {"SWARMQUEUE_LOG_LEVEL": "loud"}, "invalid setting log_level: 'loud'"),
         (["--swarm", "."], {}, "invalid swarm name '.'"),
         (["--swarm", ".."], {}, "invalid swarm name '..'"),
-        (["--redis-url", "localhost:6379"], {}, "invalid setting redis_url: Redis URL must"),
-        (["--redis-url", "redis://h:port/0"], {}, "Port could not be cast"),
+        (["--redis-url", "localhost:6379"], {}, "invalid Redis URL 'localhost:6379': no scheme"),
+        (["--redis-url", "redis://h:port/0"], {}, "the port must be a number from 1 to 65535"),
         ([], {"SWARMQUEUE_LEASE_SECONDS": "soon"}, "invalid setting lease_seconds"),
     ],
 )

@@ -6,8 +6,9 @@ Exit codes (documented in the README):
 0     success
 1     refused by the swarm's state (nothing ready, already claimed, stale token, ...)
 2     invalid input (bad id, bad file, bad option)
-3     Redis unreachable
+3     Redis unreachable (down, wrong host or port, TLS handshake failed)
 4     Redis answered with an error
+5     Redis refused the credentials (authentication failed)
 ====  =====================================================================
 
 The rule between 1 and 2: input that is wrong whatever the swarm holds is 2 (a bad id or field,
@@ -28,12 +29,15 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 import redis
 
+from distributor.client import check_redis_url, redact_url
 from distributor.errors import (
+    AuthenticationFailed,
     ConfigError,
     PlanError,
     RedisUnavailable,
     RefusedError,
     SwarmQueueError,
+    TlsHandshakeFailed,
     ValidationError,
 )
 from distributor.log import configure_logging
@@ -45,6 +49,12 @@ if TYPE_CHECKING:
     from distributor.announce import Announcer
 
 EXIT_REFUSED, EXIT_INVALID, EXIT_UNREACHABLE, EXIT_REDIS_ERROR = 1, 2, 3, 4
+EXIT_AUTH_FAILED = 5
+_AUTH_ERRORS = (
+    AuthenticationFailed,
+    redis.AuthenticationError,
+    redis.AuthenticationWrongNumberOfArgsError,
+)
 
 
 class CliError(click.ClickException):
@@ -65,6 +75,8 @@ class CliError(click.ClickException):
 
 def exit_code_for(exc: BaseException) -> int | None:
     """The CLI exit code of a library error, or None for errors that are bugs."""
+    if isinstance(exc, _AUTH_ERRORS):
+        return EXIT_AUTH_FAILED
     if isinstance(exc, ValidationError) or (isinstance(exc, PlanError) and exc.in_itself):
         return EXIT_INVALID
     if isinstance(exc, RedisUnavailable | redis.ConnectionError | redis.TimeoutError):
@@ -139,13 +151,28 @@ class SwarmGroup(OneLineUsageGroup):
         try:
             return super().invoke(ctx)
         except (SwarmQueueError, redis.RedisError) as exc:
-            code = exit_code_for(exc)
-            assert code is not None
-            message = str(exc)
-            if code == EXIT_UNREACHABLE:
-                url = ctx.obj.settings.redis_url if ctx.obj else "?"
-                message = f"cannot reach Redis at {url} ({exc.__class__.__name__}); is it running?"
-            raise CliError(message, code) from None
+            raise cli_error_for(exc, ctx.obj) from None
+
+
+def cli_error_for(exc: SwarmQueueError | redis.RedisError, obj: Any) -> CliError:
+    """The one line and exit code for ``exc``; a Redis URL in it is shown redacted."""
+    url = obj.settings.redis_url if isinstance(obj, CliContext) else None
+    shown = redact_url(url) if url else "?"
+    if isinstance(exc, _AUTH_ERRORS):
+        detail = str(exc).removeprefix("Redis refused the credentials: ").rstrip(".")
+        message = f"authentication failed at Redis {shown} ({detail}): check the user and password"
+        code = EXIT_AUTH_FAILED
+    else:
+        found = exit_code_for(exc)
+        assert found is not None
+        code, message = found, str(exc)
+        if isinstance(exc, TlsHandshakeFailed):
+            message = f"cannot reach Redis at {shown}: {exc}"
+        elif code == EXIT_UNREACHABLE:
+            message = f"cannot reach Redis at {shown} ({exc.__class__.__name__}); is it running?"
+    if url:
+        message = message.replace(url, shown)
+    return CliError(" ".join(message.split()), code)
 
 
 class CliContext:
@@ -211,14 +238,15 @@ def main(
 
     Agents pull work with `next`, report with `done` / `fail`; operators watch with
     `status` and `tasks`. Exit codes: 0 ok, 1 refused by the swarm's state, 2 invalid
-    input or configuration, 3 Redis unreachable, 4 Redis error.
+    input or configuration, 3 Redis unreachable, 4 Redis error, 5 authentication failed.
     """
     from distributor.keys import check_swarm
 
     settings = load_settings(redis_url=redis_url, swarm=swarm, log_level=log_level)
     try:
         check_swarm(settings.swarm)
-    except ValueError as exc:
+        check_redis_url(settings.redis_url)
+    except ValueError as exc:  # InvalidRedisUrl is a ValueError too
         raise CliError(str(exc), EXIT_INVALID) from None
     configure_logging(settings.log_level, settings.log_format)
     if not isinstance(ctx.obj, CliContext):  # tests may pass a prepared context as obj

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import redis
 
+from distributor.client import check_redis_url, redact_url
 from distributor.errors import DemoError
 from distributor.log import get_logger
 
@@ -47,7 +48,7 @@ class RedisSource:
             "server": "a private redis-server at",
             "fakeredis": "an embedded fakeredis server at",
         }[self.kind]
-        return f"{what} {self.url}"
+        return f"{what} {redact_url(self.url)}"
 
 
 def free_port() -> int:
@@ -60,7 +61,9 @@ def free_port() -> int:
 def wait_for_redis(url: str, timeout: float = _START_TIMEOUT) -> None:
     """Return once ``url`` answers PING; ``DemoError`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=1)
+    client = redis.Redis.from_url(
+        check_redis_url(url), socket_connect_timeout=0.5, socket_timeout=1
+    )
     try:
         while True:
             try:
@@ -69,7 +72,7 @@ def wait_for_redis(url: str, timeout: float = _START_TIMEOUT) -> None:
             except (redis.ConnectionError, redis.TimeoutError):
                 pass
             if time.monotonic() > deadline:
-                raise DemoError(f"Redis at {url} did not answer within {timeout:g}s")
+                raise DemoError(f"Redis at {redact_url(url)} did not answer within {timeout:g}s")
             time.sleep(0.05)
     finally:
         client.close()
