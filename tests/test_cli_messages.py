@@ -49,6 +49,17 @@ def test_agents_register_list_remove(run: Run, ms: Messaging) -> None:
     assert run("agents", "remove", "alice").exit_code == 1
 
 
+def test_agents_prune_forgets_agents_unseen_past_the_window(run: Run, ms: Messaging) -> None:
+    ms.registry.register("old", "%1")
+    ms.advance_clock(ms.settings.agent_prune_seconds + 1)
+    ms.registry.register("new", "%2")
+    pruned = run("agents", "prune", "--json")
+    assert pruned.exit_code == 0, pruned.output
+    assert json.loads(pruned.stdout) == {"pruned": ["old"]}
+    assert [a.id for a in ms.registry.list()] == ["new"]
+    assert run("agents", "prune").stdout.strip() == "pruned 0 agent(s): -"
+
+
 def test_register_inside_tmux_takes_pane_and_socket_from_the_environment(
     run: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,4 +1,4 @@
-"""Agent registry commands: ``agents register / list / discover / heartbeat / remove``."""
+"""Agent registry commands: ``agents register / list / discover / heartbeat / remove / prune``."""
 
 from __future__ import annotations
 
@@ -111,6 +111,15 @@ def remove(obj: CliContext, agent_id: str, as_json: bool) -> None:
     """Forget AGENT_ID (exit 1 if it was not registered)."""
     registry(obj).remove(agent_id)
     emit(as_json, {"removed": agent_id}, f"removed {agent_id}")
+
+
+@agents_group.command("prune")
+@json_option
+@click.pass_obj
+def prune(obj: CliContext, as_json: bool) -> None:
+    """Forget agents unseen for SWARMQUEUE_AGENT_PRUNE_SECONDS, with their inboxes."""
+    pruned = registry(obj).prune()
+    emit(as_json, {"pruned": pruned}, f"pruned {len(pruned)} agent(s): {', '.join(pruned) or '-'}")
 
 
 @agents_group.command("discover")
