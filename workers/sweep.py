@@ -67,6 +67,8 @@ class Sweeper:
         self.settings = settings
         self._messengers: dict[str, Messenger] = {}
         self._last_prune_ms: int | None = None
+        self.renew_every = settings.delivery_lease_seconds / 3
+        self._next_renew = time.monotonic()
 
     def _messenger(self, swarm: str) -> Messenger:
         if swarm not in self._messengers:
@@ -91,6 +93,7 @@ class Sweeper:
         swarms = self.swarms()
         report.swarms = len(swarms)
         for swarm in swarms:
+            self.maybe_renew()  # a long sweep must not let this worker's own lease run out
             found = self._messenger(swarm).redispatch(
                 host=self.host, due_only=True, limit=SWEEP_LIMIT
             )
@@ -131,6 +134,12 @@ class Sweeper:
         agents, queued = pipe.execute()
         return bool(agents or queued)
 
+    def maybe_renew(self) -> None:
+        """:meth:`renew` if a third of the lease time passed since the last renewal."""
+        if time.monotonic() >= self._next_renew:
+            self.renew()
+            self._next_renew = time.monotonic() + self.renew_every
+
     def renew(self) -> int:
         """Renew the leases this process's jobs hold; how many were lost."""
         lost = 0
@@ -166,14 +175,11 @@ class Keeper(threading.Thread):
 
     def run(self) -> None:
         settings = self.sweeper.settings
-        renew_every = max(settings.delivery_lease_seconds / 3, self.TICK)
-        next_renew = next_sweep = time.monotonic()
+        next_sweep = time.monotonic()
         while not self._stop_event.is_set():
             now = time.monotonic()
             try:
-                if now >= next_renew:
-                    self.sweeper.renew()
-                    next_renew = now + renew_every
+                self.sweeper.maybe_renew()
                 if now >= next_sweep:
                     self.sweeper.sweep()
                     next_sweep = now + settings.delivery_sweep_seconds
@@ -181,10 +187,10 @@ class Keeper(threading.Thread):
                 wait = self.outage.next_wait()
                 self.outage.retry(exc, wait)
                 self._stop_event.wait(wait)
-                next_renew = next_sweep = time.monotonic()
+                next_sweep = time.monotonic()
                 continue
             except redis.ResponseError as exc:  # e.g. an ACL without a command: say it, go on
                 log.error("keeper: redis refused a command", error=str(exc))
-                next_renew = next_sweep = now + settings.delivery_sweep_seconds
+                next_sweep = now + settings.delivery_sweep_seconds
             self.outage.over()
             self._stop_event.wait(self.TICK)

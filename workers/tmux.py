@@ -20,13 +20,14 @@ first failing command, so after each pane's Enter the chain prints ``sent <pane>
 ``changed <pane>``): on an error, panes that printed either were handled, and only the rest are
 tried again one invocation per pane, which attributes each failure.
 
-With a ``stamp`` (the delivery attempt's id), right after a pane's Enter the same chain also
+With a ``stamp`` (the delivery attempt's id), right after a pane's Enter the same chain
 prepends the stamp to the pane's user option ``@swarmqueue-typed`` (its last 64 stamps, shown by
-:meth:`Tmux.panes`). The tmux server runs a received chain in one go, so a pane carries the
-stamp exactly when the paste and Enter reached it; a job that finds an earlier attempt recorded
-``typing`` reads the stamps to learn whether it typed (``workers/delivery.py``). Agent programs
-redraw their screen, so the screen is only a second witness (:meth:`Tmux.history`). Pane options
-need tmux 3.0; :func:`stamps_supported` tells.
+:meth:`Tmux.panes`) instead of printing ``sent``, and ends with one ``list-panes`` of the stamps,
+which says which panes it typed into. The tmux server runs a received chain in one go, so a
+pane carries the stamp exactly when the paste and Enter reached it; a job that finds an earlier
+attempt recorded ``typing`` reads the stamps to learn whether it typed
+(``workers/delivery.py``). Agent programs redraw their screen, so the screen is only a second
+witness (:meth:`Tmux.history`). Pane options need tmux 3.0; :func:`stamps_supported` tells.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ PANE_ID_RE = re.compile(r"%[0-9]{1,9}")
 PROGRAM_RE = re.compile(r"[A-Za-z0-9._+/-]{1,128}")  # safe inside a tmux format and command
 _SENT_PREFIX = "swarmqueue-sent "
 _CHANGED_PREFIX = "swarmqueue-changed "
+_STAMPED_PREFIX = "swarmqueue-stamped "
 _SERVER_GONE = ("no server running", "error connecting to", "server exited")
 _PANE_GONE = ("can't find pane", "can't find window", "can't find session")
 _FIELD_SEP = "\x1f"
@@ -179,13 +181,13 @@ class Tmux:
         buffer = _buffer_name()
         try:
             out = self.run(self._chain(buffer, targets, keep_newlines, stamp), stdin=data)
-            return self._results(out, targets)
+            return self._results(out, targets, stamp)
         except TmuxError as exc:
             out = exc.partial_output
             chain_error = exc
         with contextlib.suppress(TmuxError):  # the chain stopped before its delete-buffer
             self.run(["delete-buffer", "-b", buffer])
-        result = self._results(out, targets, complete=False)
+        result = self._results(out, targets, stamp, complete=False)
         log.info(
             "tmux chain failed; trying panes one by one",
             where=self.where,
@@ -207,21 +209,26 @@ class Tmux:
             try:
                 chain = self._chain(_buffer_name(), one, keep_newlines, stamp)
                 out = self.run(chain, stdin=data)
-                result[pane] = self._results(out, one)[pane]
+                result[pane] = self._results(out, one, stamp)[pane]
             except TmuxError as exc:
                 result[pane] = exc
         return result
 
     @staticmethod
     def _results(
-        out: str, targets: Mapping[str, str], *, complete: bool = True
+        out: str, targets: Mapping[str, str], stamp: str | None = None, *, complete: bool = True
     ) -> dict[str, TmuxError | None]:
-        """Outcomes the chain printed: ``None`` per pane typed into, ``PaneProgramChanged`` per
-        pane left alone; with ``complete``, a pane that printed nothing is an error too."""
+        """Outcomes the chain printed: ``None`` per pane typed into (its ``sent`` line, or with a
+        ``stamp`` the stamp in the final listing), ``PaneProgramChanged`` per pane left alone;
+        with ``complete``, a pane that printed nothing is an error too."""
         result: dict[str, TmuxError | None] = {}
         for line in out.splitlines():
             if line.startswith(_SENT_PREFIX):
                 result["%" + line.removeprefix(_SENT_PREFIX)] = None
+            elif line.startswith(_STAMPED_PREFIX) and stamp is not None:
+                pane, _, stamps = line.removeprefix(_STAMPED_PREFIX).partition(" ")
+                if stamp in stamps.split():
+                    result[pane] = None
             elif line.startswith(_CHANGED_PREFIX):
                 pane = "%" + line.removeprefix(_CHANGED_PREFIX)
                 seen = targets.get(pane, "")
@@ -242,7 +249,11 @@ class Tmux:
         args = ["load-buffer", "-b", buffer, "-"]
         for pane, program in targets.items():
             args += _typing(buffer, pane, program, keep_newlines, stamp)
-        return [*args, ";", "delete-buffer", "-b", buffer]
+        args += [";", "delete-buffer", "-b", buffer]
+        if stamp:  # one listing tells which panes the chain typed into (not a line per pane)
+            fmt = f"{_STAMPED_PREFIX}#{{pane_id}} #{{{STAMP_OPTION}}}"
+            args += [";", "list-panes", "-a", "-F", fmt]
+        return args
 
 
 def _typing(
@@ -252,16 +263,14 @@ def _typing(
     front."""
     paste = f"paste-buffer -p {'-r ' if keep_newlines else ''}-b {buffer}"
     number = pane[1:]  # markers hold no "%": display-message runs them through strftime
-    stamped = (
-        f"set-option -p -F -t {pane} {STAMP_OPTION} "
-        f"'{stamp} #{{={_STAMP_CHARS}:{STAMP_OPTION}}}' ; "
-        if stamp
-        else ""
-    )
-    typed = (
-        f"{paste} -t {pane} ; send-keys -t {pane} Enter ; {stamped}"
-        f"display-message -p '{_SENT_PREFIX}{number}'"
-    )
+    if stamp:  # the stamp says it was typed (see _chain's listing), no line of its own
+        done = (
+            f"set-option -p -F -t {pane} {STAMP_OPTION} "
+            f"'{stamp} #{{={_STAMP_CHARS}:{STAMP_OPTION}}}'"
+        )
+    else:
+        done = f"display-message -p '{_SENT_PREFIX}{number}'"
+    typed = f"{paste} -t {pane} ; send-keys -t {pane} Enter ; {done}"
     # has-session fails for a pane that is gone: PaneNotFound, not a changed program
     left = f"has-session -t {pane} ; display-message -p '{_CHANGED_PREFIX}{number}'"
     same = f"#{{==:#{{pane_current_command}},{program}}}"
