@@ -38,7 +38,7 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from distributor.agents import validated_agent_id
+from distributor.agents import check_host, validated_agent_id
 from distributor.calls import Batch, Command, Op, ScriptCall, text
 from distributor.client import SwarmClient, SyncClient, async_redis_from_url, redis_from_url
 from distributor.codec import decode_map, redis_now_ms, script_reply
@@ -53,7 +53,7 @@ from distributor.errors import (
 from distributor.executor import AsyncExecutor, SyncExecutor
 from distributor.keys import NAMESPACE, SwarmKeys
 from distributor.log import get_logger
-from distributor.models import AgentId, ms_to_datetime, validation_error
+from distributor.models import AgentId, ms_to_datetime, validated, validation_error
 from distributor.ratelimit import WINDOW_SECONDS
 from distributor.sanitize import clean_content, strip_controls
 from distributor.settings import Settings
@@ -676,6 +676,8 @@ class Messenger(SyncClient):
         most ``limit`` per host. Safe to run anywhere, any time, by several processes at once:
         the replacement is one script that checks nobody replaced or leased it meanwhile.
         """
+        if host is not None:
+            validated(check_host, host)
         if message_ids is not None:
             targets = []
             for message_id in message_ids:
@@ -734,6 +736,8 @@ class Messenger(SyncClient):
     def pending(self, host: str | None = None) -> list[PendingDelivery]:
         """Deliveries not yet final (every host, or ``host``), with who runs each and when the
         sweep looks at it next; oldest message first."""
+        if host is not None:
+            validated(check_host, host)
         out = []
         for message_id, h, due in self._executor.run(self.ops.outbox(host)):
             seen_job, holder = self._executor.run(self.ops.dispatch_view(message_id, h))

@@ -109,9 +109,6 @@ class Sweeper:
                     log.info("agents pruned", swarm=swarm, agents=pruned)
                 if self._forget(swarm):
                     report.forgotten.append(swarm)
-        for r in report.replaced():
-            log.info("sweep replaced a delivery job", message_id=r.message_id, host=r.host,
-                     seen=r.seen, job_id=r.job_id)  # fmt: skip
         return report
 
     def _forget(self, swarm: str) -> bool:
