@@ -408,13 +408,16 @@ class MessageOps:
             ),
         )
 
-    def record(self, message_id: str, outcomes: dict[str, dict[str, Any]]) -> Op[int]:
-        """Store outcomes of one attempt (``lua/msg_outcome.lua``); returns how many changed."""
+    def record(
+        self, message_id: str, outcomes: dict[str, dict[str, Any]], attempt: str = ""
+    ) -> Op[int]:
+        """Store outcomes of one attempt (``lua/msg_outcome.lua``; recorded once per
+        ``attempt``, so a re-sent call changes nothing); returns how many changed."""
         if not outcomes:
             return 0
         k = self.keys
         reply = yield ScriptCall(
-            "msg_outcome", [k.deliveries(message_id), k.clock], [json.dumps(outcomes)]
+            "msg_outcome", [k.deliveries(message_id), k.clock], [json.dumps(outcomes), attempt]
         )
         _, body = script_reply(reply)
         return int(body["recorded"])

@@ -165,6 +165,17 @@ def test_a_resent_recording_records_one_message(ms: Messaging) -> None:
         executor.run(ops.post(other, message_id="0123456789abcdef"))
 
 
+def test_an_outcome_recorded_twice_by_one_attempt_counts_once(ms: Messaging) -> None:
+    message_id = ms.messenger.broadcast("hi")
+    ops, executor = ms.messenger.ops, ms.messenger._executor
+    failed = {"alice": {"status": "failed", "reason": "timeout", "detail": "x", "final": False}}
+    assert executor.run(ops.record(message_id, failed, "a1b2c3d4")) == 1
+    assert executor.run(ops.record(message_id, failed, "a1b2c3d4")) == 0  # re-sent
+    assert executor.run(ops.record(message_id, failed, "feedf00d")) == 1  # the next attempt
+    alice = {d.agent_id: d for d in ms.messenger.get(message_id).deliveries}["alice"]
+    assert (alice.status, alice.attempts) == ("failed", 2)
+
+
 def test_a_failed_enqueue_is_dispatched_by_the_sweep(
     ms: Messaging, monkeypatch: pytest.MonkeyPatch
 ) -> None:

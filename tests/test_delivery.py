@@ -176,11 +176,11 @@ def kill_at_record(monkeypatch: pytest.MonkeyPatch, after: int) -> list[bool]:
     calls = []
     armed = [True]
 
-    def record(self: MessageOps, message_id: str, outcomes: dict[str, Any]) -> Any:
+    def record(self: MessageOps, message_id: str, outcomes: dict[str, Any], attempt: str) -> Any:
         calls.append(outcomes)
         if armed and len(calls) > after:
             raise Killed
-        return real(self, message_id, outcomes)
+        return real(self, message_id, outcomes, attempt)
 
     monkeypatch.setattr(MessageOps, "record", record)
     return armed

@@ -361,7 +361,7 @@ class _Run:
     def record(self, outcomes: dict[str, dict[str, Any]]) -> None:
         if not outcomes:
             return
-        self.executor.run(self.ops.record(self.message_id, outcomes))
+        self.executor.run(self.ops.record(self.message_id, outcomes, self.attempt))
         for agent_id, o in outcomes.items():
             if o["status"] == "delivered":
                 self.report.delivered += 1

@@ -4,8 +4,9 @@ Only a process on a host can reach that host's tmux servers, so each host runs o
 ``swarmqueue-deliver-<host>``, and only that queue: with one queue RQ pops with ``BLMOVE`` into
 the queue's intermediate list, so a job is never popped without a trace. It is a
 ``SimpleWorker`` (jobs run in the worker process, no fork per job): a delivery is a few short
-tmux invocations, and forking would cost more than the job. It forks nothing else either: no RQ
-scheduler (retries are dispatched by the sweep), so killing the worker leaves no process behind.
+tmux invocations, and forking would cost more than the job. It starts no other process either
+(no RQ scheduler: retries are dispatched by the sweep), so killing the worker leaves no process
+behind but a tmux invocation finishing.
 
 The keeper thread (``workers/sweep.py``) renews the leases of the running delivery, sweeps this
 host's outboxes (replacing lost or abandoned jobs, dispatching retries) and prunes agents.

@@ -7,19 +7,23 @@
     job after the pane showed the interrupted attempt had not typed it (workers/delivery.py).
     'typing' records a transient failure that may have typed (a tmux timeout): the recipient
     stays `typing`, with its attempt id, so the next attempt checks the pane before typing.
+  ARGV[2] the attempt's id: an outcome of the same attempt recorded twice (the call re-sent after
+  a lost reply) counts once
   A recipient already `delivered` is never changed, so a retried job cannot undo or repeat it.
   Each recorded outcome counts one attempt and stamps Redis time (first/last attempt, delivery).
   Returns {'ok', {recorded = n}}.
 ]]
 --@include messaging
 local K_DELIVERIES, K_CLOCK = KEYS[1], KEYS[2]
+local ATTEMPT = ARGV[2] or ''
 local now = int(now_ms(K_CLOCK))
 local recorded = 0
 for id, o in pairs(cjson.decode(ARGV[1])) do
   local raw = rcall('HGET', K_DELIVERIES, id)
   if raw then
     local d = cjson.decode(raw)
-    if d.status ~= 'delivered' then
+    if d.status ~= 'delivered' and (ATTEMPT == '' or d.recorded_by ~= ATTEMPT) then
+      d.recorded_by = ATTEMPT ~= '' and ATTEMPT or nil
       d.attempts = (tonumber(d.attempts) or 0) + 1
       d.first_attempt_at = d.first_attempt_at or now
       d.last_attempt_at = now
