@@ -182,9 +182,10 @@ def test_a_failed_enqueue_is_dispatched_by_the_sweep(
     def unreachable(*args: object, **kwargs: object) -> None:
         raise RedisUnavailable("Redis unreachable: connection reset (test)")
 
+    real_enqueue = Dispatcher.enqueue
     monkeypatch.setattr(Dispatcher, "enqueue", unreachable)
     message_id = ms.messenger.broadcast("recorded, not enqueued")
-    monkeypatch.undo()
+    monkeypatch.setattr(Dispatcher, "enqueue", real_enqueue)  # (undo() would drop the env too)
     assert ms.queued_job_ids() == []
     assert sweep(ms.client, ms.host, ms.settings).actions == {}  # not due yet
     ms.advance_clock(6)

@@ -193,10 +193,10 @@ def test_typed_but_unrecorded_panes_are_verified_not_typed_again(
     panes = lab.spawn(5)
     names = sw.register(lab, panes)
     message_id = sw.messenger.broadcast("deploy frozen", "ALERT", "lead")
-    kill_at_record(monkeypatch, after=1)  # batch 1 recorded; batch 2 typed, never recorded
+    armed = kill_at_record(monkeypatch, after=1)  # batch 1 recorded; batch 2 typed, not recorded
     with pytest.raises(Killed):
         sw.deliver(message_id, settings=settings)
-    monkeypatch.undo()
+    armed.clear()
     typing = [n for n, d in sw.outcomes(message_id).items() if d.status == "typing"]
     assert len(typing) == 2
 
@@ -290,7 +290,7 @@ def test_a_tmux_timeout_while_typing_is_checked_before_typing_again(
         assert (d.status, d.reason, d.final, d.attempts) == ("typing", "timeout", False, 1)
     (entry,) = sw.messenger.pending()  # the sweep dispatches the retry at its time
     assert entry.counts["typing"] == 2
-    monkeypatch.undo()
+    monkeypatch.setattr(tmux_module.Tmux, "paste", real_paste)
 
     sw.deliver(message_id)
     line = sw.line(message_id)

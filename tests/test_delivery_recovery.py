@@ -221,9 +221,10 @@ def test_a_failed_enqueue_is_delivered_by_the_sweep(
     def unreachable(*args: object, **kwargs: object) -> None:
         raise RedisUnavailable("Redis unreachable: connection reset (test)")
 
+    real_enqueue = Dispatcher.enqueue
     monkeypatch.setattr(Dispatcher, "enqueue", unreachable)
     message_id = scene.messenger.broadcast("recorded; its enqueue failed", sender="lead")
-    monkeypatch.undo()
+    monkeypatch.setattr(Dispatcher, "enqueue", real_enqueue)  # (undo() would drop the env too)
     wait_for(lambda: scene.final(message_id), timeout=RECOVERY_BOUND, what="the sweep")
     line = scene.line(scene.messenger.get(message_id))
     for pane in panes:

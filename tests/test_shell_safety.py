@@ -17,6 +17,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -223,6 +224,8 @@ class ProgramLab:
         self.tmp = tmp
         self.env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            # the test's own folder: close() and the leak check look for the server there
+            "TMUX_TMPDIR": os.environ.get("TMUX_TMPDIR", tempfile.gettempdir()),
             "HOME": str(tmp),
             "LANG": "C.UTF-8",
             "LESSHISTFILE": "-",
@@ -268,7 +271,9 @@ class ProgramLab:
         return self.tmux("capture-pane", "-p", "-J", "-S", "-", "-t", self.panes[name])
 
     def close(self) -> None:
-        subprocess.run(["tmux", "-L", self.name, "kill-server"], capture_output=True, check=False)
+        subprocess.run(
+            ["tmux", "-L", self.name, "kill-server"], capture_output=True, env=self.env, check=False
+        )  # self.env: the server's folder even if the test undid its monkeypatches
         if self.socket:  # tmux 3.3 leaves the socket file of a killed server behind
             Path(self.socket).unlink(missing_ok=True)
 
