@@ -180,8 +180,8 @@ def redispatch(
 ) -> None:
     """Make sure every message not yet delivered has a live delivery job (MESSAGE_IDS, or every
     message in the outboxes): a job that is gone or abandoned is replaced, a queued or running
-    one is left alone. Workers do this by themselves every few seconds; this is for a swarm
-    whose host has no worker running now, or to see what they would do."""
+    one is left alone. Workers do this by themselves every few seconds; this queues the jobs
+    of a host whose worker is down (they run when it starts), or shows what the workers do."""
     found = messenger(obj).redispatch(list(message_ids) or None, host=host)
     lines = ["MESSAGE\tHOST\tACTION\tDETAIL", *map(_redispatched_line, found)]
     emit(as_json, found, lines)
