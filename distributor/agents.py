@@ -146,6 +146,9 @@ class AgentOps:
             ],
         )
         _, body = script_reply(reply)
+        # after the script: a worker's sweep that drops a swarm without agents from the host's
+        # set re-checks and adds it back, so it cannot miss this agent (workers/sweep.py)
+        yield Command(("SADD", k.host_swarms(address.host), k.swarm))
         return _agent_from_hash(body, None, self.settings.agent_stale_seconds)
 
     def heartbeat(self, agent_id: str) -> Op[datetime]:

@@ -1,19 +1,28 @@
 """Hand recorded messages to the delivery workers: one RQ job per message and host.
 
 Each host runs ``swarmqueue worker`` on its own queue ``swarmqueue-deliver-<host>``, because only
-a process on that host can reach its tmux servers. The job id is derived from the message id and
-the host, and jobs are enqueued with ``unique=True``: enqueueing the same delivery again (a
-retried broadcast, :meth:`Messenger.redispatch`) is refused by RQ and changes nothing.
+a process on that host can reach its tmux servers. The worker listens to that one queue only, so
+RQ pops with ``BLMOVE`` into ``<queue>:intermediate``: a popped job is never in no list at all.
+
+A message's first job on a host has an id derived from the message id and the host, enqueued
+with ``unique=True``: enqueueing it again (a retried broadcast) is refused by RQ and changes
+nothing. A job found gone or abandoned is replaced by a new one, ``<first id>-<n>``, named in the
+message's hash by ``lua/msg_redispatch.lua`` (see :meth:`Messenger.redispatch`); old ids are
+never reused, so whatever RQ still holds of a dead job (its intermediate list entry, a
+started-registry entry) can never be mistaken for the new one. Several jobs for one delivery are
+harmless: each takes the delivery's lease first, and only types into recipients not yet final.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from typing import Literal
 
 import redis
-from rq import Queue, Retry
-from rq.exceptions import DuplicateJobError
+from rq import Queue
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.job import Job, JobStatus
 
 from distributor.calls import CONNECTION_ERRORS
 from distributor.errors import RedisUnavailable
@@ -23,7 +32,6 @@ from distributor.settings import Settings
 log = get_logger(__name__)
 
 DELIVERY_QUEUE_PREFIX = "swarmqueue-deliver-"
-MAINTENANCE_QUEUE = "swarmqueue-maintenance"
 DELIVER_JOB = "workers.delivery.deliver"
 RESULT_TTL_SECONDS = 3600
 
@@ -34,7 +42,7 @@ def delivery_queue_name(host: str) -> str:
 
 
 def delivery_job_id(message_id: str, host: str) -> str:
-    """The job id of one message's delivery on one host (RQ allows only ``[A-Za-z0-9_-]``)."""
+    """The id of the first job delivering a message on a host (RQ allows ``[A-Za-z0-9_-]``)."""
     slug = re.sub(r"[^A-Za-z0-9_-]", "_", host)
     digest = hashlib.sha1(host.encode(), usedforsecurity=False).hexdigest()[:8]
     return f"swarmqueue-deliver-{message_id}-{slug}-{digest}"
@@ -54,30 +62,52 @@ class Dispatcher:
         return self._queues[host]
 
     def dispatch(self, swarm: str, message_id: str, hosts: list[str]) -> list[str]:
-        """Enqueue the delivery of ``message_id`` on each host; returns the job ids.
+        """Enqueue the first delivery job of ``message_id`` on each host; returns the job ids.
 
         A job that already exists is left alone (it is the same delivery).
         """
-        intervals = list(self.settings.delivery_retry_intervals)
-        retry = Retry(max=len(intervals), interval=intervals) if intervals else None
         job_ids = []
         for host in hosts:
             job_id = delivery_job_id(message_id, host)
-            try:
-                self._queue(host).enqueue_call(
-                    DELIVER_JOB,
-                    args=(swarm, message_id, host),
-                    job_id=job_id,
-                    timeout=self.settings.delivery_job_timeout_seconds,
-                    result_ttl=RESULT_TTL_SECONDS,
-                    failure_ttl=self.settings.message_ttl_seconds,
-                    retry=retry,
-                    unique=True,
-                    description=f"deliver message {message_id} of swarm {swarm} on {host}",
-                )
-            except DuplicateJobError:
-                log.debug("delivery job exists already", job_id=job_id)
-            except CONNECTION_ERRORS as exc:
-                raise RedisUnavailable(f"Redis unreachable: {exc}") from exc
+            self.enqueue(swarm, message_id, host, job_id)
             job_ids.append(job_id)
         return job_ids
+
+    def enqueue(self, swarm: str, message_id: str, host: str, job_id: str) -> None:
+        """Enqueue one delivery job as ``job_id`` (nothing if that job exists already);
+        ``RedisUnavailable`` when Redis cannot be reached."""
+        try:
+            self._queue(host).enqueue_call(
+                DELIVER_JOB,
+                args=(swarm, message_id, host),
+                job_id=job_id,
+                timeout=self.settings.delivery_job_timeout_seconds,
+                result_ttl=RESULT_TTL_SECONDS,
+                failure_ttl=self.settings.message_ttl_seconds,
+                unique=True,
+                description=f"deliver message {message_id} of swarm {swarm} on {host}",
+            )
+        except DuplicateJobError:
+            log.debug("delivery job exists already", job_id=job_id)
+        except CONNECTION_ERRORS as exc:
+            raise RedisUnavailable(f"Redis unreachable: {exc}") from exc
+
+    def inspect(self, host: str, job_id: str) -> tuple[Literal["queued", "dead"], str]:
+        """Whether job ``job_id`` of ``host``'s queue will still run (``queued``: it waits in the
+        queue) or not (``dead``), and what was seen: its RQ status, ``missing``, or ``popped``
+        (queued but no longer in the queue: a worker took it with ``BLMOVE`` and never started
+        it). A started job is ``dead`` here: the caller only asks when no job holds the
+        delivery's lease, so the worker that started it is gone (or its lease ran out)."""
+        queue = self._queue(host)
+        try:
+            job = Job.fetch(job_id, connection=self.redis)
+            status = job.get_status(refresh=False)
+            if status == JobStatus.QUEUED:
+                if self.redis.lpos(queue.key, job_id) is not None:
+                    return "queued", "queued"
+                return "dead", "popped"
+        except NoSuchJobError:
+            return "dead", "missing"
+        except CONNECTION_ERRORS as exc:
+            raise RedisUnavailable(f"Redis unreachable: {exc}") from exc
+        return "dead", str(status.value if isinstance(status, JobStatus) else status)

@@ -218,10 +218,6 @@ class MessageNotFound(RefusedError, KeyError):
         return f"message {self.message_id!r} not found"
 
 
-class MessageDeliveryError(SwarmQueueError):
-    """Some recipients could not be reached yet; the delivery job raises it so RQ retries."""
-
-
 class TmuxError(SwarmQueueError):
     """tmux refused or failed a command. ``kind`` names the failure for delivery records."""
 

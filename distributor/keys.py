@@ -24,11 +24,22 @@ key (after the prefix)     type         holds
 ``agents``                 sorted set   registered agents; score = last seen ms (presence)
 ``agent:<id>``             hash         an agent's address: host, tmux pane, socket, capabilities
 ``msg:<id>``               hash         a message: sender, type, sanitized content, time, hosts
+                                        (and ``job:<host>``, the delivery job that replaced the
+                                        first one, see ``lua/msg_redispatch.lua``)
 ``deliveries:<id>``        hash         per recipient of a message: its outcome as JSON
 ``inbox:<agent>``          stream       messages addressed to the agent, capped by length
 ``rate:<sender>``          sorted set   the sender's messages in the last minute (rate limit)
-``outbox``                 sorted set   ``<msg id> <host>`` delivery jobs not yet started
+``outbox:<host>``          sorted set   messages with recipients on ``host`` not all final;
+                                        score = when a worker's sweep next looks at it (ms)
+``hosts``                  set          every host a message of the swarm was sent to
+``delivering:<id>:<host>`` string       the lease of the job delivering message ``id`` on
+                                        ``host``: ``<worker> <attempt>``, expiring (PX)
 =========================  ===========  ====================================================
+
+One key lives outside every swarm, so it has no hash tag and no script touches it:
+``swarmqueue:host:<host>:swarms`` (set), the swarms with agents registered on ``host``, written
+when an agent registers and when a delivery job runs; each worker's sweep reads it to find the
+outboxes it serves (workers have no ``SCAN``; see ``workers/sweep.py``).
 
 The pub/sub channel ``swarmqueue:{S}:events`` carries one message per event (stream id, type,
 task id; a plan's ``submitted`` events share one, for the last), so waiting agents wake at once;
@@ -70,11 +81,17 @@ def check_swarm(name: str) -> str:
     return name
 
 
+def host_swarms_key(host: str, namespace: str = NAMESPACE) -> str:
+    """The set of swarms with agents registered on ``host`` (outside every swarm's slot)."""
+    return f"{namespace}:host:{host}:swarms"
+
+
 class SwarmKeys:
     """Key names of one swarm."""
 
     def __init__(self, swarm: str, namespace: str = NAMESPACE) -> None:
         self.swarm = check_swarm(swarm)
+        self.namespace = namespace
         self.prefix = f"{namespace}:{{{swarm}}}:"
 
     def _key(self, name: str) -> str:
@@ -116,9 +133,19 @@ class SwarmKeys:
     def rate(self, sender: str) -> str:
         return f"{self.prefix}rate:{sender}"
 
+    def outbox(self, host: str) -> str:
+        return f"{self.prefix}outbox:{host}"
+
     @property
-    def outbox(self) -> str:
-        return self.prefix + "outbox"
+    def hosts(self) -> str:
+        return self.prefix + "hosts"
+
+    def delivering(self, message_id: str, host: str) -> str:
+        return f"{self.prefix}delivering:{message_id}:{host}"
+
+    def host_swarms(self, host: str) -> str:
+        """The set of swarms with agents on ``host`` (no hash tag: plain commands only)."""
+        return host_swarms_key(host, self.namespace)
 
     def script_keys(self) -> list[str]:
         """The fixed keys every Lua script receives, in ``KEYS`` order."""

@@ -1,10 +1,22 @@
 """Broadcast and send: record a message with every recipient's outcome, and hand it to workers.
 
 ``broadcast()`` never calls tmux. In one Lua script it resolves the recipients, applies the
-sender's rate limit, records the message with each recipient ``pending`` and appends it to each
-recipient's inbox; then it enqueues one delivery job per host (:mod:`distributor.dispatch`) and
-returns the message id. A worker on each host types the message into the panes and records every
-recipient's outcome (``delivered`` or ``failed`` with a reason), shown by :meth:`Messenger.get`.
+sender's rate limit, records the message with each recipient ``pending``, appends it to each
+recipient's inbox and puts it in each host's outbox; then it enqueues one delivery job per host
+(:mod:`distributor.dispatch`) and returns the message id. A worker on each host types the
+message into the panes and records every recipient's outcome (``delivered`` or ``failed`` with
+a reason), shown by :meth:`Messenger.get`.
+
+The outbox is the durable trace of every delivery not yet final: a message leaves a host's
+outbox only when every recipient there is final. Each worker's sweep (``workers/sweep.py``)
+looks at the entries that are due and, through :meth:`Messenger.redispatch`, replaces a job that
+is gone (an enqueue lost with the connection, a job popped by a worker that died) or abandoned
+(started by a worker whose lease ran out), and dispatches the retries of transient failures::
+
+    t0   broadcast: recorded, outbox score t0+5s, job J enqueued
+    t1   worker A takes J, leases the delivery (renewed while it runs), is SIGKILLed
+    t1+10s  the lease has run out (Redis time); worker B's sweep sees J started, no lease:
+            dead; msg_redispatch names J-1, B enqueues it, J-1 checks the panes and finishes
 
 The logic is written once as generators (:class:`MessageOps`); :class:`Messenger` drives them
 with a blocking client and :class:`AsyncMessenger` with ``redis.asyncio``, running the blocking
@@ -26,28 +38,36 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from distributor.agents import validated_agent_id
+from distributor.agents import check_host, validated_agent_id
 from distributor.calls import Batch, Command, Op, ScriptCall, text
 from distributor.client import SwarmClient, SyncClient, async_redis_from_url, redis_from_url
 from distributor.codec import decode_map, redis_now_ms, script_reply
-from distributor.dispatch import Dispatcher
+from distributor.dispatch import Dispatcher, delivery_job_id
 from distributor.errors import (
     AgentNotFoundError,
     MessageNotFound,
     RateLimitExceeded,
+    RedisUnavailable,
     ValidationError,
 )
 from distributor.executor import AsyncExecutor, SyncExecutor
 from distributor.keys import NAMESPACE, SwarmKeys
-from distributor.models import AgentId, ms_to_datetime, validation_error
+from distributor.log import get_logger
+from distributor.models import AgentId, ms_to_datetime, validated, validation_error
 from distributor.ratelimit import WINDOW_SECONDS
 from distributor.sanitize import clean_content, strip_controls
 from distributor.settings import Settings
+
+log = get_logger(__name__)
 
 MESSAGE_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_RAW_CONTENT = 8 * 1024 * 1024
 MAX_RECIPIENTS = 10_000
 DEFAULT_SENDER = "swarmqueue"
+# How long after a message is recorded (or its job replaced) the sweep first checks that a job
+# exists for it: the enqueue follows the recording at once, so this only catches a lost one.
+DISPATCH_GRACE_MS = 5_000
+QUEUED_RECHECK_MS = 10_000  # a job waiting in its queue is looked at again this much later
 _THREAD_CLEAN_ABOVE = 64 * 1024  # async: sanitize bigger contents off the event loop
 
 
@@ -66,7 +86,10 @@ class MessageType(StrEnum):
 
 
 class DeliveryStatus(StrEnum):
+    """A recipient's outcome: ``typing`` while a job types into its pane (see ``Delivery``)."""
+
     PENDING = "pending"
+    TYPING = "typing"
     DELIVERED = "delivered"
     FAILED = "failed"
 
@@ -79,6 +102,7 @@ FailureReason = Literal[
     "shell_prompt",
     "not_an_agent",
     "foreground_changed",
+    "unknown",
 ]
 DeliveredAs = Literal["paste", "comment"]
 
@@ -91,8 +115,15 @@ class Delivery(BaseModel):
     ``reason`` and ``detail``: ``pane_not_found``, ``server_not_found`` (no tmux server or
     binary), ``tmux_error``, ``timeout``, ``shell_prompt`` and ``not_an_agent`` (the pane's
     foreground program gets no keystrokes; the inbox keeps the message), ``foreground_changed``
-    (it changed while the message was being typed elsewhere; retried). ``final`` is False while
-    RQ will retry a transient failure. ``attempts`` counts recorded attempts.
+    (it changed while the message was being typed elsewhere; retried), ``unknown`` (a job
+    stopped while typing and the pane cannot tell whether the message arrived; the inbox keeps
+    it). ``final`` is False while a transient failure will be retried. ``attempts`` counts
+    recorded attempts.
+
+    ``typing`` (with ``attempt`` and ``typing_at``) is recorded right before a job types into
+    the pane. A job that finds it (the one before stopped between typing and recording) checks
+    the pane first: ``verified`` means the pane showed the message had arrived, ``retyped``
+    that it showed it had not, so it was typed now (``workers/delivery.py``).
     """
 
     model_config = ConfigDict(frozen=True, validate_by_name=True, serialize_by_alias=True)
@@ -107,6 +138,10 @@ class Delivery(BaseModel):
     detail: str | None = None
     attempts: int = 0
     final: bool = False
+    attempt: str | None = None
+    typing_at: datetime | None = None
+    verified: bool = False
+    retyped: bool = False
     first_attempt_at: datetime | None = None
     last_attempt_at: datetime | None = None
     delivered_at: datetime | None = None
@@ -145,7 +180,7 @@ class InboxEntry(BaseModel):
     at: datetime
 
     def line(self) -> str:
-        return format_line(self.sender, self.type, self.at, self.content)
+        return format_line(self.sender, self.type, self.at, self.content, self.message_id)
 
 
 class Outgoing(BaseModel):
@@ -159,6 +194,44 @@ class Outgoing(BaseModel):
     recipients: Annotated[list[AgentId], Field(min_length=1, max_length=MAX_RECIPIENTS)] | None
 
 
+class Redispatched(BaseModel):
+    """What :meth:`Messenger.redispatch` found for one message's delivery on one host.
+
+    ``action``: ``replaced`` (its job was gone or abandoned; ``job_id`` is the new one, enqueued),
+    ``queued`` (its job waits in the host's queue), ``running`` (a worker holds its lease:
+    ``holder``), ``finished`` (every recipient on the host is final), ``gone`` (the message
+    expired), ``moved`` (someone else replaced the job meanwhile), ``not_due`` (rescheduled
+    meanwhile). ``seen`` is what the old job looked like: its RQ status, ``missing``, or
+    ``popped`` (taken from the queue by a worker that never started it).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    message_id: str
+    host: str
+    action: Literal["replaced", "queued", "running", "finished", "gone", "moved", "not_due"]
+    job_id: str | None = None
+    holder: str | None = None
+    seen: str | None = None
+    due: datetime | None = None
+
+
+class PendingDelivery(BaseModel):
+    """A message whose recipients on ``host`` are not all final (its outbox entry)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    message_id: str
+    host: str
+    sender: str
+    type: MessageType
+    at: datetime
+    due: datetime
+    holder: str | None
+    job_id: str
+    counts: dict[str, int]
+
+
 class Posted(BaseModel):
     """What recording a message did: its id, Redis time, recipients and their hosts."""
 
@@ -170,10 +243,22 @@ class Posted(BaseModel):
     hosts: list[str]
 
 
-def format_line(sender: str, msg_type: str, at: datetime, content: str) -> str:
-    """The text typed into a pane: ``[SENDER][UTC time][TYPE]: content``."""
+def message_tag(message_id: str) -> str:
+    """The short id a pane shows with the message, ``#`` and its first 8 characters."""
+    return "#" + message_id[:8]
+
+
+def format_line(
+    sender: str, msg_type: str, at: datetime, content: str, message_id: str | None = None
+) -> str:
+    """The text typed into a pane: ``[SENDER][UTC time][TYPE #tag]: content``.
+
+    The tag (:func:`message_tag`) lets a reader tell a message seen twice from two messages, and
+    lets a delivery job find the message in a pane's history (``workers/delivery.py``).
+    """
     safe_sender = strip_controls(sender)
-    return f"[{safe_sender}][{at:%Y-%m-%d %H:%M:%S} UTC][{msg_type}]: {content}"
+    kind = f"{msg_type} {message_tag(message_id)}" if message_id else msg_type
+    return f"[{safe_sender}][{at:%Y-%m-%d %H:%M:%S} UTC][{kind}]: {content}"
 
 
 def prepare(
@@ -225,6 +310,10 @@ def _delivery(agent_id: str, raw: Any) -> Delivery:
         detail=d.get("detail") or None,
         attempts=int(d.get("attempts") or 0),
         final=bool(d.get("final")),
+        attempt=d.get("attempt") or None,
+        typing_at=ms_to_datetime(d.get("typing_at")),
+        verified=bool(d.get("verified")),
+        retyped=bool(d.get("retyped")),
         first_attempt_at=ms_to_datetime(d.get("first_attempt_at")),
         last_attempt_at=ms_to_datetime(d.get("last_attempt_at")),
         delivered_at=ms_to_datetime(d.get("delivered_at")),
@@ -238,10 +327,14 @@ class MessageOps:
         self.keys = keys
         self.settings = settings
 
-    def post(self, outgoing: Outgoing) -> Op[Posted]:
-        """Record ``outgoing`` (see ``lua/msg_send.lua``); raises the refusals it reports."""
+    def post(self, outgoing: Outgoing, message_id: str | None = None) -> Op[Posted]:
+        """Record ``outgoing`` (see ``lua/msg_send.lua``); raises the refusals it reports.
+
+        Sending the same call again (same ``message_id``) changes nothing and returns the same
+        reply, so a reply lost on the wire and re-sent by the client's retry records one message.
+        """
         k, s = self.keys, self.settings
-        message_id = secrets.token_hex(8)
+        message_id = check_message_id(message_id) if message_id else secrets.token_hex(8)
         recipients = "" if outgoing.recipients is None else json.dumps(outgoing.recipients)
         reply = yield ScriptCall(
             "msg_send",
@@ -250,7 +343,7 @@ class MessageOps:
                 k.message(message_id),
                 k.deliveries(message_id),
                 k.rate(outgoing.sender),
-                k.outbox,
+                k.hosts,
                 k.clock,
             ],
             [
@@ -265,6 +358,7 @@ class MessageOps:
                 WINDOW_SECONDS * 1000,
                 s.inbox_cap,
                 s.message_ttl_seconds,
+                DISPATCH_GRACE_MS,
             ],
         )
         status, body = script_reply(reply)
@@ -276,6 +370,8 @@ class MessageOps:
             raise RateLimitExceeded(
                 outgoing.sender, s.rate_limit_per_minute, int(body["wait_ms"]) / 1000
             )
+        if status == "id_taken":
+            raise ValidationError(f"message id {message_id!r} belongs to another message")
         at = ms_to_datetime(body["at"])
         assert at is not None
         return Posted(
@@ -312,31 +408,148 @@ class MessageOps:
             ),
         )
 
-    def record(self, message_id: str, outcomes: dict[str, dict[str, Any]]) -> Op[int]:
-        """Store outcomes of one attempt (``lua/msg_outcome.lua``); returns how many changed."""
+    def record(
+        self, message_id: str, outcomes: dict[str, dict[str, Any]], attempt: str = ""
+    ) -> Op[int]:
+        """Store outcomes of one attempt (``lua/msg_outcome.lua``; recorded once per
+        ``attempt``, so a re-sent call changes nothing); returns how many changed."""
         if not outcomes:
             return 0
         k = self.keys
         reply = yield ScriptCall(
-            "msg_outcome", [k.deliveries(message_id), k.clock], [json.dumps(outcomes)]
+            "msg_outcome", [k.deliveries(message_id), k.clock], [json.dumps(outcomes), attempt]
         )
         _, body = script_reply(reply)
         return int(body["recorded"])
 
-    def started(self, message_id: str, host: str) -> Op[None]:
-        """The delivery job of ``message_id`` on ``host`` runs: it left the outbox."""
-        yield Command(("ZREM", self.keys.outbox, f"{message_id} {host}"))
+    # -- the delivery job's lease (workers/delivery.py) ------------------------------------
 
-    def undispatched(self, older_than: float) -> Op[list[tuple[str, str]]]:
-        """(message id, host) of delivery jobs not started ``older_than`` seconds after sending."""
-        time_reply, clock = yield Batch((Command(("TIME",)), Command(("GET", self.keys.clock))))
+    @property
+    def lease_ms(self) -> int:
+        return round(self.settings.delivery_lease_seconds * 1000)
+
+    def begin(self, message_id: str, host: str, holder: str) -> Op[tuple[str, str]]:
+        """Take the delivery's lease (``lua/msg_begin.lua``): ``(status, holder)``, status one
+        of ``ok``, ``busy`` (``holder`` has it), ``done``, ``gone``."""
+        k = self.keys
+        reply = yield ScriptCall(
+            "msg_begin",
+            [k.message(message_id), k.delivering(message_id, host), k.outbox(host), k.clock],
+            [message_id, holder, self.lease_ms],
+        )
+        status, body = script_reply(reply)
+        return status, str(body.get("holder") or "")
+
+    def typing(
+        self, message_id: str, host: str, holder: str, attempt: str, agent_ids: list[str]
+    ) -> Op[bool]:
+        """Mark ``agent_ids`` ``typing`` before their panes are typed into
+        (``lua/msg_typing.lua``); False, with nothing changed, if the lease was lost."""
+        k = self.keys
+        reply = yield ScriptCall(
+            "msg_typing",
+            [k.deliveries(message_id), k.delivering(message_id, host), k.clock],
+            [holder, self.lease_ms, attempt, json.dumps(agent_ids)],
+        )
+        status, _ = script_reply(reply)
+        return status == "ok"
+
+    def renew(self, message_id: str, host: str, holder: str) -> Op[bool]:
+        """Renew the lease (``lua/msg_lease.lua``); False if it ran out or someone else has it."""
+        reply = yield ScriptCall(
+            "msg_lease", [self.keys.delivering(message_id, host)], [holder, self.lease_ms]
+        )
+        status, _ = script_reply(reply)
+        return status == "ok"
+
+    def finish(self, message_id: str, host: str, holder: str, retry_in: float | None) -> Op[bool]:
+        """Release the lease and drop the message from the outbox, or (``retry_in`` seconds)
+        have the sweep dispatch it again then; False if another job holds the lease by now."""
+        k = self.keys
+        retry_ms = "" if retry_in is None else str(round(retry_in * 1000))
+        reply = yield ScriptCall(
+            "msg_finish",
+            [k.delivering(message_id, host), k.outbox(host), k.clock],
+            [message_id, holder, retry_ms],
+        )
+        status, _ = script_reply(reply)
+        return status == "ok"
+
+    # -- the outbox: deliveries not yet final (workers/sweep.py, redispatch) ---------------
+
+    def outbox(
+        self, host: str | None = None, *, due_only: bool = False, limit: int = 1000
+    ) -> Op[list[tuple[str, str, int]]]:
+        """``(message id, host, due ms)`` of deliveries not yet final, on ``host`` or on every
+        host the swarm sent to; ``due_only``: those whose time to be looked at has come."""
+        k = self.keys
+        time_reply, clock, hosts = yield Batch(
+            (Command(("TIME",)), Command(("GET", k.clock)), Command(("SMEMBERS", k.hosts)))
+        )
         now_ms = redis_now_ms(time_reply, clock)
-        due = yield Command(("ZRANGEBYSCORE", self.keys.outbox, "-inf", now_ms - older_than * 1000))
-        pairs = []
-        for entry in due:
-            message_id, _, host = text(entry).partition(" ")
-            pairs.append((message_id, host))
-        return pairs
+        names = [host] if host else sorted(text(h) for h in hosts)
+        if not names:
+            return []
+        upper = now_ms if due_only else "+inf"
+        replies = yield Batch(
+            tuple(
+                Command(("ZRANGEBYSCORE", k.outbox(h), "-inf", upper, "WITHSCORES", "LIMIT", 0,
+                         limit))
+                for h in names
+            )
+        )  # fmt: skip
+        out = []
+        for h, flat in zip(names, replies, strict=True):
+            out += [(text(m), h, int(float(score))) for m, score in _scored(flat)]
+        return out
+
+    def dispatch_view(self, message_id: str, host: str) -> Op[tuple[str, str | None]]:
+        """The delivery's current job as ``msg:<id>`` names it (``''``: the first job) and the
+        holder of its lease (None: no job runs it)."""
+        k = self.keys
+        job, holder = yield Batch(
+            (
+                Command(("HGET", k.message(message_id), f"job:{host}")),
+                Command(("GET", k.delivering(message_id, host))),
+            )
+        )
+        return (text(job) if job else ""), (text(holder) if holder else None)
+
+    def hosts_of(self, message_id: str) -> Op[list[str]]:
+        """The hosts ``message_id`` was sent to; ``MessageNotFound`` if it is not recorded."""
+        check_message_id(message_id)
+        hosts = yield Command(("HGET", self.keys.message(message_id), "hosts"))
+        if hosts is None:
+            raise MessageNotFound(message_id)
+        return [str(h) for h in json.loads(text(hosts))]
+
+    def redispatch_step(
+        self,
+        message_id: str,
+        host: str,
+        *,
+        seen_job: str,
+        verdict: Literal["queued", "dead"],
+        first_job: str,
+        due_only: bool,
+    ) -> Op[tuple[str, dict[str, Any]]]:
+        """Act on what the caller saw of the delivery's job (``lua/msg_redispatch.lua``)."""
+        k = self.keys
+        reply = yield ScriptCall(
+            "msg_redispatch",
+            [k.message(message_id), k.delivering(message_id, host), k.outbox(host), k.clock],
+            [
+                message_id,
+                host,
+                seen_job,
+                verdict,
+                first_job,
+                QUEUED_RECHECK_MS,
+                DISPATCH_GRACE_MS,
+                "1" if due_only else "0",
+            ],
+        )
+        return script_reply(reply)
 
     def inbox(self, agent_id: str, count: int) -> Op[list[InboxEntry]]:
         """The agent's latest ``count`` messages, oldest first."""
@@ -366,6 +579,24 @@ def _pairs(fields: Any) -> dict[Any, Any]:
     if isinstance(fields, dict):
         return fields
     return dict(zip(fields[::2], fields[1::2], strict=True))
+
+
+def _scored(reply: Any) -> list[tuple[Any, Any]]:
+    """``(member, score)`` pairs of a ``WITHSCORES`` reply, flat or already paired."""
+    if reply and isinstance(reply[0], list | tuple):
+        return [(m, sc) for m, sc in reply]
+    return list(zip(reply[::2], reply[1::2], strict=True))
+
+
+def _enqueue_failed(swarm: str, message_id: str, exc: RedisUnavailable) -> None:
+    """The message is recorded but its job could not be enqueued: a sweep will dispatch it."""
+    log.warning(
+        "delivery enqueue failed; a worker's sweep dispatches it",
+        swarm=swarm,
+        message_id=message_id,
+        error=str(exc),
+        within_seconds=DISPATCH_GRACE_MS / 1000,
+    )
 
 
 class Messenger(SyncClient):
@@ -400,10 +631,16 @@ class Messenger(SyncClient):
 
         Raises ``ValidationError``, ``AgentNotFoundError`` (a named agent is unknown, or no
         agent is active) or ``RateLimitExceeded``; in each case nothing is recorded or enqueued.
+        Once the message is recorded it is delivered: if Redis cannot be reached for the
+        enqueue, that is logged and the id returned, and a worker's sweep dispatches it a few
+        seconds later (sending it again would deliver it twice).
         """
         outgoing = prepare(content, msg_type, sender, recipients, self.settings)
         posted = self._executor.run(self.ops.post(outgoing))
-        self.dispatcher.dispatch(self.keys.swarm, posted.message_id, posted.hosts)
+        try:
+            self.dispatcher.dispatch(self.keys.swarm, posted.message_id, posted.hosts)
+        except RedisUnavailable as exc:
+            _enqueue_failed(self.keys.swarm, posted.message_id, exc)
         return posted.message_id
 
     def send(
@@ -424,14 +661,113 @@ class Messenger(SyncClient):
         """The agent's latest messages, oldest first (kept even when its pane is gone)."""
         return self._executor.run(self.ops.inbox(agent_id, count))
 
-    def redispatch(self, older_than: float = 60.0) -> int:
-        """Enqueue again deliveries whose job has not started ``older_than`` seconds after
-        sending (say, the enqueue was lost with the connection); existing jobs are left alone.
-        Returns how many deliveries were looked at."""
-        pairs = self._executor.run(self.ops.undispatched(older_than))
-        for message_id, host in pairs:
-            self.dispatcher.dispatch(self.keys.swarm, message_id, [host])
-        return len(pairs)
+    def redispatch(
+        self,
+        message_ids: list[str] | None = None,
+        *,
+        host: str | None = None,
+        due_only: bool = False,
+        limit: int = 1000,
+    ) -> list[Redispatched]:
+        """Make sure every delivery not yet final has a live job: replace the jobs that are gone
+        (an enqueue lost with the connection, a job popped by a worker that died before starting
+        it, a finished job whose transient failures are due for a retry) or abandoned (started by
+        a worker whose lease ran out), and leave queued and running ones alone.
+
+        ``message_ids`` (default: every message in the outboxes), on ``host`` (default: every
+        host); ``due_only`` (the workers' sweep): only outbox entries whose time has come, at
+        most ``limit`` per host. Safe to run anywhere, any time, by several processes at once:
+        the replacement is one script that checks nobody replaced or leased it meanwhile.
+        """
+        if host is not None:
+            validated(check_host, host)
+        if message_ids is not None:
+            targets = []
+            for message_id in message_ids:
+                hosts = self._executor.run(self.ops.hosts_of(message_id))
+                targets += [(message_id, h) for h in hosts if host in (None, h)]
+        else:
+            targets = [
+                (m, h)
+                for m, h, _ in self._executor.run(
+                    self.ops.outbox(host, due_only=due_only, limit=limit)
+                )
+            ]
+        return [self._redispatch_one(m, h, due_only) for m, h in targets]
+
+    def _redispatch_one(self, message_id: str, host: str, due_only: bool) -> Redispatched:
+        first_job = delivery_job_id(message_id, host)
+        seen_job, holder = self._executor.run(self.ops.dispatch_view(message_id, host))
+        verdict: Literal["queued", "dead"] = "queued"
+        seen = None
+        if holder is None:  # a leased delivery is running: the script says so without the verdict
+            verdict, seen = self.dispatcher.inspect(host, seen_job or first_job)
+        status, body = self._executor.run(
+            self.ops.redispatch_step(
+                message_id,
+                host,
+                seen_job=seen_job,
+                verdict=verdict,
+                first_job=first_job,
+                due_only=due_only,
+            )
+        )
+        job_id = str(body.get("job_id") or "") or (first_job if "job_id" in body else None)
+        result = Redispatched(
+            message_id=message_id,
+            host=host,
+            action=status,  # the script's statuses are the actions (validated here)
+            job_id=job_id,
+            holder=body.get("holder"),
+            seen=seen,
+            due=ms_to_datetime(body.get("due")),
+        )
+        if status == "replaced":
+            assert job_id is not None
+            self.dispatcher.enqueue(self.keys.swarm, message_id, host, job_id)
+            log.info(
+                "delivery job replaced",
+                swarm=self.keys.swarm,
+                message_id=message_id,
+                host=host,
+                old_job=seen_job or first_job,
+                seen=seen,
+                job_id=job_id,
+            )
+        return result
+
+    def pending(self, host: str | None = None) -> list[PendingDelivery]:
+        """Deliveries not yet final (every host, or ``host``), with who runs each and when the
+        sweep looks at it next; oldest message first."""
+        if host is not None:
+            validated(check_host, host)
+        out = []
+        for message_id, h, due in self._executor.run(self.ops.outbox(host)):
+            seen_job, holder = self._executor.run(self.ops.dispatch_view(message_id, h))
+            try:
+                message = self.get(message_id)
+            except MessageNotFound:
+                continue  # expired; the next sweep drops its entry
+            counts = {st.value: 0 for st in DeliveryStatus}
+            for d in message.deliveries:
+                if d.host == h:
+                    counts[d.status.value] += 1
+            due_at = ms_to_datetime(due)
+            assert due_at is not None
+            out.append(
+                PendingDelivery(
+                    message_id=message_id,
+                    host=h,
+                    sender=message.sender,
+                    type=message.type,
+                    at=message.at,
+                    due=due_at,
+                    holder=holder,
+                    job_id=seen_job or delivery_job_id(message_id, h),
+                    counts=counts,
+                )
+            )
+        return sorted(out, key=lambda p: (p.at, p.message_id, p.host))
 
 
 class AsyncMessenger(SwarmClient[aioredis.Redis]):
@@ -485,9 +821,12 @@ class AsyncMessenger(SwarmClient[aioredis.Redis]):
         else:
             outgoing = prepare(*args)
         posted = await self._executor.run(self.ops.post(outgoing))
-        await asyncio.to_thread(
-            self.dispatcher.dispatch, self.keys.swarm, posted.message_id, posted.hosts
-        )
+        try:
+            await asyncio.to_thread(
+                self.dispatcher.dispatch, self.keys.swarm, posted.message_id, posted.hosts
+            )
+        except RedisUnavailable as exc:
+            _enqueue_failed(self.keys.swarm, posted.message_id, exc)
         return posted.message_id
 
     async def send(

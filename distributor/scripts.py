@@ -34,6 +34,11 @@ MESSAGING_SCRIPT_NAMES = (
     "agent_prune",
     "msg_send",
     "msg_outcome",
+    "msg_begin",
+    "msg_typing",
+    "msg_finish",
+    "msg_lease",
+    "msg_redispatch",
 )
 _INCLUDE_RE = re.compile(r"^--@include (\w+)$", re.MULTILINE)
 

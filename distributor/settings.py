@@ -118,7 +118,19 @@ class Settings(BaseSettings):
     delivery_batch_panes: int = Field(100, ge=1, description="panes served by one tmux invocation")
     delivery_job_timeout_seconds: int = Field(120, ge=1, description="RQ timeout of a delivery job")
     delivery_retry_intervals: list[int] = Field(
-        [2, 10, 30], description="seconds before each RQ retry of transient delivery failures"
+        [2, 10, 30],
+        description="seconds before each retry of transient delivery failures (dispatched by"
+        " the workers' sweep)",
+    )
+    delivery_lease_seconds: float = Field(
+        10.0,
+        ge=1,
+        le=600,
+        description="a delivery job's lease, renewed while it runs; a killed worker's"
+        " deliveries move on this long after it died",
+    )
+    delivery_sweep_seconds: float = Field(
+        2.0, gt=0, le=60, description="how often each worker sweeps its host's outboxes"
     )
     # Announcements made by the work distributor (distributor.announce).
     announce_plans: bool = Field(True, description="announce the available tasks of a new plan")

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from distributor import codec
 from distributor.calls import Batch, Command, Op, text
 from distributor.executor import SyncExecutor
-from distributor.keys import NAMESPACE, SwarmKeys, check_swarm
+from distributor.keys import NAMESPACE, SwarmKeys, check_swarm, host_swarms_key
 from distributor.models import TaskStatus, ms_to_datetime
 
 _SCAN_COUNT = 1000
@@ -133,7 +133,17 @@ def delete_swarm(client: redis.Redis, swarm: str, namespace: str = NAMESPACE) ->
     """Delete every key of ``swarm`` and the RQ jobs that would deliver its messages."""
     keys = SwarmKeys(swarm, namespace)
     jobs = _delete_delivery_jobs(client, keys)
+    forget_hosts(client, swarm, namespace)
     return Deleted(swarm=swarm, keys=delete_keys(client, keys.prefix), jobs=jobs)
+
+
+def forget_hosts(client: redis.Redis, swarm: str, namespace: str = NAMESPACE) -> None:
+    """Remove ``swarm`` from every host's set of swarms (``keys.host_swarms_key``); the workers'
+    sweeps would drop it too, once it has no agents."""
+    before, after = host_swarms_key("\x00", namespace).split("\x00")
+    pattern = _glob_escape(before) + "*" + _glob_escape(after)
+    for key in client.scan_iter(match=pattern, count=_SCAN_COUNT):
+        client.srem(key, swarm)
 
 
 def delete_keys(client: redis.Redis, prefix: str) -> int:
@@ -160,8 +170,11 @@ def _delete_delivery_jobs(client: redis.Redis, keys: SwarmKeys) -> int:
     job_ids: list[str] = []
     for key in client.scan_iter(match=_glob_escape(keys.prefix) + "msg:*", count=_SCAN_COUNT):
         message_id = text(key).removeprefix(keys.prefix + "msg:")
-        hosts = client.hget(key, "hosts")
-        job_ids += [delivery_job_id(message_id, str(h)) for h in json.loads(text(hosts or "[]"))]
+        fields = {text(k): text(v) for k, v in client.hgetall(key).items()}
+        hosts = json.loads(fields.get("hosts") or "[]")
+        job_ids += [delivery_job_id(message_id, str(h)) for h in hosts]
+        # jobs that replaced a lost one (lua/msg_redispatch.lua)
+        job_ids += [v for k, v in fields.items() if k.startswith("job:")]
     removed = 0
     for job_id in job_ids:
         try:

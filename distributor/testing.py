@@ -12,7 +12,7 @@ import fakeredis
 
 from distributor.queue import TaskQueue
 from distributor.settings import Settings
-from distributor.swarms import delete_keys
+from distributor.swarms import delete_keys, forget_hosts
 
 
 def fake_queue(swarm: str = "test", settings: Settings | None = None) -> TaskQueue:
@@ -26,5 +26,7 @@ def advance_clock(queue: TaskQueue, seconds: float) -> None:
 
 
 def delete_swarm(queue: TaskQueue) -> int:
-    """Delete every key of the queue's swarm (and only those); returns how many."""
+    """Delete every key of the queue's swarm (and only those, and its name from the hosts'
+    sets of swarms); returns how many keys."""
+    forget_hosts(queue.redis, queue.keys.swarm, queue.keys.namespace)
     return delete_keys(queue.redis, queue.keys.prefix)

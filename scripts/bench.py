@@ -10,7 +10,7 @@ figures and ratios, then every goal marked met or missed. Writes nothing to disk
 prints the report as JSON on stdout. ``--quick`` uses tiny sizes (the test suite runs it to
 check the benchmark's own counting, never its speed). See docs/benchmarks.md.
 
-Sections: lifecycle, growth, memory, wakeup, broadcast.
+Sections: lifecycle, growth, memory, wakeup, broadcast, recovery.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import bench_broadcast
 import bench_growth
 import bench_lifecycle
 import bench_memory
+import bench_recovery
 import bench_rq
 import bench_wakeup
 import redis
@@ -42,7 +43,7 @@ from bench_server import PrivateRedis, redis_version
 
 from distributor.log import configure_logging
 
-SECTIONS = ("lifecycle", "growth", "memory", "wakeup", "broadcast")
+SECTIONS = ("lifecycle", "growth", "memory", "wakeup", "broadcast", "recovery")
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ class Sizes:
     broadcasts: int
     panes: tuple[int, ...]
     pane_runs: int
+    recovery_points: tuple[str, ...]  # where the killed worker stopped (workers/delivery.py)
+    recovery_panes: int
     timeout: float  # seconds any one group of processes may take
     repeats: int = 1  # lifecycle runs per system and process count; the best one counts
 
@@ -80,6 +83,8 @@ FULL = Sizes(
     broadcasts=1_000,
     panes=(50, 100),
     pane_runs=5,
+    recovery_points=("start", "typing", "typed"),
+    recovery_panes=20,
     timeout=240.0,
 )
 QUICK = Sizes(
@@ -96,6 +101,8 @@ QUICK = Sizes(
     broadcasts=10,
     panes=(2, 4),
     pane_runs=1,
+    recovery_points=("typed",),
+    recovery_panes=3,
     timeout=60.0,
 )
 
@@ -314,12 +321,43 @@ def broadcast(report: Report, url: str, sizes: Sizes) -> None:
     report.figures["broadcast"] = figures
 
 
+def recovery(report: Report, url: str, sizes: Sizes) -> None:
+    quick = sizes.tasks == QUICK.tasks
+    table = Table(
+        f"6. Recovery after a worker's SIGKILL (s): a broadcast to {sizes.recovery_panes} panes,"
+        " the worker killed mid-delivery, a new worker started at once or after the lease"
+        + (" (2 s lease, 0.5 s sweeps)" if quick else " (default 10 s lease, 2 s sweeps)"),
+        ["killed at", "new worker", "kill -> final", "start -> final", "delivered"],
+    )
+    if shutil.which("tmux") is None:
+        report.goals.append(Goal("recovery after SIGKILL", None, "<", 30, "s", "no tmux"))
+        return
+    runs = bench_recovery.measure_recovery(
+        url, sizes.recovery_panes, list(sizes.recovery_points), quick
+    )
+    for r in runs:
+        table.rows.append(
+            [r.point, r.start, number(r.kill_to_final_s, 1), number(r.start_to_final_s, 1),
+             f"{r.delivered}/{r.panes}"]
+        )  # fmt: skip
+    report.goals.append(
+        Goal("kill -> final outcomes (worst)", max(r.kill_to_final_s for r in runs), "<", 30, "s")
+    )
+    report.goals.append(
+        Goal("new worker start -> final outcomes (worst)",
+             max(r.start_to_final_s for r in runs), "<", 30, "s")
+    )  # fmt: skip
+    report.tables.append(table)
+    report.figures["recovery"] = [vars(r) for r in runs]
+
+
 RUNNERS: dict[str, Callable[[Report, str, Sizes], None]] = {
     "lifecycle": lifecycle,
     "growth": growth,
     "memory": memory,
     "wakeup": wakeup,
     "broadcast": broadcast,
+    "recovery": recovery,
 }
 
 

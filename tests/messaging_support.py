@@ -8,13 +8,18 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import redis
 from rq import Queue, SimpleWorker
 
 from distributor.dispatch import delivery_queue_name
+from distributor.keys import host_swarms_key
 from distributor.settings import Settings
 from tests.processes import tmux_socket
+
+if TYPE_CHECKING:
+    from workers.sweep import SweepReport
 
 READER = Path(__file__).with_name("pane_reader.py")
 
@@ -36,7 +41,8 @@ def messaging_settings(swarm: str, host: str, **overrides: object) -> Settings:
 
 
 def delete_rq_keys(client: redis.Redis, host: str) -> int:
-    """Delete the RQ keys of ``host``'s delivery queue, its jobs and test workers."""
+    """Delete the RQ keys of ``host``'s delivery queue, its jobs and test workers, and the
+    host's set of swarms."""
     deleted = 0
     for key in list(client.scan_iter(match=f"rq:*{host}*", count=1000)):
         deleted += int(client.delete(key))
@@ -44,7 +50,7 @@ def delete_rq_keys(client: redis.Redis, host: str) -> int:
     for member in client.smembers("rq:workers"):
         if host in (member.decode() if isinstance(member, bytes) else str(member)):
             client.srem("rq:workers", member)
-    return deleted
+    return deleted + int(client.delete(host_swarms_key(host)))
 
 
 def run_worker(client: redis.Redis, host: str) -> bool:
@@ -52,6 +58,13 @@ def run_worker(client: redis.Redis, host: str) -> bool:
     queue = Queue(delivery_queue_name(host), connection=client)
     worker = SimpleWorker([queue], connection=client, name=f"w-{host}-{uuid.uuid4().hex[:6]}")
     return bool(worker.work(burst=True))
+
+
+def sweep(client: redis.Redis, host: str, settings: Settings) -> SweepReport:
+    """One sweep of ``host``'s outboxes, as its worker's keeper thread would run it."""
+    from workers.sweep import Sweeper
+
+    return Sweeper(client, host, settings).sweep()
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
@@ -138,6 +151,13 @@ class Messaging:
     def advance_clock(self, seconds: float) -> None:
         """Make the swarm's scripts see a later time (rate windows, presence)."""
         self.client.incrby(self.keys.clock, round(seconds * 1000))
+
+    def outbox(self) -> list[tuple[str, str, int]]:
+        """``(message id, host, score ms)`` of this host's outbox."""
+        pairs: list[tuple[bytes, float]] = self.client.zrange(  # type: ignore[assignment]
+            self.keys.outbox(self.host), 0, -1, withscores=True
+        )
+        return [(m.decode(), self.host, int(score)) for m, score in pairs]
 
     def queued_job_ids(self, host: str | None = None) -> list[str]:
         return list(Queue(delivery_queue_name(host or self.host), connection=self.client).job_ids)

@@ -118,7 +118,7 @@ def test_broadcast_deliveries_and_inbox(run: Run, ms: Messaging) -> None:
     message_id = result.output.strip()
 
     shown = json.loads(run("deliveries", message_id, "--json").output)
-    assert shown["counts"] == {"pending": 2, "delivered": 0, "failed": 0}
+    assert shown["counts"] == {"pending": 2, "typing": 0, "delivered": 0, "failed": 0}
     assert [d["agent_id"] for d in shown["deliveries"]] == ["alice", "bob"]
     text = run("deliveries", message_id).output
     assert "alice" in text and "pending" in text
@@ -128,7 +128,32 @@ def test_broadcast_deliveries_and_inbox(run: Run, ms: Messaging) -> None:
     inbox = json.loads(run("inbox", "--agent", "bob", "--json").output)
     assert [e["message_id"] for e in inbox] == [message_id, sent_id]
     lines = run("inbox", "--agent", "bob").output.splitlines()
-    assert lines[-1].startswith("[ci][") and lines[-1].endswith("[INFO]: just you")
+    assert lines[-1].startswith("[ci][") and lines[-1].endswith(f"[INFO #{sent_id[:8]}]: just you")
+
+
+def test_pending_deliveries_and_redispatch(run: Run, ms: Messaging) -> None:
+    ms.registry.register("alice", "%1")
+    message_id = run("broadcast", "hello", "--sender", "ci").output.strip()
+    pending = json.loads(run("deliveries", "--pending", "--json").output)
+    assert [(p["message_id"], p["host"], p["holder"]) for p in pending] == [
+        (message_id, ms.host, None)
+    ]
+    assert pending[0]["counts"]["pending"] == 1
+    text = run("deliveries", "--pending").output.splitlines()
+    assert text[0].startswith("MESSAGE\tHOST") and text[1].startswith(f"{message_id}\t{ms.host}")
+
+    found = json.loads(run("redispatch", "--json").output)
+    assert [(f["message_id"], f["action"]) for f in found] == [(message_id, "queued")]
+    ms.client.delete(f"rq:queue:swarmqueue-deliver-{ms.host}")  # the job is lost
+    result = run("redispatch", message_id, "--host", ms.host)
+    assert result.exit_code == 0, result.output
+    assert f"{message_id}\t{ms.host}\treplaced\tjob " in result.output
+    assert "(the old one was popped)" in result.output
+    assert ms.queued_job_ids() == [f["job_id"] + "-1" for f in found]
+
+    assert run("deliveries").exit_code == 2  # a message id or --pending
+    assert run("deliveries", message_id, "--pending").exit_code == 2
+    assert run("redispatch", "0123456789abcdef").exit_code == 1  # no such message
 
 
 def test_errors_are_one_line_with_exit_codes(run: Run, ms: Messaging) -> None:

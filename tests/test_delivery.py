@@ -6,7 +6,7 @@ bracketed paste like agent programs do and logs the raw bytes it receives.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +14,8 @@ import pytest
 import redis
 
 from distributor.agents import AgentRegistry
-from distributor.errors import MessageDeliveryError, TmuxError
-from distributor.messages import DeliveryStatus, Messenger, format_line
+from distributor.errors import TmuxError, TmuxTimeout
+from distributor.messages import Delivery, DeliveryStatus, MessageOps, Messenger, format_line
 from distributor.sanitize import NEWLINE_MARK, strip_controls, truncation_mark
 from distributor.settings import Settings
 from distributor.testing import delete_swarm
@@ -26,9 +26,10 @@ from tests.messaging_support import (
     pasted,
     run_worker,
     unique_host,
+    wait_for,
 )
 from workers import tmux as tmux_module
-from workers.delivery import deliver_message
+from workers.delivery import DeliveryReport, deliver_message
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +52,20 @@ class Swarm:
 
     def line(self, message_id: str) -> str:
         m = self.messenger.get(message_id)
-        return format_line(m.sender, m.type, m.at, m.content)
+        return format_line(m.sender, m.type, m.at, m.content, m.id)
+
+    def deliver(self, message_id: str, **kw: Any) -> DeliveryReport:
+        """One run of the job, in this process."""
+        swarm = self.registry.keys.swarm
+        return deliver_message(self.client, swarm, message_id, self.host, **{
+            "settings": self.settings, **kw})  # fmt: skip
+
+    def outcomes(self, message_id: str) -> dict[str, Delivery]:
+        return {d.agent_id: d for d in self.messenger.get(message_id).deliveries}
+
+    def lease_ran_out(self, message_id: str) -> None:
+        """What Redis does to a killed worker's lease after the lease time."""
+        self.client.delete(self.messenger.keys.delivering(message_id, self.host))
 
 
 @pytest.fixture
@@ -81,7 +95,7 @@ def test_broadcast_reaches_five_panes_exactly_once(sw: Swarm, lab: TmuxLab) -> N
 
     line = sw.line(message_id)
     assert line.startswith("[lead][") and line.endswith(
-        "[TASK_AVAILABLE]: schema is ready; claim `api`"
+        f"[TASK_AVAILABLE #{message_id[:8]}]: schema is ready; claim `api`"
     )
     for pane in panes:
         assert lab.wait_received(pane, len(pasted(line))) == pasted(line)
@@ -151,38 +165,167 @@ def test_hostile_content_arrives_inert_as_one_capped_paste(sw: Swarm, lab: TmuxL
     assert content.endswith(truncation_mark(len(strip_controls(hostile))))
 
 
-def test_interrupted_job_is_retried_and_types_into_the_rest_only(
+class Killed(Exception):
+    """Stands for the worker dying at that point (the job stops; its lease stays)."""
+
+
+def kill_at_record(monkeypatch: pytest.MonkeyPatch, after: int) -> list[bool]:
+    """Make the job 'die' instead of recording its outcomes, after ``after`` records; clear the
+    returned list to let the next job record again."""
+    real = MessageOps.record
+    calls = []
+    armed = [True]
+
+    def record(self: MessageOps, message_id: str, outcomes: dict[str, Any], attempt: str) -> Any:
+        calls.append(outcomes)
+        if armed and len(calls) > after:
+            raise Killed
+        return real(self, message_id, outcomes, attempt)
+
+    monkeypatch.setattr(MessageOps, "record", record)
+    return armed
+
+
+def test_typed_but_unrecorded_panes_are_verified_not_typed_again(
     sw: Swarm, lab: TmuxLab, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SWARMQUEUE_DELIVERY_BATCH_PANES", "2")  # read by the job's Settings()
+    settings = sw.settings.model_copy(update={"delivery_batch_panes": 2})
     panes = lab.spawn(5)
+    names = sw.register(lab, panes)
+    message_id = sw.messenger.broadcast("deploy frozen", "ALERT", "lead")
+    armed = kill_at_record(monkeypatch, after=1)  # batch 1 recorded; batch 2 typed, not recorded
+    with pytest.raises(Killed):
+        sw.deliver(message_id, settings=settings)
+    armed.clear()
+    typing = [n for n, d in sw.outcomes(message_id).items() if d.status == "typing"]
+    assert len(typing) == 2
+
+    sw.lease_ran_out(message_id)
+    report = sw.deliver(message_id, settings=settings)
+    assert (report.verified, report.retyped, report.delivered) == (2, 0, 3)
+    line = sw.line(message_id)
+    for pane in panes:  # once each: batch 2 was found typed (its stamp), not typed again
+        assert lab.wait_received(pane, len(pasted(line))) == pasted(line)
+    outcomes = sw.outcomes(message_id)
+    assert all(d.status == "delivered" and d.attempts == 1 for d in outcomes.values())
+    assert sorted(n for n, d in outcomes.items() if d.verified) == sorted(typing)
+    assert all(d.attempt is None and d.typing_at is None for d in outcomes.values())
+    assert sw.messenger.pending() == []
+    assert set(names) == set(outcomes)
+
+
+def test_recorded_typing_that_never_typed_is_typed_once(
+    sw: Swarm, lab: TmuxLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    panes = lab.spawn(3)
     sw.register(lab, panes)
-    typed: list[list[str]] = []
+    message_id = sw.messenger.broadcast("hello", sender="lead")
     real_paste = tmux_module.Tmux.paste
 
-    def crashing_paste(
-        self: tmux_module.Tmux, text: str, targets: Mapping[str, str], **kw: Any
-    ) -> Any:
-        if len(typed) == 1 and not getattr(crashing_paste, "crashed", False):
-            crashing_paste.crashed = True  # type: ignore[attr-defined]
-            raise RuntimeError("worker interrupted")
-        typed.append(list(targets))
-        return real_paste(self, text, targets, **kw)
+    def killed_before_typing(self: tmux_module.Tmux, *args: Any, **kw: Any) -> Any:
+        raise Killed
 
-    monkeypatch.setattr(tmux_module.Tmux, "paste", crashing_paste)
-    message_id = sw.messenger.broadcast("deploy frozen", "ALERT", "lead")
-    run_worker(sw.client, sw.host)  # attempt 1 crashes after one batch; RQ retries at once
+    monkeypatch.setattr(tmux_module.Tmux, "paste", killed_before_typing)
+    with pytest.raises(Killed):
+        sw.deliver(message_id)
+    assert {d.status for d in sw.outcomes(message_id).values()} == {"typing"}
+    monkeypatch.setattr(tmux_module.Tmux, "paste", real_paste)
 
-    first_batch = set(typed[0])
-    assert len(first_batch) == 2
-    later = {p for batch in typed[1:] for p in batch}
-    assert later == set(panes) - first_batch
+    sw.lease_ran_out(message_id)
+    report = sw.deliver(message_id)
+    assert (report.retyped, report.verified, report.delivered) == (3, 0, 3)
     line = sw.line(message_id)
     for pane in panes:
         assert lab.wait_received(pane, len(pasted(line))) == pasted(line)
-    message = sw.messenger.get(message_id)
-    assert all(d.status is DeliveryStatus.DELIVERED for d in message.deliveries)
-    assert all(d.attempts == 1 for d in message.deliveries)
+    for d in sw.outcomes(message_id).values():
+        assert (d.status, d.retyped, d.verified, d.attempts) == ("delivered", True, False, 1)
+
+
+def test_without_stamps_the_history_decides_or_the_outcome_is_unknown(
+    sw: Swarm, lab: TmuxLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tmux before 3.0 keeps no pane options: a pane that shows the #tag was typed into; one
+    that does not (an agent program redraws its screen) is 'unknown', never typed twice."""
+    (reader,) = lab.spawn(1)  # shows nothing of what it reads
+    cat = lab.tmux("new-window", "-d", "-P", "-F", "#{pane_id}", "cat")  # echoes it
+    wait_for(lambda: lab.tmux("display", "-p", "-t", cat, "#{pane_current_command}") == "cat")
+    sw.registry.register("reader", reader, socket=lab.socket)
+    sw.registry.register("cat", cat, socket=lab.socket)
+    monkeypatch.setattr(tmux_module.Tmux, "stamps_supported", lambda self: False)
+    message_id = sw.messenger.broadcast("are you there?", sender="lead")
+    armed = kill_at_record(monkeypatch, after=0)
+    with pytest.raises(Killed):
+        sw.deliver(message_id)
+    assert tmux_module.Tmux(lab.socket).panes()[0].stamps == ()  # none were written
+
+    armed.clear()
+    sw.lease_ran_out(message_id)
+    sw.deliver(message_id)
+    outcomes = sw.outcomes(message_id)
+    assert (outcomes["cat"].status, outcomes["cat"].verified) == ("delivered", True)
+    assert "history" in (outcomes["cat"].detail or "")
+    assert (outcomes["reader"].status, outcomes["reader"].reason) == ("failed", "unknown")
+    assert outcomes["reader"].final and "inbox" in (outcomes["reader"].detail or "")
+    line = sw.line(message_id)
+    assert lab.wait_received(reader, len(pasted(line))) == pasted(line)  # once, not twice
+    assert lab.tmux("capture-pane", "-p", "-t", cat).count(f"#{message_id[:8]}") == 2  # echo
+
+
+def test_a_tmux_timeout_while_typing_is_checked_before_typing_again(
+    sw: Swarm, lab: TmuxLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    panes = lab.spawn(2)
+    sw.register(lab, panes)
+    message_id = sw.messenger.broadcast("slow tmux", sender="lead")
+    real_paste = tmux_module.Tmux.paste
+
+    def typed_then_timed_out(self: tmux_module.Tmux, text: str, targets: Any, **kw: Any) -> Any:
+        real_paste(self, text, targets, **kw)
+        return {pane: TmuxTimeout("tmux did not answer within 5s") for pane in targets}
+
+    monkeypatch.setattr(tmux_module.Tmux, "paste", typed_then_timed_out)
+    report = sw.deliver(message_id)
+    assert report.retrying == 2 and report.retry_in_seconds is not None
+    for d in sw.outcomes(message_id).values():  # may have typed: checked before typing again
+        assert (d.status, d.reason, d.final, d.attempts) == ("typing", "timeout", False, 1)
+    (entry,) = sw.messenger.pending()  # the sweep dispatches the retry at its time
+    assert entry.counts["typing"] == 2
+    monkeypatch.setattr(tmux_module.Tmux, "paste", real_paste)
+
+    sw.deliver(message_id)
+    line = sw.line(message_id)
+    for pane in panes:
+        assert lab.wait_received(pane, len(pasted(line))) == pasted(line)
+    for d in sw.outcomes(message_id).values():
+        assert (d.status, d.verified, d.attempts) == ("delivered", True, 2)
+
+
+def test_one_job_at_a_time_types_a_message(
+    sw: Swarm, lab: TmuxLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (pane,) = lab.spawn(1)
+    sw.register(lab, [pane])
+    message_id = sw.messenger.broadcast("once", sender="lead")
+    lease = sw.messenger.keys.delivering(message_id, sw.host)
+    sw.client.set(lease, "other-worker 0badf00d", px=10_000)
+    report = sw.deliver(message_id)
+    assert report.busy == "other-worker 0badf00d" and report.delivered == 0
+    assert lab.received(pane) == b""
+    assert [p.message_id for p in sw.messenger.pending()] == [message_id]  # left to its holder
+
+    sw.client.delete(lease)
+    real_typing = MessageOps.typing
+
+    def lost_on_the_way(
+        self: MessageOps, message_id: str, host: str, holder: str, attempt: str, ids: list[str]
+    ) -> Any:
+        sw.client.set(lease, "a-new-holder 12345678", px=10_000)  # it ran out; taken over
+        return (yield from real_typing(self, message_id, host, holder, attempt, ids))
+
+    monkeypatch.setattr(MessageOps, "typing", lost_on_the_way)
+    report = sw.deliver(message_id)
+    assert report.lease_lost and report.delivered == 0 and lab.received(pane) == b""
+    assert sw.client.get(lease) == b"a-new-holder 12345678"  # finish left it to that holder
 
 
 def test_many_panes_are_typed_in_invocations_tmux_accepts(
@@ -238,8 +381,8 @@ def test_timeout_is_transient_until_the_last_attempt(
     message_id = sw.messenger.send("slow", "ping", sender="lead")
     swarm = sw.registry.keys.swarm
 
-    with pytest.raises(MessageDeliveryError):
-        deliver_message(sw.client, swarm, message_id, sw.host, settings=settings, final=False)
+    report = deliver_message(sw.client, swarm, message_id, sw.host, settings=settings, final=False)
+    assert report.retrying == 1 and report.retry_in_seconds == 1.0  # intervals [0, 0]
     (d,) = sw.messenger.get(message_id).deliveries
     assert (d.status, d.reason, d.final, d.attempts) == ("failed", "timeout", False, 1)
 

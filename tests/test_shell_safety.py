@@ -17,6 +17,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -32,7 +33,6 @@ from hypothesis import strategies as st
 from distributor.agents import AgentRegistry
 from distributor.cli import main
 from distributor.cli.app import CliContext
-from distributor.errors import MessageDeliveryError
 from distributor.executor import SyncExecutor
 from distributor.messages import Messenger, format_line
 from distributor.queue import TaskQueue
@@ -224,6 +224,8 @@ class ProgramLab:
         self.tmp = tmp
         self.env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            # the test's own folder: close() and the leak check look for the server there
+            "TMUX_TMPDIR": os.environ.get("TMUX_TMPDIR", tempfile.gettempdir()),
             "HOME": str(tmp),
             "LANG": "C.UTF-8",
             "LESSHISTFILE": "-",
@@ -269,7 +271,9 @@ class ProgramLab:
         return self.tmux("capture-pane", "-p", "-J", "-S", "-", "-t", self.panes[name])
 
     def close(self) -> None:
-        subprocess.run(["tmux", "-L", self.name, "kill-server"], capture_output=True, check=False)
+        subprocess.run(
+            ["tmux", "-L", self.name, "kill-server"], capture_output=True, env=self.env, check=False
+        )  # self.env: the server's folder even if the test undid its monkeypatches
         if self.socket:  # tmux 3.3 leaves the socket file of a killed server behind
             Path(self.socket).unlink(missing_ok=True)
 
@@ -346,7 +350,9 @@ def test_hostile_messages_run_nothing_in_any_pane(
         assert pwned(lab.tmp) == []
         for (marker, _), message_id in zip(messages, ids, strict=True):
             message = sw.messenger.get(message_id)
-            line = format_line(message.sender, message.type, message.at, message.content)
+            line = format_line(
+                message.sender, message.type, message.at, message.content, message.id
+            )
             got = {d.agent_id: d for d in message.deliveries}
             for name in SHELLS:
                 shown = lab.screen(name)
@@ -412,10 +418,10 @@ def test_a_pane_that_became_a_shell_is_not_typed_into(
         stale = [dataclasses.replace(row, command="claude") for row in rows]
         monkeypatch.setattr(tmux_module.Tmux, "panes", lambda self: stale)
         message_id = sw.messenger.send("carl", "hi; touch pwned-1", sender="mallory")
-        with pytest.raises(MessageDeliveryError):
-            deliver_message(
-                sw.client, swarm, message_id, sw.host, settings=sw.settings, final=False
-            )
+        report = deliver_message(
+            sw.client, swarm, message_id, sw.host, settings=sw.settings, final=False
+        )
+        assert report.retrying == 1 and report.retry_in_seconds is not None
         (d,) = sw.messenger.get(message_id).deliveries
         assert (d.status, d.reason, d.final) == ("failed", "foreground_changed", False)
 

@@ -21,17 +21,14 @@ import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 import redis
-from rq import Queue
 
 from distributor.demo.redis_source import free_port
-from distributor.dispatch import MAINTENANCE_QUEUE
 from distributor.keys import SwarmKeys
 from tests.messaging_support import TmuxLab, unique_host, wait_for
 from tests.redis_server import RedisServer
@@ -248,11 +245,10 @@ def test_agent_loop_and_worker_over_tls_with_the_documented_users(
         agent("send", "alice", "a word for alice", "--sender", "bob")
         message_id = agent("broadcast", "hello over TLS", "--sender", "bob").strip()
         assert agent.json("inbox", "--agent", "alice")[-1]["content"] == "hello over TLS"
-        # an operator schedules a maintenance job: the worker's scheduler must move it in time
-        client = redis.Redis.from_url(tls_redis.url("swarmqueue-agent"))
-        job = Queue(MAINTENANCE_QUEUE, connection=client).enqueue_in(
-            timedelta(seconds=1), "workers.maintenance.redispatch", swarm
-        )
+        # the operator's view: both messages wait for this host's worker, their jobs queued
+        pending = agent.json("deliveries", "--pending")
+        assert {p["message_id"] for p in pending} >= {message_id}
+        assert {r["action"] for r in agent.json("redispatch")} == {"queued"}
 
         # the delivery worker, as its own user, types every message into alice's pane
         worker_cli = Cli(tls_redis.url("swarmqueue-worker"), swarm, host)
@@ -270,8 +266,7 @@ def test_agent_loop_and_worker_over_tls_with_the_documented_users(
             raise AssertionError(
                 f"{exc}; refused: {refused(admin)}; worker: {worker_log.read_text()[-3000:]}"
             ) from None
-        wait_for(lambda: job.get_status(refresh=True) == "finished", what="the scheduled job")
-        client.close()
+        wait_for(lambda: agent.json("deliveries", "--pending") == [], what="no pending message")
         received = lab.wait_received(pane, 1).decode(errors="replace")
         assert "a word for alice" in received and "hello over TLS" in received
         worker.terminate()
@@ -284,7 +279,7 @@ def test_agent_loop_and_worker_over_tls_with_the_documented_users(
             waiting.kill()
             waiting.communicate()
         if worker is not None and worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGKILL)  # with its scheduler process
+            os.killpg(worker.pid, signal.SIGKILL)  # and anything it left
             worker.wait()
         lab.close()
     assert refused(admin) == []

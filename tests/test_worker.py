@@ -1,5 +1,5 @@
 """``swarmqueue worker`` when Redis goes away under it: one structured line per retry, from the
-worker and from its scheduler process, no traceback, and work goes on when Redis is back.
+worker and from its keeper thread, no traceback, and work goes on when Redis is back.
 
 Each test runs the real command in a subprocess against a private redis-server that it stops
 and starts again on the same port.
@@ -12,15 +12,16 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 from rq import Queue
+from rq.job import Job
 
-from distributor.dispatch import MAINTENANCE_QUEUE
+from distributor.dispatch import DELIVER_JOB, delivery_queue_name
+from distributor.keys import SwarmKeys
 from tests.messaging_support import unique_host, wait_for
 from tests.redis_server import RedisServer
 
@@ -31,13 +32,14 @@ RETRY = "redis unreachable, retrying"
 BACK = "redis reachable again"
 
 
-def worker_env(server: RedisServer) -> dict[str, str]:
+def worker_env(server: RedisServer, host: str | None = None) -> dict[str, str]:
     """A worker's environment: the server, a host of the test's own, JSON logs."""
     return {
         **os.environ,
         "SWARMQUEUE_REDIS_URL": server.url,
-        "SWARMQUEUE_HOST": unique_host(),
+        "SWARMQUEUE_HOST": host or unique_host(),
         "SWARMQUEUE_LOG_FORMAT": "json",
+        "SWARMQUEUE_DELIVERY_SWEEP_SECONDS": "0.5",
     }
 
 
@@ -46,7 +48,8 @@ class WorkerRun:
 
     def __init__(self, server: RedisServer, folder: Path) -> None:
         self.stderr = folder / "worker.stderr"
-        env = worker_env(server)
+        self.host = unique_host()
+        env = worker_env(server, self.host)
         with self.stderr.open("w") as err:
             self.proc = subprocess.Popen(
                 [str(CLI), "worker"], env=env, stdout=subprocess.DEVNULL, stderr=err
@@ -87,8 +90,8 @@ def worker(server: RedisServer, tmp_path: Path) -> Iterator[WorkerRun]:
     run.kill()
 
 
-def scheduler_started(run: WorkerRun) -> bool:
-    return any(e["event"].startswith("Scheduler for ") for e in run.events())
+def worker_started(run: WorkerRun) -> bool:
+    return any("Listening on" in e["event"] for e in run.events())
 
 
 def check_retry_lines(run: WorkerRun, process: str) -> None:
@@ -101,35 +104,39 @@ def check_retry_lines(run: WorkerRun, process: str) -> None:
 
 
 def test_worker_rides_out_a_redis_outage(server: RedisServer, worker: WorkerRun) -> None:
-    wait_for(lambda: scheduler_started(worker), timeout=30, what="the worker to start")
+    wait_for(lambda: worker_started(worker), timeout=30, what="the worker to start")
     server.stop()
     wait_for(
-        lambda: worker.count(RETRY, "worker") >= 3 and worker.count(RETRY, "scheduler") >= 3,
+        lambda: worker.count(RETRY, "worker") >= 3 and worker.count(RETRY, "keeper") >= 3,
         timeout=60,
-        what="three retries of the worker and of its scheduler",
+        what="three retries of the worker and of its keeper",
     )
     server.start()  # same port, no data: like a restarted Redis without persistence
     wait_for(
-        lambda: worker.count(BACK, "worker") == 1 and worker.count(BACK, "scheduler") == 1,
+        lambda: worker.count(BACK, "worker") == 1 and worker.count(BACK, "keeper") == 1,
         timeout=60,
-        what="the worker and its scheduler to reach Redis again",
+        what="the worker and its keeper to reach Redis again",
     )
-    # A job due in a second: the scheduler must move it to its queue, the worker must run it.
     client = redis.Redis.from_url(server.url)
     try:
-        job = Queue(MAINTENANCE_QUEUE, connection=client).enqueue_in(
-            timedelta(seconds=1), "workers.maintenance.redispatch", "test-outage"
+        # the worker serves its queue: a delivery of a message that is not there is a no-op
+        job = Queue(delivery_queue_name(worker.host), connection=client).enqueue(
+            DELIVER_JOB, "outage", "0123456789abcdef", worker.host
         )
         wait_for(lambda: job.get_status(refresh=True) == "finished", timeout=60, what="the job")
-        assert job.return_value() == 0
+        # the keeper sweeps: an outbox entry of a message that is gone is dropped
+        keys = SwarmKeys("outage")
+        client.sadd(keys.host_swarms(worker.host), "outage")
+        client.zadd(keys.outbox(worker.host), {"fedcba9876543210": 0})
+        wait_for(lambda: client.zcard(keys.outbox(worker.host)) == 0, timeout=30, what="a sweep")
     finally:
         client.close()
     assert worker.stop() == 0
 
     assert "Traceback" not in worker.text()
     check_retry_lines(worker, "worker")
-    check_retry_lines(worker, "scheduler")
-    for process in ("worker", "scheduler"):
+    check_retry_lines(worker, "keeper")
+    for process in ("worker", "keeper"):
         numbers = [
             e["retry"] for e in worker.events() if e["event"] == RETRY and e["process"] == process
         ]
@@ -139,13 +146,12 @@ def test_worker_rides_out_a_redis_outage(server: RedisServer, worker: WorkerRun)
 def test_worker_stopped_while_redis_is_away_exits_cleanly(
     server: RedisServer, worker: WorkerRun
 ) -> None:
-    wait_for(lambda: scheduler_started(worker), timeout=30, what="the worker to start")
+    wait_for(lambda: worker_started(worker), timeout=30, what="the worker to start")
     server.stop()
     wait_for(lambda: worker.count(RETRY, "worker") >= 1, timeout=60, what="a retry")
     assert worker.stop() == 0
     assert "Traceback" not in worker.text()
     said = [e["event"] for e in worker.events()]
-    assert "scheduler stopped, redis unreachable" in said
     assert "worker stopped without unregistering, redis unreachable" in said
 
 
@@ -163,13 +169,14 @@ def test_worker_without_redis_says_so_in_one_line(tmp_path: Path) -> None:
 
 def test_failed_job_is_logged_in_one_line(server: RedisServer) -> None:
     client = redis.Redis.from_url(server.url)
+    host = unique_host()
     try:
-        job = Queue(MAINTENANCE_QUEUE, connection=client).enqueue(
-            "workers.maintenance.redispatch", "not a swarm name!"
+        job: Job = Queue(delivery_queue_name(host), connection=client).enqueue(
+            DELIVER_JOB, "not a swarm name!", "0123456789abcdef", host
         )
         done = subprocess.run(
             [str(CLI), "worker", "--burst"],
-            env=worker_env(server),
+            env=worker_env(server, host),
             capture_output=True,
             text=True,
             timeout=60,
@@ -185,5 +192,5 @@ def test_failed_job_is_logged_in_one_line(server: RedisServer) -> None:
     failed = [json.loads(line) for line in done.stderr.splitlines() if '"job failed"' in line]
     assert len(failed) == 1
     assert failed[0]["job_id"] == job.id
-    assert failed[0]["function"] == "workers.maintenance.redispatch"
+    assert failed[0]["function"] == DELIVER_JOB
     assert "invalid swarm name" in failed[0]["error"]

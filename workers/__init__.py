@@ -1,1 +1,1 @@
-"""RQ jobs that run on each agent host: tmux delivery, outcomes, maintenance."""
+"""What runs on each agent host: the delivery job (tmux, outcomes), the worker and its sweep."""

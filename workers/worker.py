@@ -1,19 +1,23 @@
-"""``swarmqueue worker``: an RQ worker for this host's deliveries and the shared maintenance queue.
+"""``swarmqueue worker``: an RQ worker for this host's deliveries, with the keeper thread.
 
 Only a process on a host can reach that host's tmux servers, so each host runs one worker on
-``swarmqueue-deliver-<host>``. It is a ``SimpleWorker`` (jobs run in the worker process, no fork
-per job): a delivery is a few short tmux invocations, and forking would cost more than the job.
+``swarmqueue-deliver-<host>``, and only that queue: with one queue RQ pops with ``BLMOVE`` into
+the queue's intermediate list, so a job is never popped without a trace. It is a
+``SimpleWorker`` (jobs run in the worker process, no fork per job): a delivery is a few short
+tmux invocations, and forking would cost more than the job. It starts no other process either
+(no RQ scheduler: retries are dispatched by the sweep), so killing the worker leaves no process
+behind but a tmux invocation finishing.
 
-When Redis goes away under a running worker, the worker and its scheduler process each log one
-structured line per retry (``redis unreachable, retrying``) and one when Redis answers again
-(``redis reachable again``), and carry on. Plain RQ 3.0 instead repeats the line from two
-threads, and its scheduler process dies on the first failed call with two tracebacks on stderr
-and is only restarted by the worker's maintenance pass, ten minutes later; meanwhile the
-delivery retries RQ schedules are not enqueued.
+The keeper thread (``workers/sweep.py``) renews the leases of the running delivery, sweeps this
+host's outboxes (replacing lost or abandoned jobs, dispatching retries) and prunes agents.
+
+When Redis goes away under a running worker, the worker and its keeper each log one structured
+line per retry (``redis unreachable, retrying``) and one when Redis answers again (``redis
+reachable again``), and carry on. Plain RQ 3.0 instead repeats the line from two threads.
 """
 
 # mypy: disallow-untyped-calls=False
-# (RQ's worker and scheduler methods called below carry no annotations)
+# (RQ's worker methods called below carry no annotations)
 from __future__ import annotations
 
 import logging
@@ -25,14 +29,15 @@ from typing import Any
 
 import redis
 from rq import Queue, SimpleWorker
-from rq.scheduler import RQScheduler
 
 from distributor.agents import check_host
 from distributor.calls import CONNECTION_ERRORS
-from distributor.dispatch import MAINTENANCE_QUEUE, delivery_queue_name
+from distributor.dispatch import delivery_queue_name
 from distributor.errors import RedisUnavailable, ValidationError
 from distributor.log import get_logger
 from distributor.settings import Settings
+from workers.outage import RETRY_MAX_SECONDS, RedisOutage
+from workers.sweep import Keeper, Sweeper
 
 log = get_logger(__name__)
 
@@ -45,37 +50,9 @@ RQ_QUIT_MESSAGES = (
     "Worker %s: Redis connection timeout, quitting...",
     "Worker %s: found an unhandled exception, quitting...",
 )
-# Longest wait between two attempts to reach Redis (RQ's is 60 s): deliveries wait for it.
-RETRY_MAX_SECONDS = 10.0
-
-
-class RedisOutage:
-    """One process's view of Redis being unreachable: a line per retry, one when it is over."""
-
-    def __init__(self, process: str) -> None:
-        self.process = process
-        self.retries = 0
-
-    def next_wait(self) -> float:
-        """Seconds to wait before the next retry: 1, 2, 4, ... at most ``RETRY_MAX_SECONDS``."""
-        return float(min(2**self.retries, RETRY_MAX_SECONDS))
-
-    def retry(self, error: object, wait: float) -> None:
-        """Log one failed attempt and the wait before the next."""
-        self.retries += 1
-        log.warning(
-            "redis unreachable, retrying",
-            process=self.process,
-            retry=self.retries,
-            retry_in_seconds=wait,
-            error=str(error),
-        )
-
-    def over(self) -> None:
-        """Redis answered: say so once if it had not before."""
-        if self.retries:
-            log.info("redis reachable again", process=self.process, retries=self.retries)
-            self.retries = 0
+# RQ's worker registration lives this long after its last heartbeat (+60 s), and an idle worker
+# blocks on its queue this long minus 15 s; deliveries rely on leases, not on this.
+WORKER_TTL_SECONDS = 30
 
 
 class _ToStructlog(logging.Handler):
@@ -122,46 +99,9 @@ class _WorkerLog(logging.LoggerAdapter[logging.Logger]):
         super().log(level, msg, *args, **kwargs)
 
 
-class OutageTolerantScheduler(RQScheduler):
-    """RQ's scheduler (its own process, moving due retries to their queues) that waits out a
-    Redis outage instead of ending on the first failed call."""
-
-    def work(self) -> None:
-        """RQ's scheduler loop, each round retried while Redis is unreachable."""
-        self._install_signal_handlers()
-        outage = RedisOutage("scheduler")
-        registered = False
-        while not self._stop_requested:
-            try:
-                if not registered:
-                    self.register_birth()
-                    registered = True
-                if self.should_reacquire_locks:
-                    self.acquire_locks()
-                self.heartbeat()
-                self.enqueue_scheduled_jobs()
-            except CONNECTION_ERRORS as exc:
-                wait = outage.next_wait()
-                outage.retry(exc, wait)
-                self._sleep(wait)
-                continue
-            outage.over()
-            self._sleep(self.interval)
-        try:
-            self.stop()
-        except CONNECTION_ERRORS as exc:  # its locks expire by themselves within a minute
-            log.warning("scheduler stopped, redis unreachable", error=str(exc))
-
-    def _sleep(self, seconds: float) -> None:
-        """Sleep, waking early when a stop is requested (SIGTERM from the worker)."""
-        deadline = time.monotonic() + seconds
-        while not self._stop_requested and time.monotonic() < deadline:
-            time.sleep(min(0.1, seconds))
-
-
 class DeliveryWorker(SimpleWorker):
-    """RQ's SimpleWorker, logging Redis outages as :class:`RedisOutage` lines, with a scheduler
-    that outlives them, and stopping cleanly while Redis is away."""
+    """RQ's SimpleWorker, logging Redis outages as :class:`RedisOutage` lines and stopping
+    cleanly while Redis is away."""
 
     max_connection_wait_time = RETRY_MAX_SECONDS
 
@@ -188,37 +128,8 @@ class DeliveryWorker(SimpleWorker):
             return
         super()._pubsub_exception_handler(exc, pubsub, pubsub_thread)
 
-    def _start_scheduler(
-        self,
-        burst: bool = False,
-        logging_level: str | None = "INFO",
-        date_format: str = "%H:%M:%S",
-        log_format: str = "%(asctime)s %(message)s",
-    ) -> None:
-        """RQ's ``_start_scheduler`` with :class:`OutageTolerantScheduler`."""
-        self.scheduler = OutageTolerantScheduler(
-            self.queues,
-            connection=self.connection,
-            logging_level=logging_level or "INFO",
-            date_format=date_format,
-            log_format=log_format,
-            serializer=self.serializer,
-        )
-        self.scheduler.acquire_locks()
-        if not self.scheduler.acquired_locks:
-            return
-        if not burst:
-            self.scheduler.start()
-            return
-        try:
-            self.scheduler.register_birth()
-            self.scheduler.enqueue_scheduled_jobs()
-        finally:
-            self.scheduler.release_locks()
-            self.scheduler.register_death()
-
     def teardown(self) -> None:
-        """Stop the scheduler and unregister; when Redis is away, say so instead of failing."""
+        """Unregister; when Redis is away, say so instead of failing."""
         try:
             super().teardown()
         except CONNECTION_ERRORS as exc:
@@ -226,38 +137,48 @@ class DeliveryWorker(SimpleWorker):
 
 
 def build_worker(connection: redis.Redis, host: str, *, name: str | None = None) -> DeliveryWorker:
-    """A worker listening on ``host``'s delivery queue first, then the maintenance queue."""
+    """A worker listening on ``host``'s delivery queue, and nothing else."""
     try:
         check_host(host)
     except ValueError as exc:
         raise ValidationError(str(exc)) from None
-    queues = [
-        Queue(delivery_queue_name(host), connection=connection),
-        Queue(MAINTENANCE_QUEUE, connection=connection),
-    ]
+    queue = Queue(delivery_queue_name(host), connection=connection)
     worker_name = name or f"swarmqueue-{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    return DeliveryWorker(queues, connection=connection, name=worker_name)
+    return DeliveryWorker(
+        [queue], connection=connection, name=worker_name, worker_ttl=WORKER_TTL_SECONDS
+    )
 
 
 def run_worker(settings: Settings, host: str | None = None, *, burst: bool = False) -> bool:
-    """Work until stopped (or, with ``burst``, until the queues are empty); True if any job ran.
+    """Work until stopped (or, with ``burst``, until the queue is empty); True if any job ran.
 
-    ``RedisUnavailable`` when Redis cannot be reached at the start, or when losing it ended the
-    work loop (a Redis timeout, or a failed call outside RQ's retry loop, such as mid-job).
+    The keeper thread runs beside the work loop; with ``burst``, one sweep runs first instead
+    (jobs it replaces are then run). ``RedisUnavailable`` when Redis cannot be reached at the
+    start, or when losing it ended the work loop (a Redis timeout, or a failed call outside
+    RQ's retry loop, such as mid-job).
     """
     from distributor.client import redis_from_url
 
     host = host or settings.host
     route_rq_logs(settings.log_level)
     connection = redis_from_url(settings.redis_url, settings.redis_retries)
+    sweeper = Sweeper(redis_from_url(settings.redis_url, settings.redis_retries), host, settings)
+    keeper = None
     try:
         worker = build_worker(connection, host)  # RQ asks Redis about the client here already
         log.info("worker starting", host=host, queues=worker.queue_names(), burst=burst)
-        worked = bool(
-            worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level.upper())
-        )
+        if burst:
+            sweeper.sweep()
+        else:
+            keeper = Keeper(sweeper)
+            keeper.start()
+        worked = bool(worker.work(burst=burst, logging_level=settings.log_level.upper()))
     except CONNECTION_ERRORS as exc:
         raise RedisUnavailable(f"Redis unreachable: {exc}") from exc
+    finally:
+        if keeper is not None:
+            keeper.stop()
+        sweeper.client.close()
     if isinstance(worker.quit_error, CONNECTION_ERRORS):
         raise RedisUnavailable(f"the worker lost Redis: {worker.quit_error}")
     return worked

@@ -13,7 +13,9 @@ _MODULES = {
     ),
     "distributor.cli.plans": ("plan",),
     "distributor.cli.agents": ("agents",),
-    "distributor.cli.messages": ("broadcast", "send", "deliveries", "inbox", "worker"),
+    "distributor.cli.messages": (
+        "broadcast", "send", "deliveries", "inbox", "worker", "redispatch",
+    ),
     "distributor.cli.events": ("events", "watch"),
     "distributor.cli.swarms": ("swarms", "swarm"),
     "distributor.demo.command": ("demo",),

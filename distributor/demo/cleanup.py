@@ -8,22 +8,23 @@ from __future__ import annotations
 
 import redis
 
-from distributor.dispatch import MAINTENANCE_QUEUE, delivery_queue_name
+from distributor.dispatch import delivery_queue_name
+from distributor.keys import host_swarms_key
 from distributor.queue import TaskQueue
 from distributor.testing import delete_swarm
 
 
 def delete_rq_keys(client: redis.Redis, host: str) -> int:
-    """Delete the RQ keys of ``host``'s delivery queue, its jobs and its worker registrations."""
+    """Delete the RQ keys of ``host``'s delivery queue, its jobs and its worker registrations,
+    and the host's set of swarms."""
     deleted = 0
     for key in list(client.scan_iter(match=f"rq:*{host}*", count=1000)):
         deleted += int(client.delete(key))
     client.srem("rq:queues", f"rq:queue:{delivery_queue_name(host)}")
-    for registry in ("rq:workers", f"rq:workers:{MAINTENANCE_QUEUE}"):
-        for member in client.smembers(registry):
-            if host in (member.decode() if isinstance(member, bytes) else str(member)):
-                client.srem(registry, member)
-    return deleted
+    for member in client.smembers("rq:workers"):
+        if host in (member.decode() if isinstance(member, bytes) else str(member)):
+            client.srem("rq:workers", member)
+    return deleted + int(client.delete(host_swarms_key(host)))
 
 
 def delete_demo_keys(queue: TaskQueue, host: str) -> int:

@@ -134,7 +134,8 @@ def pending_deliveries(messages: list[Message]) -> int:
         1
         for m in messages
         for d in m.deliveries
-        if d.status is DeliveryStatus.PENDING or (d.status is DeliveryStatus.FAILED and not d.final)
+        if d.status in (DeliveryStatus.PENDING, DeliveryStatus.TYPING)
+        or (d.status is DeliveryStatus.FAILED and not d.final)
     )
 
 
@@ -155,7 +156,7 @@ def pane_rows(messages: list[Message], agents: list[Agent]) -> list[PaneRow]:
                 pane=agent.pane,
                 delivered=counts[DeliveryStatus.DELIVERED],
                 failed=counts[DeliveryStatus.FAILED],
-                pending=counts[DeliveryStatus.PENDING],
+                pending=counts[DeliveryStatus.PENDING] + counts[DeliveryStatus.TYPING],
                 failures=failures,
             )
         )

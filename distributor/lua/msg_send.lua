@@ -1,24 +1,40 @@
 --[[ msg_send: resolve recipients, apply the sender's rate limit, and record a message.
-  KEYS[1] agents, KEYS[2] msg:<id>, KEYS[3] deliveries:<id>, KEYS[4] rate:<sender>, KEYS[5] outbox,
-  KEYS[6] clock (all of one swarm; inbox:<agent> and agent:<id> keys are built from ARGV[1])
+  KEYS[1] agents, KEYS[2] msg:<id>, KEYS[3] deliveries:<id>, KEYS[4] rate:<sender>, KEYS[5] hosts,
+  KEYS[6] clock (all of one swarm; inbox:<agent>, agent:<id> and outbox:<host> keys are built
+  from ARGV[1])
   ARGV[1] key prefix, ARGV[2] message id, ARGV[3] sender, ARGV[4] type, ARGV[5] content
   (already sanitized), ARGV[6] recipients as a JSON list ('' = every agent seen within the stale
   window), ARGV[7] stale window ms, ARGV[8] limit per window, ARGV[9] window ms,
-  ARGV[10] inbox cap, ARGV[11] seconds the message and its outcomes are kept
+  ARGV[10] inbox cap, ARGV[11] seconds the message and its outcomes are kept,
+  ARGV[12] ms after which a worker's sweep checks that the delivery job exists
   Returns {'ok', {at, recipients, hosts}}, or with nothing written: {'not_found', {ids}}
-  (named agents unknown), {'no_agents', {}} (nobody active), {'rate_limited', {wait_ms}}.
-  Every recipient starts `pending`; each host gets an outbox entry "<msg id> <host>" until its
-  delivery job starts.
+  (named agents unknown), {'no_agents', {}} (nobody active), {'rate_limited', {wait_ms}},
+  {'id_taken', {}} (another message has this id).
+  Every recipient starts `pending`; each host's outbox gets the message id, scored now + ARGV[12],
+  until every recipient there is final (workers/sweep.py dispatches it again if its job is lost).
+  Sent again with the same id and message (a reply lost on the wire, re-sent by the client's
+  retry), it writes nothing and returns the first reply: one inbox entry, one rate-limit slot.
 ]]
 --@include messaging
 --@include ratelimit
-local K_AGENTS, K_MSG, K_DELIVERIES, K_RATE, K_OUTBOX, K_CLOCK =
+local K_AGENTS, K_MSG, K_DELIVERIES, K_RATE, K_HOSTS, K_CLOCK =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local PREFIX, MSG_ID, SENDER, KIND, CONTENT = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local STALE_MS, LIMIT, WINDOW_MS = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
-local INBOX_CAP, TTL = ARGV[10], ARGV[11]
-local now = now_ms(K_CLOCK)
+local INBOX_CAP, TTL, GRACE_MS = ARGV[10], ARGV[11], tonumber(ARGV[12])
 
+local sent = rcall('HMGET', K_MSG, 'sender', 'type', 'content', 'at', 'hosts')
+if sent[1] then
+  if sent[1] ~= SENDER or sent[2] ~= KIND or sent[3] ~= CONTENT then
+    return {'id_taken', '{}'}
+  end
+  local ids = rcall('HKEYS', K_DELIVERIES)
+  table.sort(ids)
+  return {'ok', cjson.encode({at = sent[4], recipients = ids,
+                              hosts = cjson.decode(sent[5])})}
+end
+
+local now = now_ms(K_CLOCK)
 local ids
 if ARGV[6] == '' then
   ids = rcall('ZRANGEBYSCORE', K_AGENTS, int(now - STALE_MS), '+inf')
@@ -52,5 +68,8 @@ rcall('HSET', K_MSG, 'id', MSG_ID, 'sender', SENDER, 'type', KIND, 'content', CO
       'at', int(now), 'hosts', cjson.encode(host_list))
 rcall('EXPIRE', K_MSG, TTL)
 rcall('EXPIRE', K_DELIVERIES, TTL)
-for _, host in ipairs(host_list) do rcall('ZADD', K_OUTBOX, int(now), MSG_ID .. ' ' .. host) end
+for _, host in ipairs(host_list) do
+  rcall('ZADD', PREFIX .. 'outbox:' .. host, int(now + GRACE_MS), MSG_ID)
+  rcall('SADD', K_HOSTS, host)
+end
 return {'ok', cjson.encode({at = int(now), recipients = ids, hosts = host_list})}
