@@ -170,6 +170,12 @@ def cli_error_for(exc: SwarmQueueError | redis.RedisError, obj: Any) -> CliError
             message = f"cannot reach Redis at {shown}: {exc}"
         elif code == EXIT_UNREACHABLE:
             message = f"cannot reach Redis at {shown} ({exc.__class__.__name__}); is it running?"
+            rid = getattr(exc, "request_id", None)
+            if rid:  # the request may have been applied: its outcome waits under this id
+                message += (
+                    f" request id {rid}: run the same command again once Redis answers"
+                    f" (or pass --request-id {rid}) to get its outcome"
+                )
     if url:
         message = message.replace(url, shown)
     return CliError(" ".join(message.split()), code)
