@@ -4,7 +4,8 @@
 the next ``EVALSHA`` reach Redis, waits for Redis' reply (so the script ran and, with
 ``--appendfsync always``, is on disk; an error reply such as ``NOSCRIPT`` is passed on and the
 next one is awaited), closes the client's connection instead of passing the reply on, and kills
-the server: the client cannot tell whether its request was applied. :class:`AofRedis` restarts the server on the same port with its data.
+the server: the client cannot tell whether its request was applied. :class:`AofRedis` restarts
+the server on the same port with its data.
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ request is applied once and its one outcome reaches the caller.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +34,7 @@ from distributor.calls import (
 from distributor.errors import AuthenticationFailed
 from distributor.models import Completion
 from tests.lossy_proxy import AofRedis, LossyProxy
+from tests.private_redis import one_line_error, run_cli
 
 PLAN = {"tasks": [{"id": "t0", "title": "first"}, {"id": "t1", "title": "second"}]}
 DOWN_FOR = 1.5  # seconds the server stays down when it comes back within the budget
@@ -108,7 +111,8 @@ def test_pauses_back_off_and_end_with_the_budget() -> None:
         now[0] += pause
     assert 0.025 <= pauses[0] <= 0.05 and max(pauses) <= 2
     assert sum(pauses) == pytest.approx(30)
-    assert all(b >= a / 2 for a, b in zip(pauses, pauses[1:-1], strict=False))  # the last: what is left
+    steps = itertools.pairwise(pauses[:-1])  # the last pause is what was left
+    assert all(b >= a / 2 for a, b in steps)
     assert 15 < len(pauses) < 40
 
 
@@ -138,7 +142,8 @@ def test_the_asyncio_retry_never_blocks_the_event_loop() -> None:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[AofRedis]:
-    s = AofRedis(tmp_path / "redis").start()
+    s = AofRedis(tmp_path / "redis")
+    s.start()
     try:
         yield s
     finally:
@@ -301,3 +306,39 @@ def test_claim_next_waiting_rides_out_a_restart(server: AofRedis) -> None:
     assert got and got[0] is not None and got[0].task.id == "t0"
     queue.redis.close()
     other.redis.close()
+
+
+# -- the CLI: exit 3, then the same command again ----------------------------------------------
+
+
+def test_cli_done_next_re_run_after_exit_3_replays_the_claim(
+    server: AofRedis, proxy: LossyProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``done --next`` reached Redis, the reply was lost and Redis stayed down past the budget
+    (exit 3). Run again once Redis is back, the same command prints the task it claimed."""
+    monkeypatch.setenv("SWARMQUEUE_RETRY_BUDGET_SECONDS", "1")
+    cli = ["--redis-url", proxy.url, "--swarm", "restart"]
+    queue = TaskQueue.from_url(server.url, settings=settings(budget=0))
+    queue.submit(PLAN)
+    taken, _ = run_cli(*cli, "claim", "t0", "--agent", "a")
+    assert taken.returncode == 0, taken.stderr
+
+    proxy.lose_next_reply(crash_then(server, None))
+    lost, _ = run_cli(*cli, "done", "t0", "--agent", "a", "--next", "--json")
+    assert lost.returncode == 3 and lost.stdout == ""
+    line = one_line_error(lost.stderr)
+    rid = line.split("request id ")[1].split(":")[0]
+    assert f"pass --request-id {rid}" in line and proxy.lost == 1
+
+    server.start()
+    again, _ = run_cli(*cli, "done", "t0", "--agent", "a", "--next", "--json")
+    assert again.returncode == 0, again.stderr
+    out = json.loads(again.stdout)
+    assert out["completed"]["task"]["id"] == "t0"
+    assert (out["next"]["id"], out["next"]["token"], out["next"]["agent_id"]) == ("t1", 1, "a")
+    types = [(e.type, e.task_id) for e in queue.events()]
+    assert types.count(("completed", "t0")) == 1 and types.count(("claimed", "t1")) == 1
+    assert queue.redis.exists(f"{queue.keys.prefix}req:{rid}")  # the reply replayed was its own
+    finished, _ = run_cli(*cli, "done", "t1", "--agent", "a")  # the token of t1 was kept
+    assert finished.returncode == 0, finished.stderr
+    queue.redis.close()

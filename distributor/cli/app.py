@@ -192,8 +192,12 @@ class CliContext:
     @property
     def queue(self) -> TaskQueue:
         if self._queue is None:  # a CLI process is one thread: one connection serves it best
-            one = self.settings.model_copy(update={"single_connection": True})
-            self._queue = TaskQueue.from_url(settings=one)
+            # and its replies are kept long enough for an agent to re-run a command after exit 3
+            cli = {
+                "single_connection": True,
+                "request_ttl_seconds": self.settings.cli_request_ttl_seconds,
+            }
+            self._queue = TaskQueue.from_url(settings=self.settings.model_copy(update=cli))
         return self._queue
 
     @property
