@@ -129,9 +129,15 @@ def _gave_up(call: Call, exc: Exception, tried: int, since: float) -> RedisUnava
     return unavailable(exc, context, rid)
 
 
-def _give_up_now(exc: Exception) -> bool:
-    """Refused credentials and TLS failures do not heal by waiting."""
-    return isinstance(unavailable(exc), AuthenticationFailed | TlsHandshakeFailed)
+def _outage(call: Call, budget: RetryBudget, exc: Exception) -> tuple[Iterator[float], float]:
+    """The pauses before each next attempt of ``call`` (none when it must not be sent again,
+    or when waiting cannot help: refused credentials, a failed TLS handshake) and when the
+    outage began."""
+    if not retriable(call) or isinstance(
+        unavailable(exc), AuthenticationFailed | TlsHandshakeFailed
+    ):
+        return iter(()), time.monotonic()
+    return budget.pauses(), time.monotonic()
 
 
 def _came_back(call: Call, tried: int, since: float) -> None:
@@ -146,20 +152,24 @@ def _came_back(call: Call, tried: int, since: float) -> None:
 
 def perform_sync(call: Call, execute: Callable[[Call], Any], budget: RetryBudget) -> Any:
     """``execute(call)``; after a connection error, again within ``budget`` if it is safe."""
-    pauses = budget.pauses() if retriable(call) else iter(())
-    tried, since = 0, time.monotonic()
+    try:
+        return execute(call)  # the common case: no bookkeeping
+    except CONNECTION_ERRORS as exc:
+        error: Exception = exc  # `exc` is unbound after its except block
+        pauses, since = _outage(call, budget, exc)
+    tried = 1
     while True:
+        pause = next(pauses, None)
+        if pause is None:
+            raise _gave_up(call, error, tried, since) from error
+        time.sleep(pause)
         tried += 1
         try:
             reply = execute(call)
         except CONNECTION_ERRORS as exc:
-            pause = None if _give_up_now(exc) else next(pauses, None)
-            if pause is None:
-                raise _gave_up(call, exc, tried, since) from exc
-            time.sleep(pause)
+            error = exc
             continue
-        if tried > 1:
-            _came_back(call, tried, since)
+        _came_back(call, tried, since)
         return reply
 
 
@@ -167,20 +177,24 @@ async def perform_async(
     call: Call, execute: Callable[[Call], Awaitable[Any]], budget: RetryBudget
 ) -> Any:
     """The asyncio twin of :func:`perform_sync`: it pauses with ``asyncio.sleep``."""
-    pauses = budget.pauses() if retriable(call) else iter(())
-    tried, since = 0, time.monotonic()
+    try:
+        return await execute(call)  # the common case: no bookkeeping
+    except CONNECTION_ERRORS as exc:
+        error: Exception = exc  # `exc` is unbound after its except block
+        pauses, since = _outage(call, budget, exc)
+    tried = 1
     while True:
+        pause = next(pauses, None)
+        if pause is None:
+            raise _gave_up(call, error, tried, since) from error
+        await asyncio.sleep(pause)
         tried += 1
         try:
             reply = await execute(call)
         except CONNECTION_ERRORS as exc:
-            pause = None if _give_up_now(exc) else next(pauses, None)
-            if pause is None:
-                raise _gave_up(call, exc, tried, since) from exc
-            await asyncio.sleep(pause)
+            error = exc
             continue
-        if tried > 1:
-            _came_back(call, tried, since)
+        _came_back(call, tried, since)
         return reply
 
 

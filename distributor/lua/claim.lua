@@ -28,4 +28,4 @@ end
 if status == 'blocked' or status == 'waiting' then return refuse(status, {task = task_table(tkey)}) end
 if status ~= 'available' then return refuse('not_available', {task = task_table(tkey)}) end
 local task = grant(now, id, agent, lease)
-return done({task = task}, {task = ref(task, GRANT)})
+return done({task = task}, {t = ref(task, GRANT)})

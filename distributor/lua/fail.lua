@@ -28,10 +28,11 @@ if retry and attempts < max then
        {'reason', reason, 'attempts', int(attempts), 'status', 'waiting', 'retry_at', int(due)})
   local task = task_table(tkey)
   return done({task = task, will_retry = true, retry_at = due},
-              {task = ref(task, #REF_FIELDS), will_retry = true, retry_at = due})
+              {t = ref(task, #REF_FIELDS), will_retry = true, retry_at = due})
 end
 give_up(now, tkey, id, status, reason)
 emit(now, 'failed', id, agent,
      {'reason', reason, 'attempts', int(attempts), 'status', 'failed', 'final', '1'})
 local task = task_table(tkey)
-return done({task = task, will_retry = false}, {task = ref(task, #REF_FIELDS), will_retry = false})
+return done({task = task, will_retry = false},
+            {t = ref(task, #REF_FIELDS), will_retry = false})

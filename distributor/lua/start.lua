@@ -23,4 +23,4 @@ if status == 'claimed' then
   emit(now, 'started', id, agent, {'token', token})
 end
 local task = task_table(tkey)
-return done({task = task}, {task = ref(task, 6)})
+return done({task = task}, {t = ref(task, 6)})

@@ -76,7 +76,7 @@ end
 local REF_FIELDS = {'status', 'agent_id', 'token', 'claimed_at', 'lease_expires_at',
                     'started_at', 'attempts', 'retry_at'}
 local GRANT = 5  -- what a claim set: status, agent, token, claimed_at, lease_expires_at
--- a stored reply names its tasks and unblocked list with one letter (t, n, u)
+-- a stored reply names its task, next task and unblocked list with one letter (t, n, u)
 local STORED_NAMES = {task = 't', next = 'n', unblocked = 'u'}
 
 local function ref(t, n)
@@ -87,13 +87,11 @@ end
 
 local function request_key() return PREFIX .. 'req:' .. REQUEST_ID end
 
--- Return the reply `payload`; when the request has an id, keep `compact` (its stored form,
--- with tasks as refs; scripts that take no request id pass none) for a replay.
+-- Return the reply `payload`; when the request has an id, keep `compact` (its stored form:
+-- tasks as refs, under the names of STORED_NAMES; scripts without request ids pass none).
 local function done(payload, compact)
   if REQUEST_ID ~= '' then
-    local stored = {}
-    for name, value in pairs(compact or payload) do stored[STORED_NAMES[name] or name] = value end
-    rcall('SET', request_key(), REQUEST_DIGEST .. cjson.encode(stored), 'EX', REQUEST_TTL)
+    rcall('SET', request_key(), REQUEST_DIGEST .. cjson.encode(compact), 'EX', REQUEST_TTL)
   end
   return {'ok', cjson.encode(payload)}
 end
