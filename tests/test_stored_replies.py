@@ -240,3 +240,17 @@ def test_an_unanswered_plan_submit_replays(
     assert (again.exit_code, again.stdout) == (0, "submitted 3 task(s): t0, t1, t2\n")
     assert pending_ids(sync_queue.swarm, None) == []
     assert sync_queue.progress()["total"] == 3
+
+
+def test_a_reply_stored_whole_by_an_older_version_still_replays(queue: TaskQueue) -> None:
+    """Replies of the previous format (whole task tables, kept 600 s) outlive an upgrade."""
+    queue.submit(PLAN)
+    claim = queue.claim_next("a", request_id="old")
+    assert claim is not None
+    key = f"{queue.keys.prefix}req:old"
+    digest = text(queue.redis.get(key))[:16]
+    fields = queue.redis.hgetall(queue.keys.task(claim.task.id))
+    whole = {"task": {text(k): text(v) for k, v in fields.items()}}
+    queue.redis.set(key, digest + json.dumps(whole), ex=600)
+    again = queue.claim_next("a", request_id="old")
+    assert again == claim

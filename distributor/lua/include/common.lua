@@ -122,11 +122,12 @@ local function replay()
   if string.sub(stored, 1, n) ~= REQUEST_DIGEST then return refuse('request_id_reused') end
   local body = cjson.decode(string.sub(stored, n + 1))
   for name, short in pairs(STORED_NAMES) do
-    body[name], body[short] = body[short], nil
+    if body[short] ~= nil then body[name], body[short] = body[short], nil end
   end
   for _, name in ipairs({'task', 'next'}) do
-    if body[name] then
-      body[name] = expand(body[name])
+    local r = body[name]
+    if type(r) == 'table' and r[1] then  -- a ref (a reply stored whole by an older version: as is)
+      body[name] = expand(r)
       if not body[name] then return refuse('not_found') end
     end
   end
