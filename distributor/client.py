@@ -7,10 +7,15 @@ Connecting, in one place:
 
 - :func:`check_redis_url` validates a URL once, before redis-py sees it, and :func:`redact_url`
   is how a URL is shown in any message or log (never with its user or password).
-- Connections retry transient errors (connection errors, timeouts) with exponential backoff, so
-  a request id re-sent by the retry is answered once (see :mod:`distributor.ops`). What retrying
-  cannot fix is raised at once: refused credentials (:class:`AuthenticationFailed`) and a failed
-  TLS handshake (:class:`TlsHandshakeFailed`, bounded by the connect timeout).
+- Retries come in two layers. redis-py's own (``settings.redis_retries``, default 1) re-sends
+  a command at once after a dropped connection. Longer outages (a restart, a failover) are
+  ridden out by the executor (:class:`~distributor.calls.RetryBudget`,
+  ``settings.retry_budget_seconds``): it re-sends the same call, with the same request id,
+  backing off from 0.05 s to 2 s, so a state change is answered once (see
+  :mod:`distributor.ops`). Keeping redis-py's layer to one retry keeps the total near the
+  budget: each of the executor's attempts costs at most two connect or socket timeouts.
+  What retrying cannot fix is raised at once: refused credentials (:class:`AuthenticationFailed`)
+  and a failed TLS handshake (:class:`TlsHandshakeFailed`, bounded by the connect timeout).
 - The socket timeout is set explicitly (redis-py 8 made it 5 s by default, earlier versions had
   none), and every blocking read (``XREAD BLOCK``, pub/sub waits) blocks for at most
   :func:`block_limit` (5 s, and well under the socket timeout), then reads again: a reply always
@@ -34,6 +39,7 @@ from redis.backoff import ExponentialBackoff
 from redis.connection import parse_url
 from redis.retry import Retry
 
+from distributor.calls import RetryBudget
 from distributor.errors import (
     AuthenticationFailed,
     InvalidRedisUrl,
@@ -41,6 +47,7 @@ from distributor.errors import (
     TlsHandshakeFailed,
 )
 from distributor.events import MAX_BLOCK_SECONDS
+from distributor.executor import AsyncExecutor, SyncExecutor
 from distributor.keys import NAMESPACE, SwarmKeys
 from distributor.settings import Settings
 
@@ -363,6 +370,9 @@ class SwarmClient(Generic[R]):
         self.redis: R = redis_client
         self.keys = SwarmKeys(swarm or self.settings.swarm, namespace)
         self._setup()
+        executor = getattr(self, "_executor", None)  # every subclass's _setup makes one
+        if isinstance(executor, SyncExecutor | AsyncExecutor):
+            executor.retry_budget = RetryBudget(self.settings.retry_budget_seconds)
 
     def _setup(self) -> None:
         """Build the client's operations and executor (subclasses)."""

@@ -19,7 +19,16 @@ class ValidationError(SwarmQueueError, ValueError):
 
 
 class RedisUnavailable(SwarmQueueError):
-    """Redis could not be reached, even after the client's retries."""
+    """Redis could not be reached, even after the client's retries.
+
+    ``request_id`` names the state change that was being sent (``None`` for reads and calls
+    without one): it may or may not have been applied, so send it again with this id, once
+    Redis answers, to get its one outcome (``settings.request_ttl_seconds`` keep it).
+    """
+
+    def __init__(self, message: str, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.request_id = request_id
 
 
 class InvalidRedisUrl(ValidationError):

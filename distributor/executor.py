@@ -4,6 +4,11 @@ Every client (task queue, agent registry, messenger) writes its operations once 
 (:mod:`distributor.ops`, :mod:`distributor.messages`...); :class:`SyncExecutor` and
 :class:`AsyncExecutor` only differ in ``await``. Each registers the Lua scripts it needs once
 (redis-py reloads them after NOSCRIPT).
+
+``retry_budget`` is how long a call that is safe to send again (a read, a script call with a
+request id) keeps being re-sent after connection errors (see
+:class:`~distributor.calls.RetryBudget`); a :class:`~distributor.client.SwarmClient` sets it from
+``settings.retry_budget_seconds``.
 """
 
 from __future__ import annotations
@@ -13,7 +18,16 @@ from typing import Any, TypeVar
 import redis
 import redis.asyncio as aioredis
 
-from distributor.calls import Call, Command, Op, ScriptCall, run_async, run_sync
+from distributor.calls import (
+    NO_RETRY,
+    Call,
+    Command,
+    Op,
+    RetryBudget,
+    ScriptCall,
+    run_async,
+    run_sync,
+)
 from distributor.scripts import MESSAGING_SCRIPT_NAMES, source
 
 T = TypeVar("T")
@@ -22,8 +36,14 @@ T = TypeVar("T")
 class SyncExecutor:
     """Runs operations on a blocking redis-py client."""
 
-    def __init__(self, client: redis.Redis, names: tuple[str, ...] = MESSAGING_SCRIPT_NAMES):
+    def __init__(
+        self,
+        client: redis.Redis,
+        names: tuple[str, ...] = MESSAGING_SCRIPT_NAMES,
+        retry_budget: RetryBudget = NO_RETRY,
+    ):
         self.client = client
+        self.retry_budget = retry_budget
         self._scripts = {name: client.register_script(source(name)) for name in names}
 
     def execute(self, call: Call) -> Any:
@@ -37,16 +57,20 @@ class SyncExecutor:
         return pipe.execute()
 
     def run(self, op: Op[T]) -> T:
-        return run_sync(op, self.execute)
+        return run_sync(op, self.execute, self.retry_budget)
 
 
 class AsyncExecutor:
     """Runs operations on a ``redis.asyncio`` client without blocking the event loop."""
 
     def __init__(
-        self, client: aioredis.Redis, names: tuple[str, ...] = MESSAGING_SCRIPT_NAMES
+        self,
+        client: aioredis.Redis,
+        names: tuple[str, ...] = MESSAGING_SCRIPT_NAMES,
+        retry_budget: RetryBudget = NO_RETRY,
     ) -> None:
         self.client = client
+        self.retry_budget = retry_budget
         self._scripts = {name: client.register_script(source(name)) for name in names}
 
     async def execute(self, call: Call) -> Any:
@@ -60,4 +84,4 @@ class AsyncExecutor:
             return await pipe.execute()
 
     async def run(self, op: Op[T]) -> T:
-        return await run_async(op, self.execute)
+        return await run_async(op, self.execute, self.retry_budget)

@@ -360,6 +360,7 @@ class MessageOps:
                 s.message_ttl_seconds,
                 DISPATCH_GRACE_MS,
             ],
+            request_id=message_id,  # re-sent through outages: one message (see above)
         )
         status, body = script_reply(reply)
         if status == "not_found":
@@ -625,6 +626,7 @@ class Messenger(SyncClient):
         msg_type: MessageType | str = MessageType.INFO,
         sender: str = DEFAULT_SENDER,
         recipients: list[str] | None = None,
+        message_id: str | None = None,
     ) -> str:
         """Record a message for ``recipients`` (default: every active agent) and enqueue its
         delivery; returns the message id at once.
@@ -634,9 +636,13 @@ class Messenger(SyncClient):
         Once the message is recorded it is delivered: if Redis cannot be reached for the
         enqueue, that is logged and the id returned, and a worker's sweep dispatches it a few
         seconds later (sending it again would deliver it twice).
+
+        Recording is re-sent through a Redis outage of up to ``retry_budget_seconds``; past it,
+        ``RedisUnavailable`` carries the message id as ``request_id``: calling again with
+        ``message_id=exc.request_id`` records the message once (a given id is one message).
         """
         outgoing = prepare(content, msg_type, sender, recipients, self.settings)
-        posted = self._executor.run(self.ops.post(outgoing))
+        posted = self._executor.run(self.ops.post(outgoing, message_id))
         try:
             self.dispatcher.dispatch(self.keys.swarm, posted.message_id, posted.hosts)
         except RedisUnavailable as exc:
@@ -649,9 +655,10 @@ class Messenger(SyncClient):
         content: str,
         msg_type: MessageType | str = MessageType.INFO,
         sender: str = DEFAULT_SENDER,
+        message_id: str | None = None,
     ) -> str:
         """:meth:`broadcast` to one agent (delivered even if it is stale)."""
-        return self.broadcast(content, msg_type, sender, [recipient])
+        return self.broadcast(content, msg_type, sender, [recipient], message_id)
 
     def get(self, message_id: str) -> Message:
         """The message and each recipient's outcome."""
@@ -813,6 +820,7 @@ class AsyncMessenger(SwarmClient[aioredis.Redis]):
         msg_type: MessageType | str = MessageType.INFO,
         sender: str = DEFAULT_SENDER,
         recipients: list[str] | None = None,
+        message_id: str | None = None,
     ) -> str:
         """See :meth:`Messenger.broadcast`."""
         args = (content, msg_type, sender, recipients, self.settings)
@@ -820,7 +828,7 @@ class AsyncMessenger(SwarmClient[aioredis.Redis]):
             outgoing = await asyncio.to_thread(prepare, *args)
         else:
             outgoing = prepare(*args)
-        posted = await self._executor.run(self.ops.post(outgoing))
+        posted = await self._executor.run(self.ops.post(outgoing, message_id))
         try:
             await asyncio.to_thread(
                 self.dispatcher.dispatch, self.keys.swarm, posted.message_id, posted.hosts
@@ -835,9 +843,10 @@ class AsyncMessenger(SwarmClient[aioredis.Redis]):
         content: str,
         msg_type: MessageType | str = MessageType.INFO,
         sender: str = DEFAULT_SENDER,
+        message_id: str | None = None,
     ) -> str:
         """See :meth:`Messenger.send`."""
-        return await self.broadcast(content, msg_type, sender, [recipient])
+        return await self.broadcast(content, msg_type, sender, [recipient], message_id)
 
     async def get(self, message_id: str) -> Message:
         return await self._executor.run(self.ops.get(message_id))

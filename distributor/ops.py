@@ -10,7 +10,7 @@ from __future__ import annotations
 import graphlib
 import hashlib
 import json
-import uuid
+import secrets
 from datetime import datetime
 from typing import Any
 
@@ -48,16 +48,29 @@ from distributor.settings import Settings
 
 MAX_REASON = 2_000
 _OPERATION_NAMES = {"submit_plan": "submit"}  # how errors name an operation, where it differs
+_REPEATABLE = frozenset({"heartbeat", "reap"})  # running twice does no harm
 _REQUEST_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+def new_request_id() -> str:
+    """A fresh request id: 96 random bits in 16 URL-safe characters (a short key per stored
+    reply; two live ids colliding is as likely as guessing a 96-bit secret)."""
+    return secrets.token_urlsafe(12)
 
 
 def check_request_id(request_id: str | None) -> str:
     """A caller's request id (or a fresh one): 1-64 letters, digits, '_' or '-'."""
     if request_id is None:
-        return uuid.uuid4().hex
+        return new_request_id()
     if not 1 <= len(request_id) <= 64 or not set(request_id) <= _REQUEST_ID_CHARS:
         raise ValidationError("invalid request id: must be 1-64 letters, digits, '_' or '-'")
     return request_id
+
+
+def derived_request_id(request_id: str, purpose: str) -> str:
+    """A second request id that follows from ``request_id`` (e.g. the claim a ``done --next
+    --wait`` makes after its completion), so a re-run with the first id repeats both."""
+    return hashlib.blake2b(f"{request_id}/{purpose}".encode(), digest_size=16).hexdigest()
 
 
 def request_digest(operation: str, args: tuple[Arg, ...]) -> str:
@@ -141,7 +154,12 @@ class Operations:
             request_digest(name, args) if request_id else "",
             self.settings.request_ttl_seconds,
         ]
-        return ScriptCall(name, self._script_keys, [*common, *args, *tuning])
+        # a request id makes the call safe to send again (the executor's retry budget);
+        # a heartbeat and a reap are harmless twice, without one
+        repeatable = name in _REPEATABLE
+        return ScriptCall(
+            name, self._script_keys, [*common, *args, *tuning], request_id, repeatable
+        )
 
     def _script(
         self, name: str, request_id: str, args: tuple[Arg, ...], tuning: tuple[Arg, ...] = ()
@@ -173,7 +191,7 @@ class Operations:
             raise DuplicateTask(list(body["ids"]))
         if status == "unknown_dependency":
             raise UnknownDependency(body["task"], body["dependency"])
-        return [str(i) for i in body["ids"]]
+        return [t.id for t in ordered]  # the script adds them in this order, all or none
 
     def claim(
         self, task_id: str, agent_id: str, lease: float | None, request_id: str | None

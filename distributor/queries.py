@@ -128,7 +128,7 @@ def blocked_by_failures(keys: SwarmKeys, failed: list[str]) -> Op[dict[str, list
 def progress(keys: SwarmKeys) -> Op[dict[str, Any]]:
     """Counts per status, completion percentage, and which failed tasks block others."""
     # the counters and Redis time in one atomic step (see lua/counts.lua)
-    call = ScriptCall("counts", keys.script_keys(), [keys.prefix, 0, "", "", 0])
+    call = ScriptCall("counts", keys.script_keys(), [keys.prefix, 0, "", "", 0], repeatable=True)
     _, body = codec.script_reply((yield call))
     counts = {s.value: 0 for s in TaskStatus}
     counts.update({k: int(v) for k, v in codec.decode_map(body["counts"]).items()})

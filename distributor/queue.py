@@ -41,8 +41,11 @@ class TaskQueue(SyncClient):
     """A swarm's task graph in Redis: submit plans, claim, complete, fail, observe.
 
     ``redis`` may be any redis-py client (including ``fakeredis.FakeRedis``). Requests that
-    change state take an optional ``request_id``; one is generated per call when omitted, and
-    redis-py's retry re-sends it, so a reply lost on the wire is answered once, not applied twice.
+    change state take an optional ``request_id``; one is generated per call when omitted. On
+    connection errors the same call, with the same id, is sent again for up to
+    ``settings.retry_budget_seconds`` (a Redis restart or failover), so a reply lost on the wire
+    is answered once, not applied twice; then ``RedisUnavailable`` is raised, its
+    ``request_id`` naming the request: send it again with that id to get its one outcome.
     """
 
     def _setup(self) -> None:

@@ -20,7 +20,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -66,8 +66,41 @@ class Settings(BaseSettings):
         gt=0,
         description="delete a swarm this long after it reached 100% and went quiet (None: keep)",
     )
-    request_ttl_seconds: int = Field(600, ge=1, description="how long a request's reply is kept")
-    redis_retries: int = Field(3, ge=0, description="client retries on connection errors")
+    retry_budget_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="how long a request (keeping its request id) or a read is sent again through"
+        " a Redis outage (restart, failover), with backoff, before RedisUnavailable; 0: only"
+        " redis-py's own retries",
+    )
+    request_ttl_seconds: int = Field(
+        60,
+        ge=1,
+        description="how long a state change's reply is kept for its retry to replay (at least"
+        " the retry budget)",
+    )
+    cli_request_ttl_seconds: int = Field(
+        900,
+        ge=1,
+        description="the same for CLI commands, which an agent re-runs minutes after exit 3"
+        " (the default lease: a claim replayed later would have expired anyway)",
+    )
+    redis_retries: int = Field(
+        1,
+        ge=0,
+        description="redis-py's own immediate retries of one command (a reconnect); longer"
+        " outages are the retry budget's",
+    )
+
+    @field_validator("request_ttl_seconds", "cli_request_ttl_seconds")
+    @classmethod
+    def _outlives_the_budget(cls, value: int, info: ValidationInfo) -> int:
+        """A reply must be kept at least as long as retries may come to ask for it."""
+        budget = info.data.get("retry_budget_seconds")
+        if budget is not None and value < budget:
+            raise ValueError(f"must be at least retry_budget_seconds ({budget:g})")
+        return value
+
     single_connection: bool = Field(
         False,
         description="one connection per client instead of a pool: faster for a single-threaded"

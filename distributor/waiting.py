@@ -11,7 +11,10 @@ Closing the race between "nothing ready" and "subscribed", in a timeline::
     t2  W's SUBSCRIBE reaches Redis: it never hears about t1
 
 so W tries again after Redis confirms the subscription, and again after every reconnect (redis-py
-re-subscribes and Redis confirms again; messages sent while disconnected are lost). Many waiters
+re-subscribes and Redis confirms again; messages sent while disconnected are lost). When the
+channel's connection fails (a Redis restart), the waiter pauses and tries to claim again: the
+claim rides out the outage within the client's retry budget, then the channel is listened to
+again; outages longer than the budget raise ``RedisUnavailable``. Many waiters
 woken by one ready task all try; the claim script is atomic, so exactly one gets it and the others
 go back to waiting.
 
@@ -21,12 +24,13 @@ go back to waiting.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from distributor.calls import CONNECTION_ERRORS, text, unavailable
+from distributor.calls import CONNECTION_ERRORS, RetryBudget, text, unavailable
 from distributor.errors import RedisUnavailable, ValidationError
 from distributor.models import Claim
 from distributor.ops import check_request_id
@@ -107,6 +111,27 @@ def _unreachable(exc: Exception) -> RedisUnavailable:
     return unavailable(exc, "Redis unreachable while waiting")
 
 
+class Outage:
+    """Connection errors of the channel in a row, ridden out within the retry budget."""
+
+    def __init__(self, budget: RetryBudget) -> None:
+        self._budget = budget
+        self._pauses: Iterator[float] | None = None
+
+    def pause(self, exc: Exception) -> float:
+        """Seconds to pause before trying again; ``RedisUnavailable`` once the budget is used."""
+        if self._pauses is None:
+            self._pauses = self._budget.pauses()
+        pause = next(self._pauses, None)
+        if pause is None:
+            raise _unreachable(exc) from exc
+        return pause
+
+    def over(self) -> None:
+        """The channel answered: the next error starts a new outage."""
+        self._pauses = None
+
+
 def wait_for_claim(
     queue: TaskQueue, agent_id: str, wait: float, lease: float | None, request_id: str | None
 ) -> Claim | None:
@@ -122,12 +147,10 @@ def wait_for_claim(
         return claim
     waiter = Waiter(wait)
     waiter.tried(due_in)
+    outage = Outage(queue._executor.retry_budget)
     pubsub = queue.redis.pubsub()  # type: ignore[no-untyped-call]
+    subscribed = False
     try:
-        try:
-            pubsub.subscribe(queue.keys.channel)
-        except CONNECTION_ERRORS as exc:
-            raise _unreachable(exc) from exc
         while True:
             if waiter.recheck:
                 claim, due_in = attempt()
@@ -138,9 +161,15 @@ def wait_for_claim(
             if timeout is None:
                 return None
             try:
+                if not subscribed:
+                    pubsub.subscribe(queue.keys.channel)
+                    subscribed = True
                 message = pubsub.get_message(timeout=timeout)
             except CONNECTION_ERRORS as exc:
-                raise _unreachable(exc) from exc
+                time.sleep(min(outage.pause(exc), timeout))
+                waiter.recheck = True  # wake-ups may have been missed meanwhile
+                continue
+            outage.over()
             waiter.heard(message)
     finally:
         pubsub.close()
@@ -165,12 +194,10 @@ async def wait_for_claim_async(
         return claim
     waiter = Waiter(wait)
     waiter.tried(due_in)
+    outage = Outage(queue._executor.retry_budget)
     pubsub = queue.redis.pubsub()
+    subscribed = False
     try:
-        try:
-            await pubsub.subscribe(queue.keys.channel)
-        except CONNECTION_ERRORS as exc:
-            raise _unreachable(exc) from exc
         while True:
             if waiter.recheck:
                 claim, due_in = await attempt()
@@ -181,9 +208,15 @@ async def wait_for_claim_async(
             if timeout is None:
                 return None
             try:
+                if not subscribed:
+                    await pubsub.subscribe(queue.keys.channel)
+                    subscribed = True
                 message = await pubsub.get_message(timeout=timeout)
             except CONNECTION_ERRORS as exc:
-                raise _unreachable(exc) from exc
+                await asyncio.sleep(min(outage.pause(exc), timeout))
+                waiter.recheck = True
+                continue
+            outage.over()
             waiter.heard(message)
     finally:
         await pubsub.aclose()  # type: ignore[no-untyped-call]

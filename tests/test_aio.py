@@ -135,7 +135,7 @@ def test_from_url_configures_retries(real_redis_url: str) -> None:
 
 def test_unreachable_redis_raises_redis_unavailable() -> None:
     async def body() -> None:
-        settings = Settings(redis_retries=0)
+        settings = Settings(redis_retries=0, retry_budget_seconds=0.3)
         async with AsyncTaskQueue.from_url("redis://127.0.0.1:1/0", "x", settings=settings) as aq:
             with pytest.raises(RedisUnavailable):
                 await aq.claim_next("a1")

@@ -56,6 +56,7 @@ def test_cost_growth_and_fan_out_were_measured(report: dict[str, Any]) -> None:
 def test_memory_wakeup_and_broadcast_were_measured(report: dict[str, Any]) -> None:
     figures = report["figures"]
     assert figures["memory"]["tasks"] == 100
+    assert figures["memory"]["completions"]["completions"] == 200
     assert {r["samples"] for r in figures["wakeup"].values()} == {5}
     assert figures["broadcast"]["broadcast"]["samples"] == 10
     panes = figures["broadcast"]["panes"]

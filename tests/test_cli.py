@@ -78,7 +78,8 @@ def test_bad_plan_files_exit_2(cli_obj: CliContext, tmp_path: Path) -> None:
     assert run(cli_obj, "plan", "submit", str(tmp_path / "absent.json")).exit_code == 2
 
 
-def test_unreachable_redis_exit_3() -> None:
+def test_unreachable_redis_exit_3(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWARMQUEUE_RETRY_BUDGET_SECONDS", "0.3")  # exit 3 once it is used up
     result = run(None, "--redis-url", "redis://127.0.0.1:1/0", "status")
     assert result.exit_code == 3
     assert result.stderr.startswith("swarmqueue: cannot reach Redis at redis://127.0.0.1:1/0")

@@ -177,7 +177,8 @@ def test_cli_live_views_outlive_the_socket_timeout(short_queue: TaskQueue) -> No
 # -- the real commands, as processes ---------------------------------------------------------
 
 
-def test_a_dead_redis_still_ends_live_views_with_exit_3() -> None:
+def test_a_dead_redis_still_ends_live_views_with_exit_3(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWARMQUEUE_RETRY_BUDGET_SECONDS", "1")  # exit 3 once it is used up
     with private_redis() as server:
         base = ["--redis-url", server.url, "--swarm", "dead-redis"]
         procs = [

@@ -153,7 +153,8 @@ def test_cli_bad_url_in_the_environment_exits_2_without_the_password(
     assert SECRET not in result.output
 
 
-def test_cli_unreachable_message_redacts_the_password() -> None:
+def test_cli_unreachable_message_redacts_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWARMQUEUE_RETRY_BUDGET_SECONDS", "0.3")
     url = f"redis://bob:{SECRET}@127.0.0.1:1/0"
     result = CliRunner().invoke(main, ["--redis-url", url, "status"], catch_exceptions=False)
     assert result.exit_code == 3

@@ -170,6 +170,12 @@ def cli_error_for(exc: SwarmQueueError | redis.RedisError, obj: Any) -> CliError
             message = f"cannot reach Redis at {shown}: {exc}"
         elif code == EXIT_UNREACHABLE:
             message = f"cannot reach Redis at {shown} ({exc.__class__.__name__}); is it running?"
+            rid = getattr(exc, "request_id", None)
+            if rid:  # the request may have been applied: its outcome waits under this id
+                message += (
+                    f" request id {rid}: run the same command again once Redis answers"
+                    f" (or pass --request-id {rid}) to get its outcome"
+                )
     if url:
         message = message.replace(url, shown)
     return CliError(" ".join(message.split()), code)
@@ -186,8 +192,12 @@ class CliContext:
     @property
     def queue(self) -> TaskQueue:
         if self._queue is None:  # a CLI process is one thread: one connection serves it best
-            one = self.settings.model_copy(update={"single_connection": True})
-            self._queue = TaskQueue.from_url(settings=one)
+            # and its replies are kept long enough for an agent to re-run a command after exit 3
+            cli = {
+                "single_connection": True,
+                "request_ttl_seconds": self.settings.cli_request_ttl_seconds,
+            }
+            self._queue = TaskQueue.from_url(settings=self.settings.model_copy(update=cli))
         return self._queue
 
     @property

@@ -13,7 +13,7 @@ import yaml
 
 from distributor.cli.app import EXIT_INVALID, CliContext, CliError
 from distributor.cli.output import emit, json_option
-from distributor.cli.tasks import shown_status
+from distributor.cli.tasks import pending, shown_status
 from distributor.decompose import decompose
 from distributor.models import Plan, Task, TaskStatus
 
@@ -66,13 +66,16 @@ def _announce_submitted(obj: CliContext, ids: list[str]) -> None:
 @click.option(
     "--request-id",
     help="Idempotency key: the same plan resubmitted with it changes nothing; another plan "
-    "with it is refused (exit 2).",
+    "with it is refused (exit 2). Default: one kept here until Redis answers, so re-running "
+    "the same submit after exit 3 replays its outcome.",
 )
 @json_option
 @click.pass_obj
 def submit(obj: CliContext, file: str, request_id: str | None, as_json: bool) -> None:
     """Submit FILE (JSON or YAML with a top-level `tasks` list), all or nothing."""
-    ids = obj.queue.submit(read_plan_file(file), request_id=request_id)
+    plan = read_plan_file(file)
+    with pending(obj, None, request_id, "submit", plan) as rid:  # a re-run after exit 3 replays
+        ids = obj.queue.submit(plan, request_id=rid)
     _announce_submitted(obj, ids)
     shown = ", ".join(ids[:20]) + (" ..." if len(ids) > 20 else "")
     emit(as_json, {"submitted": ids}, f"submitted {len(ids)} task(s): {shown}")

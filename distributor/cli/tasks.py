@@ -3,15 +3,19 @@ operators (tasks, task, status, retry, cancel, reap) run."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import click
 import redis
 
 from distributor.cli import tokens
 from distributor.cli.app import EXIT_INVALID, EXIT_REFUSED, CliContext, CliError
 from distributor.cli.output import emit, json_option, when
-from distributor.errors import ConfigError, SwarmQueueError
+from distributor.errors import ConfigError, RedisUnavailable, SwarmQueueError
 from distributor.log import get_logger
 from distributor.models import Claim, Task, TaskStatus
+from distributor.ops import derived_request_id, new_request_id
 
 log = get_logger(__name__)
 
@@ -20,7 +24,54 @@ token_option = click.option(
     "--token", type=int, help="Fencing token from next/claim (default: the one remembered here)."
 )
 lease_option = click.option("--lease", type=float, help="Lease in seconds for this claim.")
-request_option = click.option("--request-id", help="Idempotency key; reuse it when retrying.")
+request_option = click.option(
+    "--request-id",
+    help="Idempotency key; reuse it when retrying (default: one kept here until Redis answers,"
+    " so re-running the same command after exit 3 replays its outcome).",
+)
+
+
+@contextlib.contextmanager
+def pending(
+    obj: CliContext, owner: str | None, given: str | None, *request: object
+) -> Iterator[str]:
+    """The request id this command sends: ``--request-id`` when given, else the one an earlier,
+    unanswered run of the very same command left (``request``: its name and the arguments that
+    define it), else a new one, kept in the state directory before it is sent.
+
+    The kept id is dropped once Redis answered (done, or refused: exit 1 or 2) and stays when
+    Redis was unreachable (exit 3), so running the same command again replays its outcome.
+    The exit-3 line names the id either way. Where no id can be kept, the command still runs
+    with a fresh one (a warning says so).
+    """
+    swarm, kept = obj.settings.swarm, given is None
+    request_id = given
+    if request_id is None:
+        try:
+            request_id = tokens.pending_request(swarm, owner, request)
+        except ConfigError as exc:
+            log.warning("request_id_not_kept", error=str(exc))
+            request_id, kept = new_request_id(), False
+    try:
+        yield request_id
+    except RedisUnavailable as exc:  # unanswered: keep the id for a re-run, and name it
+        exc.request_id = request_id
+        raise
+    except (SwarmQueueError, redis.ResponseError, click.ClickException):
+        if kept:
+            _settle(swarm, owner, request)
+        raise
+    if kept:
+        _settle(swarm, owner, request)
+
+
+def _settle(swarm: str, owner: str | None, request: tuple[object, ...]) -> None:
+    """Drop a pending request id; failing to costs only a logged warning (a re-run would
+    replay the answer it already had)."""
+    try:
+        tokens.settle_request(swarm, owner, request)
+    except ConfigError as exc:
+        log.warning("request_id_not_dropped", error=str(exc))
 
 
 def _token(obj: CliContext, agent_id: str, task_id: str, token: int | None) -> int:
@@ -113,12 +164,14 @@ def next_task(
 ) -> None:
     """Claim the best ready task (exit 1 when none is ready, or none became ready in --wait)."""
     tokens.check_writable(obj.settings.swarm, agent_id)
-    claim = obj.queue.claim_next(agent_id, lease=lease, request_id=request_id, wait=wait)
-    if claim is None:
-        raise CliError(
-            f"no task became ready within {wait:g}s" if wait else "no task is ready", EXIT_REFUSED
-        )
-    _claim_out(obj, claim, as_json)
+    with pending(obj, agent_id, request_id, "next", lease) as rid:
+        claim = obj.queue.claim_next(agent_id, lease=lease, request_id=rid, wait=wait)
+        if claim is None:
+            raise CliError(
+                f"no task became ready within {wait:g}s" if wait else "no task is ready",
+                EXIT_REFUSED,
+            )
+        _claim_out(obj, claim, as_json)
 
 
 @click.command("claim")
@@ -138,11 +191,12 @@ def claim(
 ) -> None:
     """Claim TASK_ID (exit 1 with the reason when refused)."""
     tokens.check_writable(obj.settings.swarm, agent_id)
-    result = obj.queue.claim(task_id, agent_id, lease=lease, request_id=request_id)
-    if result.claim is None:
-        why = shown_status(result.task) if result.task and result.reason == "waiting" else None
-        raise CliError(f"task {task_id!r} not claimed: {why or result.reason}", EXIT_REFUSED)
-    _claim_out(obj, result.claim, as_json)
+    with pending(obj, agent_id, request_id, "claim", task_id, lease) as rid:
+        result = obj.queue.claim(task_id, agent_id, lease=lease, request_id=rid)
+        if result.claim is None:
+            why = shown_status(result.task) if result.task and result.reason == "waiting" else None
+            raise CliError(f"task {task_id!r} not claimed: {why or result.reason}", EXIT_REFUSED)
+        _claim_out(obj, result.claim, as_json)
 
 
 @click.command("done")
@@ -181,13 +235,26 @@ def done(
         raise CliError("--wait goes with --next", EXIT_INVALID)
     if take_next:
         tokens.check_writable(obj.settings.swarm, agent_id)
+    held = _token(obj, agent_id, task_id, token)
+    with pending(obj, agent_id, request_id, "done", task_id, held, take_next, lease) as rid:
+        _done(obj, task_id, agent_id, held, take_next, wait, lease, rid, as_json)
+
+
+def _done(
+    obj: CliContext,
+    task_id: str,
+    agent_id: str,
+    token: int,
+    take_next: bool,
+    wait: float | None,
+    lease: float | None,
+    request_id: str,
+    as_json: bool,
+) -> None:
+    """``done``'s work under its request id; the claim a ``--wait`` makes afterwards has an id
+    derived from it, so a re-run replays that claim as well."""
     completion = obj.queue.complete(
-        task_id,
-        agent_id,
-        _token(obj, agent_id, task_id, token),
-        claim_next=take_next,
-        lease=lease,
-        request_id=request_id,
+        task_id, agent_id, token, claim_next=take_next, lease=lease, request_id=request_id
     )
     obj.announcer.completed(completion)
     unblocked = ", ".join(completion.unblocked) or "none"
@@ -198,7 +265,8 @@ def done(
         return
     claim = completion.next
     if claim is None and wait:
-        claim = obj.queue.claim_next(agent_id, lease=lease, wait=wait)
+        then = derived_request_id(request_id, "next")
+        claim = obj.queue.claim_next(agent_id, lease=lease, wait=wait, request_id=then)
     if claim is None:
         _forget(obj, agent_id, task_id)
     completed = completion.model_dump(mode="json", exclude={"next"})
@@ -216,6 +284,7 @@ def done(
 @agent_option
 @token_option
 @lease_option
+@request_option
 @json_option
 @click.pass_obj
 def start(
@@ -224,10 +293,13 @@ def start(
     agent_id: str,
     token: int | None,
     lease: float | None,
+    request_id: str | None,
     as_json: bool,
 ) -> None:
     """Mark a held TASK_ID in progress (renews the lease)."""
-    task = obj.queue.start(task_id, agent_id, _token(obj, agent_id, task_id, token), lease=lease)
+    held = _token(obj, agent_id, task_id, token)
+    with pending(obj, agent_id, request_id, "start", task_id, held, lease) as rid:
+        task = obj.queue.start(task_id, agent_id, held, lease=lease, request_id=rid)
     emit(as_json, task, f"{task_id} in progress, lease until {when(task.lease_expires_at)}")
 
 
@@ -273,15 +345,12 @@ def fail(
     as_json: bool,
 ) -> None:
     """Report a held TASK_ID as failed; it is retried while attempts remain."""
-    outcome = obj.queue.fail(
-        task_id,
-        agent_id,
-        _token(obj, agent_id, task_id, token),
-        reason,
-        retry=not no_retry,
-        request_id=request_id,
-    )
-    _forget(obj, agent_id, task_id)
+    held = _token(obj, agent_id, task_id, token)
+    with pending(obj, agent_id, request_id, "fail", task_id, held, reason, not no_retry) as rid:
+        outcome = obj.queue.fail(
+            task_id, agent_id, held, reason, retry=not no_retry, request_id=rid
+        )
+        _forget(obj, agent_id, task_id)
     line = (
         f"{task_id} failed; waiting until {when(outcome.retry_at)}, then available again"
         if outcome.will_retry
@@ -294,12 +363,22 @@ def fail(
 @click.argument("task_id")
 @agent_option
 @token_option
+@request_option
 @json_option
 @click.pass_obj
-def release(obj: CliContext, task_id: str, agent_id: str, token: int | None, as_json: bool) -> None:
+def release(
+    obj: CliContext,
+    task_id: str,
+    agent_id: str,
+    token: int | None,
+    request_id: str | None,
+    as_json: bool,
+) -> None:
     """Hand a held TASK_ID back unfinished (not counted as a failure)."""
-    task = obj.queue.release(task_id, agent_id, _token(obj, agent_id, task_id, token))
-    _forget(obj, agent_id, task_id)
+    held = _token(obj, agent_id, task_id, token)
+    with pending(obj, agent_id, request_id, "release", task_id, held) as rid:
+        task = obj.queue.release(task_id, agent_id, held, request_id=rid)
+        _forget(obj, agent_id, task_id)
     emit(as_json, task, f"{task_id} released; it is {task.status.value}")
 
 

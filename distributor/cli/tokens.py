@@ -1,8 +1,18 @@
-"""Fencing tokens remembered per agent on this host, so ``done`` can omit ``--token``.
+"""The CLI's state on this host: fencing tokens per agent, so ``done`` can omit ``--token``, and
+the request ids of commands that ended unanswered, so re-running one replays its outcome.
 
 Stored in ``$SWARMQUEUE_STATE_DIR`` (an absolute path; default ``$XDG_STATE_HOME/swarmqueue`` or
-``~/.local/state/swarmqueue``) as ``tokens/<swarm>/<agent>.json``; one file per agent, written
-atomically, so agents sharing a host never race on one file.
+``~/.local/state/swarmqueue``) as ``tokens/<swarm>/<agent>.json`` and
+``requests/<swarm>/agent-<agent>.json`` (``plans.json`` for ``plan submit``); one file per
+agent, written atomically, so agents sharing a host never race on one file.
+
+Pending requests: a state-changing command (``next``, ``claim``, ``done``, ``fail``, ``start``,
+``release``, ``plan submit``) keeps its request id here, keyed by the command and the arguments
+that define it, before it is sent, and drops it once Redis answered (done or refused). When
+Redis stayed unreachable (exit 3) the id stays, so running the very same command again sends
+the same id and gets the stored reply of a request that did reach Redis (its claim, its token)
+instead of doing it twice. Only ids are kept (the key is a digest of the command), at most
+:data:`PENDING_KEPT` per file.
 
 A token that cannot be kept is worse than no claim: the agent could not finish the task and it
 would stay held until its lease ran out. So ``next``/``claim`` call :func:`check_writable` before
@@ -13,14 +23,20 @@ inside the state directory.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from distributor.errors import ConfigError, ValidationError
 from distributor.keys import check_swarm
 from distributor.models import check_agent_id, validated
+from distributor.ops import check_request_id, new_request_id
+
+PENDING_KEPT = 32  # pending request ids kept per file; the oldest goes first
 
 
 def state_dir() -> Path:
@@ -42,7 +58,7 @@ def state_dir() -> Path:
 
 def _unusable(where: Path, exc: OSError) -> ConfigError:
     reason = exc.strerror or exc.__class__.__name__
-    return ConfigError(f"cannot use {where} for claim tokens (SWARMQUEUE_STATE_DIR): {reason}")
+    return ConfigError(f"cannot use {where} for the CLI's state (SWARMQUEUE_STATE_DIR): {reason}")
 
 
 def _dir(swarm: str) -> Path:
@@ -78,13 +94,13 @@ def _load(path: Path) -> dict[str, int]:
     return {str(k): v for k, v in data.items() if type(v) is int and v > 0}
 
 
-def _save(path: Path, tokens: dict[str, int]) -> None:
+def _save(path: Path, data: dict[str, Any]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tokens-")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(tokens, fh)
+                json.dump(data, fh)
             os.replace(tmp, path)
         except OSError:
             Path(tmp).unlink(missing_ok=True)
@@ -132,3 +148,74 @@ def forget(swarm: str, agent_id: str, task_id: str) -> None:
     tokens = _load(path)
     if tokens.pop(task_id, None) is not None:
         _save(path, tokens)
+
+
+# -- pending request ids ---------------------------------------------------------------------
+
+
+def _requests_path(swarm: str, agent_id: str | None) -> Path:
+    """``<state dir>/requests/<swarm>/agent-<agent>.json`` (``plans.json`` without an agent)."""
+    root = state_dir() / "requests"
+    validated(check_swarm, swarm)
+    directory = root / swarm
+    if agent_id is None:
+        name = "plans.json"
+    else:
+        validated(check_agent_id, agent_id)
+        name = f"agent-{agent_id}.json"
+    path = directory / name
+    if not directory.resolve().is_relative_to(root.resolve()) or (
+        path.resolve().parent != directory.resolve()
+    ):
+        raise ValidationError(f"swarm {swarm!r} would keep its requests outside {root}")
+    return path
+
+
+def _request_key(request: Sequence[object]) -> str:
+    """Which command this is: a digest of its name and the arguments that define it."""
+    raw = json.dumps(list(request), sort_keys=True, default=str).encode()
+    return hashlib.blake2b(raw, digest_size=12).hexdigest()
+
+
+def _load_pending(path: Path) -> dict[str, str]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise _unusable(path, exc) from None
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    pending = {}
+    for key, value in data.items():
+        try:
+            pending[str(key)] = check_request_id(value) if isinstance(value, str) else ""
+        except ValidationError:
+            continue
+    return {k: v for k, v in pending.items() if v}
+
+
+def pending_request(swarm: str, agent_id: str | None, request: Sequence[object]) -> str:
+    """The request id to send ``request`` with (a command's name and defining arguments): the
+    one an unanswered earlier run of the very same command left, else a new one, kept here
+    before the command is sent. ``ConfigError`` when it cannot be kept."""
+    path = _requests_path(swarm, agent_id)
+    pending = _load_pending(path)
+    key = _request_key(request)
+    if key in pending:
+        return pending[key]
+    pending[key] = request_id = new_request_id()
+    for old in list(pending)[: max(0, len(pending) - PENDING_KEPT)]:
+        del pending[old]
+    _save(path, pending)
+    return request_id
+
+
+def settle_request(swarm: str, agent_id: str | None, request: Sequence[object]) -> None:
+    """Drop ``request``'s pending id: Redis answered it (done or refused)."""
+    path = _requests_path(swarm, agent_id)
+    pending = _load_pending(path)
+    if pending.pop(_request_key(request), None) is not None:
+        _save(path, pending)

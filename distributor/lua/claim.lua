@@ -27,4 +27,5 @@ if status == 'waiting' and tonumber(rcall('HGET', tkey, 'retry_at')) <= now then
 end
 if status == 'blocked' or status == 'waiting' then return refuse(status, {task = task_table(tkey)}) end
 if status ~= 'available' then return refuse('not_available', {task = task_table(tkey)}) end
-return done({task = grant(now, id, agent, lease)})
+local task = grant(now, id, agent, lease)
+return done({task = task}, {t = ref(task, GRANT)})

@@ -11,5 +11,5 @@ if prev then return prev end
 local agent, lease, limit = ARGV[6], ARGV[7], tonumber(ARGV[8])
 local now = now_ms()
 local task, next_due = claim_best(now, agent, lease, limit)
-if task then return done({task = task}) end
+if task then return done({task = task}, {t = ref(task, GRANT)}) end
 return refuse('none', {now = now, next_due = next_due})

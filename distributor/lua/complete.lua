@@ -32,4 +32,5 @@ emit(now, 'completed', id, agent, {'unblocked', table.concat(unblocked, ',')})
 local finished = task_table(tkey)
 local next_task = nil
 if ARGV[9] == '1' then next_task = claim_best(now, agent, ARGV[10], tonumber(ARGV[11])) end
-return done({task = finished, unblocked = unblocked, next = next_task})
+return done({task = finished, unblocked = unblocked, next = next_task},
+            {t = ref(finished, 0), u = unblocked, n = next_task and ref(next_task, GRANT) or nil})

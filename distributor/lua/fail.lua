@@ -26,9 +26,13 @@ if retry and attempts < max then
   rcall('ZADD', K_DELAYED, int(due), id)
   emit(now, 'failed', id, agent,
        {'reason', reason, 'attempts', int(attempts), 'status', 'waiting', 'retry_at', int(due)})
-  return done({task = task_table(tkey), will_retry = true, retry_at = due})
+  local task = task_table(tkey)
+  return done({task = task, will_retry = true, retry_at = due},
+              {t = ref(task, #REF_FIELDS), will_retry = true, retry_at = due})
 end
 give_up(now, tkey, id, status, reason)
 emit(now, 'failed', id, agent,
      {'reason', reason, 'attempts', int(attempts), 'status', 'failed', 'final', '1'})
-return done({task = task_table(tkey), will_retry = false})
+local task = task_table(tkey)
+return done({task = task, will_retry = false},
+            {t = ref(task, #REF_FIELDS), will_retry = false})

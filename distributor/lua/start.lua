@@ -22,4 +22,5 @@ if status == 'claimed' then
   rcall('HSET', tkey, 'started_at', int(now))
   emit(now, 'started', id, agent, {'token', token})
 end
-return done({task = task_table(tkey)})
+local task = task_table(tkey)
+return done({task = task}, {t = ref(task, 6)})

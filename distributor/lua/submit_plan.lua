@@ -81,4 +81,4 @@ for _, d in ipairs(waiting_on) do
   rcall('HSET', task_key(d), 'dependents', added)
 end
 wake(entry, 'submitted', ids[#ids])
-return done({ids = ids, available = available})
+return done({ids = ids, available = available}, {})  -- a replay's ids are the plan's own
