@@ -1,7 +1,7 @@
 """swarmqueue's task graph: a Redis-backed DAG of tasks that AI coding agents claim and finish.
 
-Names are imported on first use (PEP 562), so ``import distributor.models`` or the CLI does not
-pay for the asyncio client, messaging and pydantic-settings unless it uses them.
+Names are imported on first use (PEP 562), so ``import distributor.tasks.models`` or the CLI
+does not pay for the asyncio client, messaging and pydantic-settings unless it uses them.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from distributor.aio import AsyncTaskQueue
-    from distributor.distributor import BroadcastSummary, WorkDistributor
     from distributor.errors import (
         DependencyCycle,
         DuplicateTask,
@@ -24,7 +22,10 @@ if TYPE_CHECKING:
         UnknownDependency,
         ValidationError,
     )
-    from distributor.models import (
+    from distributor.planning.distributor import BroadcastSummary, WorkDistributor
+    from distributor.settings import Settings
+    from distributor.tasks.aio import AsyncTaskQueue
+    from distributor.tasks.models import (
         Claim,
         ClaimResult,
         Completion,
@@ -34,14 +35,13 @@ if TYPE_CHECKING:
         Task,
         TaskStatus,
     )
-    from distributor.queue import TaskQueue
-    from distributor.settings import Settings
+    from distributor.tasks.queue import TaskQueue
 
 _HOMES = {
-    "AsyncTaskQueue": "distributor.aio",
-    "BroadcastSummary": "distributor.distributor",
-    "WorkDistributor": "distributor.distributor",
-    "TaskQueue": "distributor.queue",
+    "AsyncTaskQueue": "distributor.tasks.aio",
+    "BroadcastSummary": "distributor.planning.distributor",
+    "WorkDistributor": "distributor.planning.distributor",
+    "TaskQueue": "distributor.tasks.queue",
     "Settings": "distributor.settings",
     **dict.fromkeys(
         (
@@ -54,7 +54,7 @@ _HOMES = {
             "Task",
             "TaskStatus",
         ),
-        "distributor.models",
+        "distributor.tasks.models",
     ),
     **dict.fromkeys(
         (

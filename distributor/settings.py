@@ -106,7 +106,7 @@ class Settings(BaseSettings):
         description="one connection per client instead of a pool: faster for a single-threaded"
         " agent process (the CLI uses it); keep the pool when threads share a client",
     )
-    # Messaging: agents, broadcasts and tmux delivery (distributor.messages, workers/).
+    # Messaging: agents, broadcasts and tmux delivery (distributor.messaging.messages, workers/).
     host: str = Field(default_factory=_default_host, description="this host's name in the registry")
     rate_limit_per_minute: int = Field(10, ge=1, description="messages per sender per minute")
     agent_stale_seconds: float = Field(
@@ -165,7 +165,7 @@ class Settings(BaseSettings):
     delivery_sweep_seconds: float = Field(
         2.0, gt=0, le=60, description="how often each worker sweeps its host's outboxes"
     )
-    # Announcements made by the work distributor (distributor.announce).
+    # Announcements made by the work distributor (distributor.planning.announce).
     announce_plans: bool = Field(True, description="announce the available tasks of a new plan")
     announce_claims: bool = Field(True, description="announce who claimed which task")
     announce_completions: bool = Field(True, description="announce completions and unblocked")

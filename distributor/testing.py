@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import fakeredis
 
-from distributor.queue import TaskQueue
+from distributor.admin.swarms import delete_keys, forget_hosts
 from distributor.settings import Settings
-from distributor.swarms import delete_keys, forget_hosts
+from distributor.tasks.queue import TaskQueue
 
 
 def fake_queue(swarm: str = "test", settings: Settings | None = None) -> TaskQueue:

@@ -29,17 +29,17 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
-import bench_broadcast
-import bench_growth
-import bench_lifecycle
-import bench_memory
-import bench_recovery
-import bench_rq
-import bench_wakeup
 import redis
-from bench_procs import GroupRun
-from bench_report import Goal, Report, Table, number, ratio
-from bench_server import PrivateRedis, redis_version
+from benchmarks import broadcast as bench_broadcast
+from benchmarks import growth as bench_growth
+from benchmarks import lifecycle as bench_lifecycle
+from benchmarks import memory as bench_memory
+from benchmarks import recovery as bench_recovery
+from benchmarks import rq as bench_rq
+from benchmarks import wakeup as bench_wakeup
+from benchmarks.procs import GroupRun
+from benchmarks.report import Goal, Report, Table, number, ratio
+from benchmarks.server import PrivateRedis, redis_version
 
 from distributor.log import configure_logging
 
@@ -148,7 +148,7 @@ def _peer_runners() -> dict[str, Runner | str]:
         "RQ": bench_rq.run_rq,
     }
     try:
-        import bench_bullmq
+        from benchmarks import bullmq as bench_bullmq
     except ModuleNotFoundError as exc:
         runners["BullMQ"] = f"not installed ({exc.name})"
     else:

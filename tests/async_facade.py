@@ -18,9 +18,9 @@ from typing import Any, TypeVar
 import redis
 import redis.asyncio
 
-from distributor.aio import AsyncTaskQueue
-from distributor.models import Event
 from distributor.settings import Settings
+from distributor.tasks.aio import AsyncTaskQueue
+from distributor.tasks.models import Event
 
 T = TypeVar("T")
 

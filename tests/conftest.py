@@ -30,8 +30,8 @@ import redis.asyncio
 from hypothesis import HealthCheck, settings
 
 from distributor.cli.app import CliContext
-from distributor.queue import TaskQueue
 from distributor.settings import Settings
+from distributor.tasks.queue import TaskQueue
 from distributor.testing import delete_swarm
 from tests.async_facade import BlockingAsyncQueue
 from tests.processes import LeakCheck

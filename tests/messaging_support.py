@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 import redis
 from rq import Queue, SimpleWorker
 
-from distributor.dispatch import delivery_queue_name
-from distributor.keys import host_swarms_key
+from distributor.messaging.dispatch import delivery_queue_name
 from distributor.settings import Settings
+from distributor.store.keys import host_swarms_key
 from tests.processes import tmux_socket
 
 if TYPE_CHECKING:
@@ -137,8 +137,8 @@ class Messaging:
     """One test's swarm on one client: host, settings, registry and messenger."""
 
     def __init__(self, client: redis.Redis, swarm: str, **overrides: object) -> None:
-        from distributor.agents import AgentRegistry
-        from distributor.messages import Messenger
+        from distributor.messaging.agents import AgentRegistry
+        from distributor.messaging.messages import Messenger
 
         self.client = client
         self.swarm = swarm

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from distributor.agents import discover, tmux_location
 from distributor.errors import AgentNotFoundError, TmuxServerNotFound, ValidationError
+from distributor.messaging.agents import tmux_location
 from tests.conftest import snapshot
 from tests.messaging_support import Messaging, TmuxLab
+from workers.tmux import discover
 
 
 @pytest.fixture

@@ -10,14 +10,14 @@ import pytest
 import redis
 import redis.asyncio
 
-from distributor.dispatch import Dispatcher, delivery_job_id
 from distributor.errors import (
     AgentNotFoundError,
     MessageNotFound,
     RedisUnavailable,
     ValidationError,
 )
-from distributor.messages import AsyncMessenger, DeliveryStatus, MessageType, prepare
+from distributor.messaging.dispatch import Dispatcher, delivery_job_id
+from distributor.messaging.messages import AsyncMessenger, DeliveryStatus, MessageType, prepare
 from tests.conftest import snapshot
 from tests.messaging_support import Messaging, delete_rq_keys, sweep
 

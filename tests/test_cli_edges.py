@@ -32,8 +32,8 @@ from distributor.errors import (
     UnknownDependency,
     ValidationError,
 )
-from distributor.queue import TaskQueue
 from distributor.settings import Settings
+from distributor.tasks.queue import TaskQueue
 from distributor.testing import delete_swarm
 from tests.conftest import chain_plan, snapshot
 from tests.test_cli import run

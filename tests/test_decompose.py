@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from distributor import ValidationError
-from distributor.decompose import choose, decompose, template_for
-from distributor.models import Plan
-from distributor.ops import check_plan
+from distributor.planning.decompose import choose, decompose, template_for
+from distributor.tasks.models import Plan
+from distributor.tasks.ops import check_plan
 
 
 def test_jwt_feature_is_the_five_task_auth_dag() -> None:

@@ -13,10 +13,16 @@ from typing import Any
 import pytest
 import redis
 
-from distributor.agents import AgentRegistry
 from distributor.errors import TmuxError, TmuxTimeout
-from distributor.messages import Delivery, DeliveryStatus, MessageOps, Messenger, format_line
-from distributor.sanitize import NEWLINE_MARK, strip_controls, truncation_mark
+from distributor.messaging.agents import AgentRegistry
+from distributor.messaging.messages import (
+    Delivery,
+    DeliveryStatus,
+    MessageOps,
+    Messenger,
+    format_line,
+)
+from distributor.messaging.sanitize import NEWLINE_MARK, strip_controls, truncation_mark
 from distributor.settings import Settings
 from distributor.testing import delete_swarm
 from tests.messaging_support import (

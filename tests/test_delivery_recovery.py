@@ -7,7 +7,7 @@ logs every byte it receives), a private redis-server. The first worker is stoppe
 point by the product's test hook ``SWARMQUEUE_TEST_DELIVERY_PAUSE`` (see
 ``workers/delivery.py``) and killed there; a second worker, started after, recovers. Leases of
 2 s and sweeps every 0.5 s keep this quick; the time from the kill to final outcomes is printed
-(``-s``), never asserted (``scripts/bench_recovery.py`` measures it with the defaults).
+(``-s``), never asserted (``scripts/benchmarks/recovery.py`` measures it with the defaults).
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from typing import Any
 import pytest
 import redis
 
-from distributor.agents import AgentRegistry
-from distributor.dispatch import Dispatcher
 from distributor.errors import RedisUnavailable
-from distributor.messages import DeliveryStatus, Message, Messenger, format_line
+from distributor.messaging.agents import AgentRegistry
+from distributor.messaging.dispatch import Dispatcher
+from distributor.messaging.messages import DeliveryStatus, Message, Messenger, format_line
 from distributor.settings import Settings
 from tests.messaging_support import TmuxLab, messaging_settings, pasted, unique_host, wait_for
 from tests.processes import descendants

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import redis
 
-from distributor.keys import SwarmKeys
+from distributor.store.keys import SwarmKeys
 
 pytestmark = pytest.mark.slow
 

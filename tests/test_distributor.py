@@ -10,9 +10,9 @@ import redis
 from structlog.testing import capture_logs
 
 from distributor import StaleClaim, TaskQueue, ValidationError
-from distributor.agents import AgentRegistry
-from distributor.distributor import WorkDistributor
-from distributor.messages import Messenger
+from distributor.messaging.agents import AgentRegistry
+from distributor.messaging.messages import Messenger
+from distributor.planning.distributor import WorkDistributor
 from tests.messaging_support import delete_rq_keys, messaging_settings, unique_host
 
 

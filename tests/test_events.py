@@ -19,9 +19,9 @@ from redis.backoff import ConstantBackoff
 from redis.retry import Retry
 
 from distributor import Event, TaskQueue, ValidationError
-from distributor import events as event_log
-from distributor.calls import text
 from distributor.settings import Settings
+from distributor.store.calls import text
+from distributor.tasks import events as event_log
 from distributor.testing import delete_swarm
 from tests.async_facade import BlockingAsyncQueue
 from tests.conftest import chain_plan, make_client

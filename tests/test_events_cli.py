@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 
 from distributor.cli import main
 from distributor.cli.app import CliContext
-from distributor.queue import TaskQueue
+from distributor.tasks.queue import TaskQueue
 from tests.conftest import chain_plan
 
 

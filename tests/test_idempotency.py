@@ -13,7 +13,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from distributor import TaskQueue, TaskStatus
-from distributor.calls import text
+from distributor.store.calls import text
 from distributor.testing import delete_swarm
 
 

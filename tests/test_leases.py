@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from distributor import InvalidTransition, StaleClaim, TaskQueue, TaskStatus
-from distributor.calls import text
+from distributor.store.calls import text
 from distributor.testing import advance_clock
 from tests.conftest import chain_plan
 

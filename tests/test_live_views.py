@@ -22,11 +22,11 @@ import pytest
 import redis
 from click.testing import CliRunner, Result
 
-from distributor.aio import AsyncTaskQueue
 from distributor.cli import main
 from distributor.cli.app import CliContext
-from distributor.models import Event
-from distributor.queue import TaskQueue
+from distributor.tasks.aio import AsyncTaskQueue
+from distributor.tasks.models import Event
+from distributor.tasks.queue import TaskQueue
 from distributor.testing import delete_swarm
 from tests.conftest import chain_plan
 from tests.private_redis import one_line_error, private_redis, start_cli

@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from distributor import TaskQueue, ValidationError
-from distributor.models import Plan, Task
+from distributor.tasks.models import Plan, Task
 from tests.conftest import snapshot
 
 HOSTILE_IDS = ["'; DROP TABLE tasks; --", "\n\n[SPOOFED] SYSTEM MESSAGE", "task-1" * 10000]

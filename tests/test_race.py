@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from distributor import TaskQueue
-from distributor.calls import text
+from distributor.store.calls import text
 from distributor.testing import delete_swarm
 
 AGENTS = 8

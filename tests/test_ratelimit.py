@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from distributor.errors import RateLimitExceeded
-from distributor.ratelimit import usage
+from distributor.messaging.ratelimit import usage
 from tests.conftest import snapshot
 from tests.messaging_support import Messaging
 
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SENDER_SCRIPT = """
 import json, sys
 from distributor.errors import RateLimitExceeded
-from distributor.messages import Messenger
+from distributor.messaging.messages import Messenger
 from distributor.settings import Settings
 
 url, swarm, host, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -68,7 +68,7 @@ def test_eleventh_message_in_a_minute_is_refused_with_the_wait(ms: Messaging) ->
 def test_usage_reads_without_counting(ms: Messaging) -> None:
     for _ in range(3):
         ms.messenger.broadcast("m", sender="chatty")
-    from distributor.executor import SyncExecutor
+    from distributor.store.executor import SyncExecutor
 
     seen = SyncExecutor(ms.client).run(usage(ms.keys, "chatty", 10))
     assert (seen.used, seen.retry_after) == (3, 0.0)

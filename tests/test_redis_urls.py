@@ -18,14 +18,7 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from distributor.aio import AsyncTaskQueue
 from distributor.cli import main
-from distributor.client import (
-    block_limit,
-    check_redis_url,
-    redact_url,
-    redis_from_url,
-)
 from distributor.errors import (
     AuthenticationFailed,
     InvalidRedisUrl,
@@ -33,8 +26,15 @@ from distributor.errors import (
     TlsHandshakeFailed,
     ValidationError,
 )
-from distributor.events import MAX_BLOCK_SECONDS
-from distributor.queue import TaskQueue
+from distributor.store.client import (
+    MAX_BLOCK_SECONDS,
+    block_limit,
+    check_redis_url,
+    redact_url,
+    redis_from_url,
+)
+from distributor.tasks.aio import AsyncTaskQueue
+from distributor.tasks.queue import TaskQueue
 from tests.private_redis import PrivateRedis, one_line_error, private_redis, run_cli
 
 SECRET = "Hunter2-not-for-logs"

@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from distributor import RequestIdReused, TaskQueue, ValidationError
-from distributor.calls import text
 from distributor.cli import main
 from distributor.cli.app import CliContext
+from distributor.store.calls import text
 from tests.conftest import snapshot
 
 PLAN_1 = {"tasks": [{"id": "t0", "title": "T0"}, {"id": "t1", "title": "T1"}]}

@@ -23,7 +23,8 @@ import pytest
 import redis
 
 from distributor import AsyncTaskQueue, RedisUnavailable, Settings, TaskQueue
-from distributor.calls import (
+from distributor.errors import AuthenticationFailed
+from distributor.store.calls import (
     Command,
     RetryBudget,
     ScriptCall,
@@ -31,8 +32,7 @@ from distributor.calls import (
     perform_sync,
     retriable,
 )
-from distributor.errors import AuthenticationFailed
-from distributor.models import Completion
+from distributor.tasks.models import Completion
 from tests.lossy_proxy import AofRedis, LossyProxy
 from tests.private_redis import one_line_error, run_cli
 
@@ -347,8 +347,8 @@ def test_cli_done_next_re_run_after_exit_3_replays_the_claim(
 def test_broadcast_rides_out_a_restart_and_names_its_message_past_the_budget(
     server: AofRedis, proxy: LossyProxy
 ) -> None:
-    from distributor.agents import AgentRegistry
-    from distributor.messages import Messenger
+    from distributor.messaging.agents import AgentRegistry
+    from distributor.messaging.messages import Messenger
 
     AgentRegistry.from_url(server.url, settings=settings(budget=0)).register("bob", "%1")
     messenger = Messenger.from_url(proxy.url, settings=settings(budget=20))

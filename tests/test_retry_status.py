@@ -15,10 +15,10 @@ from datetime import datetime
 from click.testing import CliRunner, Result
 
 from distributor import TaskQueue, TaskStatus
-from distributor.calls import text
 from distributor.cli import main
 from distributor.cli.app import CliContext
 from distributor.cli.output import when
+from distributor.store.calls import text
 from distributor.testing import advance_clock
 
 

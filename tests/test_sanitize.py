@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from distributor.sanitize import NEWLINE_MARK, cap, clean_content, strip_controls, truncation_mark
+from distributor.messaging.sanitize import (
+    NEWLINE_MARK,
+    cap,
+    clean_content,
+    strip_controls,
+    truncation_mark,
+)
 
 
 @pytest.mark.parametrize(

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from distributor.agents import AgentRegistry
 from distributor.demo.redis_source import embedded_fakeredis
-from distributor.distributor import WorkDistributor
-from distributor.messages import MessageType, Messenger
-from distributor.models import Event, Task
-from distributor.queue import TaskQueue
+from distributor.messaging.agents import AgentRegistry
+from distributor.messaging.messages import MessageType, Messenger
+from distributor.planning.distributor import WorkDistributor
+from distributor.tasks.models import Event, Task
+from distributor.tasks.queue import TaskQueue
 from distributor.testing import delete_swarm
 from tests.messaging_support import delete_rq_keys, messaging_settings, unique_host
 

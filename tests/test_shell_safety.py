@@ -30,14 +30,14 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from distributor.agents import AgentRegistry
 from distributor.cli import main
 from distributor.cli.app import CliContext
-from distributor.executor import SyncExecutor
-from distributor.messages import Messenger, format_line
-from distributor.queue import TaskQueue
-from distributor.sanitize import SHELL_COMMENT_MAX_BYTES, shell_comment, strip_controls
+from distributor.messaging.agents import AgentRegistry
+from distributor.messaging.messages import Messenger, format_line
+from distributor.messaging.sanitize import SHELL_COMMENT_MAX_BYTES, shell_comment, strip_controls
 from distributor.settings import DEFAULT_DELIVER_TO, Settings
+from distributor.store.executor import SyncExecutor
+from distributor.tasks.queue import TaskQueue
 from distributor.testing import delete_swarm
 from tests.conftest import make_client
 from tests.messaging_support import (

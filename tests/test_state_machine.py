@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from distributor import Claim, StaleClaim, TaskQueue, TaskStatus
-from distributor.calls import text
 from distributor.settings import Settings
+from distributor.store.calls import text
 from distributor.testing import advance_clock, delete_swarm
 
 UNIT = 100.0  # seconds

@@ -20,9 +20,9 @@ from click.testing import CliRunner, Result
 from pydantic import ValidationError as PydanticValidationError
 
 from distributor import RedisUnavailable, Settings, TaskQueue
-from distributor.calls import text
 from distributor.cli import main
 from distributor.cli.app import CliContext
+from distributor.store.calls import text
 from distributor.testing import advance_clock, delete_swarm
 
 SECRET_TITLE = "a title that a stored reply has no need for"

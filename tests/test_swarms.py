@@ -9,12 +9,12 @@ import pytest
 import redis
 from click.testing import CliRunner, Result
 
+from distributor.admin.swarms import delete_swarm, find_swarms, summary
 from distributor.cli import main
 from distributor.cli.app import CliContext
-from distributor.dispatch import delivery_job_id
-from distributor.executor import SyncExecutor
-from distributor.queue import TaskQueue
-from distributor.swarms import delete_swarm, find_swarms, summary
+from distributor.messaging.dispatch import delivery_job_id
+from distributor.store.executor import SyncExecutor
+from distributor.tasks.queue import TaskQueue
 from distributor.testing import advance_clock
 from tests.conftest import chain_plan, snapshot
 from tests.messaging_support import Messaging

@@ -29,7 +29,7 @@ import pytest
 import redis
 
 from distributor.demo.redis_source import free_port
-from distributor.keys import SwarmKeys
+from distributor.store.keys import SwarmKeys
 from tests.messaging_support import TmuxLab, unique_host, wait_for
 from tests.redis_server import RedisServer
 

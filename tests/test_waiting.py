@@ -20,8 +20,8 @@ from redis.retry import Retry
 
 from distributor import Claim, TaskQueue, ValidationError
 from distributor.settings import Settings
+from distributor.tasks.waiting import Waiter, is_wake
 from distributor.testing import delete_swarm
-from distributor.waiting import Waiter, is_wake
 from tests.async_facade import BlockingAsyncQueue
 from tests.conftest import chain_plan
 

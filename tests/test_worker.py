@@ -20,8 +20,8 @@ import redis
 from rq import Queue
 from rq.job import Job
 
-from distributor.dispatch import DELIVER_JOB, delivery_queue_name
-from distributor.keys import SwarmKeys
+from distributor.messaging.dispatch import DELIVER_JOB, delivery_queue_name
+from distributor.store.keys import SwarmKeys
 from tests.messaging_support import unique_host, wait_for
 from tests.redis_server import RedisServer
 

@@ -1,16 +1,16 @@
 """The delivery job: type one message into the panes of one host, exactly once, and record every
 outcome.
 
-RQ runs :func:`deliver` on the host's queue (see :mod:`distributor.dispatch`). The job first takes
-the delivery's lease (``lua/msg_begin.lua``): one job at a time types a given message on a host,
-whichever of its jobs (the first, or a replacement the sweep enqueued) runs first; the worker's
-keeper thread renews the lease while the job runs (``workers/sweep.py``), so a killed worker's
-lease runs out by Redis time and its delivery moves on. For each tmux server (socket) of the
-host, one ``list-panes -a`` tells which panes exist, which program runs in each one's foreground
+RQ runs :func:`deliver` on the host's queue (see :mod:`distributor.messaging.dispatch`). The job
+first takes the delivery's lease (``lua/msg_begin.lua``): one job at a time types a given message on
+a host, whichever of its jobs (the first, or a replacement the sweep enqueued) runs first; the
+worker's keeper thread renews the lease while the job runs (``workers/sweep.py``), so a killed
+worker's lease runs out by Redis time and its delivery moves on. For each tmux server (socket) of
+the host, one ``list-panes -a`` tells which panes exist, which program runs in each one's foreground
 and which delivery attempts typed into each (the stamps, :mod:`workers.tmux`). Missing panes are
-recorded ``failed / pane_not_found`` at once, panes whose program must not get keystrokes
-``failed / shell_prompt`` or ``not_an_agent`` (:mod:`workers.programs`); the rest get the
-message, or a shell the inert comment line, with one tmux invocation per batch of panes.
+recorded ``failed / pane_not_found`` at once, panes whose program must not get keystrokes ``failed /
+shell_prompt`` or ``not_an_agent`` (:mod:`workers.programs`); the rest get the message, or a shell
+the inert comment line, with one tmux invocation per batch of panes.
 
 No pane gets a message twice. Right before each batch is typed its recipients are recorded
 ``typing`` with the attempt's id (``lua/msg_typing.lua``, which also checks the lease), and right
@@ -23,15 +23,15 @@ between (its worker was killed) and looks at the pane before typing::
                 shows no #tag -> typed now, recorded delivered, retyped
 
 The policy, in order: the attempt's stamp on the pane, or the message's ``#tag``
-(:func:`~distributor.messages.message_tag`) in the pane's last ``HISTORY_LINES`` lines, means it
-arrived (``verified``). Neither means it did not: tmux runs a chain it received in one go, so the
-stamp is on every pane the paste and Enter reached; the message is typed again, through the same
-checks as any typing (``retyped``). A tmux without pane options (before 3.0) keeps no stamps, and
-agent programs redraw their screen, so there a missing ``#tag`` proves nothing: the recipient is
-recorded ``failed / unknown`` (final; the inbox keeps the message) rather than risk a duplicate.
-A closed pane is ``failed / pane_not_found``, the detail saying the message may have arrived.
-A tmux timeout while typing may also have typed: the recipient stays ``typing`` and the retry
-checks the same way.
+(:func:`~distributor.messaging.messages.message_tag`) in the pane's last ``HISTORY_LINES`` lines,
+means it arrived (``verified``). Neither means it did not: tmux runs a chain it received in one go,
+so the stamp is on every pane the paste and Enter reached; the message is typed again, through the
+same checks as any typing (``retyped``). A tmux without pane options (before 3.0) keeps no stamps,
+and agent programs redraw their screen, so there a missing ``#tag`` proves nothing: the recipient is
+recorded ``failed / unknown`` (final; the inbox keeps the message) rather than risk a duplicate. A
+closed pane is ``failed / pane_not_found``, the detail saying the message may have arrived. A tmux
+timeout while typing may also have typed: the recipient stays ``typing`` and the retry checks the
+same way.
 
 Refusals (a shell or another program in front) are final, as they would be again. A pane whose
 program changed between the listing and the typing gets nothing and ``foreground_changed``,
@@ -66,10 +66,8 @@ from distributor.errors import (
     TmuxError,
     TmuxServerNotFound,
 )
-from distributor.executor import SyncExecutor
-from distributor.keys import SwarmKeys
 from distributor.log import get_logger
-from distributor.messages import (
+from distributor.messaging.messages import (
     Delivery,
     DeliveryStatus,
     Message,
@@ -77,8 +75,10 @@ from distributor.messages import (
     format_line,
     message_tag,
 )
-from distributor.sanitize import shell_comment
+from distributor.messaging.sanitize import shell_comment
 from distributor.settings import Settings
+from distributor.store.executor import SyncExecutor
+from distributor.store.keys import SwarmKeys
 from workers.programs import Refusal, Typing, decide
 from workers.tmux import Tmux
 

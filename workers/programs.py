@@ -9,7 +9,8 @@ and decides per pane:
 
 * a shell (sh, bash, zsh, fish, …): with ``SWARMQUEUE_SHELL_PANES=skip`` (the default) nothing
   is typed, recorded ``failed / shell_prompt``. With ``comment``, a POSIX shell gets
-  :func:`~distributor.sanitize.shell_comment` and Enter, recorded ``delivered`` ``as: comment``;
+  :func:`~distributor.messaging.sanitize.shell_comment` and Enter, recorded ``delivered``
+  ``as: comment``;
   the other shells (csh, tcsh, fish, nu, pwsh, …) do not read ``#`` as a comment at a prompt or
   quote differently, so they get nothing either;
 * a program in ``SWARMQUEUE_DELIVER_TO``: the message, pasted, and Enter (``as: paste``);
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from fnmatch import fnmatchcase
 
-from distributor.sanitize import strip_controls
+from distributor.messaging.sanitize import strip_controls
 from distributor.settings import Settings
 from workers.tmux import PROGRAM_RE  # names typed into are compared inside a tmux format
 

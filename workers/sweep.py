@@ -27,15 +27,15 @@ from dataclasses import dataclass, field
 
 import redis
 
-from distributor.agents import AgentRegistry
-from distributor.calls import CONNECTION_ERRORS, text
-from distributor.codec import redis_now_ms
 from distributor.errors import RedisUnavailable
-from distributor.executor import SyncExecutor
-from distributor.keys import SwarmKeys, check_swarm, host_swarms_key
 from distributor.log import get_logger
-from distributor.messages import MessageOps, Messenger, Redispatched
+from distributor.messaging.agents import AgentRegistry
+from distributor.messaging.messages import MessageOps, Messenger, Redispatched
 from distributor.settings import Settings
+from distributor.store.calls import CONNECTION_ERRORS, text
+from distributor.store.codec import redis_now_ms
+from distributor.store.executor import SyncExecutor
+from distributor.store.keys import SwarmKeys, check_swarm, host_swarms_key
 from workers.delivery import LEASES
 from workers.outage import RedisOutage
 

@@ -40,14 +40,18 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 
+from pydantic import BaseModel, ConfigDict
+
 from distributor.errors import (
     PaneNotFound,
     PaneProgramChanged,
     TmuxError,
     TmuxServerNotFound,
     TmuxTimeout,
+    ValidationError,
 )
 from distributor.log import get_logger
+from distributor.messaging.agents import check_socket
 
 log = get_logger(__name__)
 
@@ -329,3 +333,38 @@ def _classify(stderr: str, where: str) -> TmuxError:
     if any(s in lowered for s in _PANE_GONE):
         return PaneNotFound(line)
     return TmuxError(line)
+
+
+class PaneInfo(BaseModel):
+    """A tmux pane of this host, as ``discover()`` reports it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    pane: str
+    session: str
+    window: str
+    window_name: str
+    command: str
+    socket: str | None = None
+
+
+def discover(socket: str | None = None, *, timeout: float = 5.0) -> list[PaneInfo]:
+    """This host's panes on one tmux server (the default one unless ``socket``).
+
+    Raises ``TmuxServerNotFound`` when no server runs there or tmux is not installed.
+    """
+    try:
+        checked = check_socket(socket)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+    return [
+        PaneInfo(
+            pane=row.pane,
+            session=row.session,
+            window=row.window,
+            window_name=row.window_name,
+            command=row.command,
+            socket=checked,
+        )
+        for row in Tmux(checked, timeout=timeout).panes()
+    ]

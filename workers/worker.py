@@ -30,12 +30,12 @@ from typing import Any
 import redis
 from rq import Queue, SimpleWorker
 
-from distributor.agents import check_host
-from distributor.calls import CONNECTION_ERRORS
-from distributor.dispatch import delivery_queue_name
 from distributor.errors import RedisUnavailable, ValidationError
 from distributor.log import get_logger
+from distributor.messaging.agents import check_host
+from distributor.messaging.dispatch import delivery_queue_name
 from distributor.settings import Settings
+from distributor.store.calls import CONNECTION_ERRORS
 from workers.outage import RETRY_MAX_SECONDS, RedisOutage
 from workers.sweep import Keeper, Sweeper
 
@@ -157,7 +157,7 @@ def run_worker(settings: Settings, host: str | None = None, *, burst: bool = Fal
     start, or when losing it ended the work loop (a Redis timeout, or a failed call outside
     RQ's retry loop, such as mid-job).
     """
-    from distributor.client import redis_from_url
+    from distributor.store.client import redis_from_url
 
     host = host or settings.host
     route_rq_logs(settings.log_level)

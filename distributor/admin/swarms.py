@@ -18,11 +18,11 @@ from typing import Any
 import redis
 from pydantic import BaseModel
 
-from distributor import codec
-from distributor.calls import Batch, Command, Op, text
-from distributor.executor import SyncExecutor
-from distributor.keys import NAMESPACE, SwarmKeys, check_swarm, host_swarms_key
-from distributor.models import TaskStatus, ms_to_datetime
+from distributor.store import codec
+from distributor.store.calls import Batch, Command, Op, text
+from distributor.store.executor import SyncExecutor
+from distributor.store.keys import NAMESPACE, SwarmKeys, check_swarm, host_swarms_key
+from distributor.tasks.models import TaskStatus, ms_to_datetime
 
 _SCAN_COUNT = 1000
 _DELETE_BATCH = 500
@@ -165,7 +165,7 @@ def _delete_delivery_jobs(client: redis.Redis, keys: SwarmKeys) -> int:
     from rq.exceptions import NoSuchJobError
     from rq.job import Job
 
-    from distributor.dispatch import delivery_job_id
+    from distributor.messaging.dispatch import delivery_job_id
 
     job_ids: list[str] = []
     for key in client.scan_iter(match=_glob_escape(keys.prefix) + "msg:*", count=_SCAN_COUNT):

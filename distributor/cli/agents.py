@@ -6,10 +6,11 @@ import os
 
 import click
 
-from distributor.agents import Agent, AgentRegistry, discover, tmux_location
 from distributor.cli.app import EXIT_INVALID, CliContext, CliError
 from distributor.cli.output import emit, json_option, when
 from distributor.errors import TmuxError
+from distributor.messaging.agents import Agent, AgentRegistry, tmux_location
+from workers.tmux import discover
 
 
 def registry(obj: CliContext) -> AgentRegistry:

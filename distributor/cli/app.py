@@ -29,7 +29,6 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 import redis
 
-from distributor.client import check_redis_url, redact_url
 from distributor.errors import (
     AuthenticationFailed,
     ConfigError,
@@ -41,12 +40,13 @@ from distributor.errors import (
     ValidationError,
 )
 from distributor.log import configure_logging
-from distributor.queue import TaskQueue
-from distributor.sanitize import strip_controls
+from distributor.messaging.sanitize import strip_controls
 from distributor.settings import Settings
+from distributor.store.client import check_redis_url, redact_url
+from distributor.tasks.queue import TaskQueue
 
 if TYPE_CHECKING:
-    from distributor.announce import Announcer
+    from distributor.planning.announce import Announcer
 
 EXIT_REFUSED, EXIT_INVALID, EXIT_UNREACHABLE, EXIT_REDIS_ERROR = 1, 2, 3, 4
 EXIT_AUTH_FAILED = 5
@@ -203,7 +203,7 @@ class CliContext:
     @property
     def announcer(self) -> Announcer:
         """Announces this command's transitions to the agents (failures are only logged)."""
-        from distributor.announce import Announcer  # messaging is imported only when used
+        from distributor.planning.announce import Announcer  # messaging is imported only when used
 
         if self._announcer is None:
             self._announcer = Announcer.on(self.queue.redis, self.queue.swarm, self.settings)
@@ -250,7 +250,7 @@ def main(
     `status` and `tasks`. Exit codes: 0 ok, 1 refused by the swarm's state, 2 invalid
     input or configuration, 3 Redis unreachable, 4 Redis error, 5 authentication failed.
     """
-    from distributor.keys import check_swarm
+    from distributor.store.keys import check_swarm
 
     settings = load_settings(redis_url=redis_url, swarm=swarm, log_level=log_level)
     try:

@@ -3,7 +3,7 @@
 Both read the event stream with ``XREAD BLOCK``, so they react at once and cost nothing while
 the swarm is quiet. They run until interrupted or until their own ``--timeout``, however quiet
 the swarm: each blocking read is shorter than the client's socket timeout (see
-:mod:`distributor.events`). A Redis that goes away ends them with exit 3.
+:mod:`distributor.tasks.events`). A Redis that goes away ends them with exit 3.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import click
 
 from distributor.cli.app import EXIT_REFUSED, CliContext, CliError
 from distributor.cli.output import emit, json_option
-from distributor.models import Event, TaskStatus
+from distributor.tasks.models import Event, TaskStatus
 
 BAR_WIDTH = 30
 _WATCH_BLOCK_SECONDS = 5.0  # at least this often watch re-reads the progress

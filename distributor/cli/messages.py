@@ -10,7 +10,7 @@ import click
 from distributor.cli.app import CliContext
 from distributor.cli.output import emit, json_option, when
 from distributor.errors import ValidationError
-from distributor.messages import (
+from distributor.messaging.messages import (
     DEFAULT_SENDER,
     Delivery,
     MessageType,

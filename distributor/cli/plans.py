@@ -14,8 +14,8 @@ import yaml
 from distributor.cli.app import EXIT_INVALID, CliContext, CliError
 from distributor.cli.output import emit, json_option
 from distributor.cli.tasks import pending, shown_status
-from distributor.decompose import decompose
-from distributor.models import Plan, Task, TaskStatus
+from distributor.planning.decompose import decompose
+from distributor.tasks.models import Plan, Task, TaskStatus
 
 MAX_PLAN_FILE_BYTES = 64 * 1024 * 1024
 

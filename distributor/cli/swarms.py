@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
+from distributor.admin.swarms import delete_swarm, find_swarms, prune_finished, summary
 from distributor.cli.app import EXIT_INVALID, EXIT_REFUSED, CliContext, CliError
 from distributor.cli.output import emit, json_option, when
-from distributor.executor import SyncExecutor
-from distributor.keys import SwarmKeys, check_swarm
-from distributor.swarms import delete_swarm, find_swarms, prune_finished, summary
+from distributor.store.executor import SyncExecutor
+from distributor.store.keys import SwarmKeys, check_swarm
 
 
 @click.command("swarms")

@@ -14,8 +14,8 @@ from distributor.cli.app import EXIT_INVALID, EXIT_REFUSED, CliContext, CliError
 from distributor.cli.output import emit, json_option, when
 from distributor.errors import ConfigError, RedisUnavailable, SwarmQueueError
 from distributor.log import get_logger
-from distributor.models import Claim, Task, TaskStatus
-from distributor.ops import derived_request_id, new_request_id
+from distributor.tasks.models import Claim, Task, TaskStatus
+from distributor.tasks.ops import derived_request_id, new_request_id
 
 log = get_logger(__name__)
 

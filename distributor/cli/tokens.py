@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from distributor.errors import ConfigError, ValidationError
-from distributor.keys import check_swarm
-from distributor.models import check_agent_id, validated
-from distributor.ops import check_request_id, new_request_id
+from distributor.store.keys import check_swarm
+from distributor.tasks.models import check_agent_id, validated
+from distributor.tasks.ops import check_request_id, new_request_id
 
 PENDING_KEPT = 32  # pending request ids kept per file; the oldest goes first
 

@@ -36,7 +36,7 @@ from types import FrameType
 from typing import Any
 
 from distributor.cli.events import finished
-from distributor.queue import TaskQueue
+from distributor.tasks.queue import TaskQueue
 
 PASTE_START, PASTE_END = b"\x1b[200~", b"\x1b[201~"
 _BRACKETED_PASTE_ON, _BRACKETED_PASTE_OFF = "\x1b[?2004h", "\x1b[?2004l"

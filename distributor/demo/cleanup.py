@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import redis
 
-from distributor.dispatch import delivery_queue_name
-from distributor.keys import host_swarms_key
-from distributor.queue import TaskQueue
+from distributor.messaging.dispatch import delivery_queue_name
+from distributor.store.keys import host_swarms_key
+from distributor.tasks.queue import TaskQueue
 from distributor.testing import delete_swarm
 
 

@@ -23,9 +23,9 @@ from typing import Any, Literal
 
 import redis
 
-from distributor.client import check_redis_url, redact_url
 from distributor.errors import DemoError
 from distributor.log import get_logger
+from distributor.store.client import check_redis_url, redact_url
 
 log = get_logger(__name__)
 

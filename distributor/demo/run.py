@@ -3,7 +3,7 @@
 In order: choose Redis (:mod:`~distributor.demo.redis_source`), start a delivery worker for a
 demo host, open a private tmux session with one scripted agent per pane
 (:mod:`~distributor.demo.agent`), register each pane as an agent, submit the feature through
-:class:`~distributor.distributor.WorkDistributor` (which announces the plan), show progress
+:class:`~distributor.planning.distributor.WorkDistributor` (which announces the plan), show progress
 from the event log until every task is finished, wait for the announcements to be delivered,
 and read the summary back from Redis (:mod:`~distributor.demo.summary`).
 
@@ -29,7 +29,6 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-from distributor.agents import Agent, AgentRegistry
 from distributor.cli.events import finished, progress_line
 from distributor.demo.agent import READY_MARK, cli_command
 from distributor.demo.cleanup import delete_demo_keys
@@ -42,13 +41,14 @@ from distributor.demo.summary import (
     messages_of,
     pending_deliveries,
 )
-from distributor.distributor import WorkDistributor
 from distributor.errors import DemoError
 from distributor.log import get_logger
-from distributor.messages import Messenger
-from distributor.models import Event
-from distributor.queue import TaskQueue
+from distributor.messaging.agents import Agent, AgentRegistry
+from distributor.messaging.messages import Messenger
+from distributor.planning.distributor import WorkDistributor
 from distributor.settings import Settings
+from distributor.tasks.models import Event
+from distributor.tasks.queue import TaskQueue
 
 log = get_logger(__name__)
 

@@ -12,10 +12,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from distributor.agents import Agent
-from distributor.messages import DeliveryStatus, Message, Messenger
-from distributor.models import Event, Task, TaskStatus
-from distributor.queue import TaskQueue
+from distributor.messaging.agents import Agent
+from distributor.messaging.messages import DeliveryStatus, Message, Messenger
+from distributor.tasks.models import Event, Task, TaskStatus
+from distributor.tasks.queue import TaskQueue
 
 INBOX_COUNT = 10_000
 

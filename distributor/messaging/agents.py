@@ -18,20 +18,20 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from distributor.calls import Batch, Command, Op, ScriptCall, text
-from distributor.client import SyncClient
-from distributor.codec import decode_map, redis_now_ms, script_reply
-from distributor.errors import AgentNotFoundError, ValidationError
-from distributor.executor import SyncExecutor
-from distributor.keys import SwarmKeys
-from distributor.models import (
+from distributor.errors import AgentNotFoundError
+from distributor.settings import Settings
+from distributor.store.calls import Batch, Command, Op, ScriptCall, text
+from distributor.store.client import SyncClient
+from distributor.store.codec import decode_map, redis_now_ms, script_reply
+from distributor.store.executor import SyncExecutor
+from distributor.store.keys import SwarmKeys
+from distributor.tasks.models import (
     AgentId,
     check_agent_id,
     ms_to_datetime,
     validated,
     validation_error,
 )
-from distributor.settings import Settings
 
 PANE_RE = re.compile(r"%[0-9]{1,9}")
 HOST_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -60,7 +60,7 @@ def _check_capability(value: str) -> str:
     return value
 
 
-def _check_socket(value: str | None) -> str | None:
+def check_socket(value: str | None) -> str | None:
     if value is None or value == "":
         return None
     if not value.startswith("/") or len(value) > MAX_SOCKET or not value.isprintable():
@@ -71,7 +71,7 @@ def _check_socket(value: str | None) -> str | None:
 PaneId = Annotated[str, AfterValidator(check_pane)]
 HostId = Annotated[str, AfterValidator(check_host)]
 Capability = Annotated[str, AfterValidator(_check_capability)]
-SocketPath = Annotated[str | None, AfterValidator(_check_socket)]
+SocketPath = Annotated[str | None, AfterValidator(check_socket)]
 
 
 class AgentAddress(BaseModel):
@@ -271,40 +271,3 @@ class AgentRegistry(SyncClient):
     def get(self, agent_id: str) -> Agent:
         """One agent; ``AgentNotFoundError`` if unregistered."""
         return self._executor.run(self.ops.get(agent_id))
-
-
-class PaneInfo(BaseModel):
-    """A tmux pane of this host, as ``discover()`` reports it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    pane: str
-    session: str
-    window: str
-    window_name: str
-    command: str
-    socket: str | None = None
-
-
-def discover(socket: str | None = None, *, timeout: float = 5.0) -> list[PaneInfo]:
-    """This host's panes on one tmux server (the default one unless ``socket``).
-
-    Raises ``TmuxServerNotFound`` when no server runs there or tmux is not installed.
-    """
-    from workers.tmux import Tmux
-
-    try:
-        checked = _check_socket(socket)
-    except ValueError as exc:
-        raise ValidationError(str(exc)) from None
-    return [
-        PaneInfo(
-            pane=row.pane,
-            session=row.session,
-            window=row.window,
-            window_name=row.window_name,
-            command=row.command,
-            socket=checked,
-        )
-        for row in Tmux(checked, timeout=timeout).panes()
-    ]

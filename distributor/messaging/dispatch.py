@@ -24,10 +24,10 @@ from rq import Queue
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 
-from distributor.calls import CONNECTION_ERRORS
 from distributor.errors import RedisUnavailable
 from distributor.log import get_logger
 from distributor.settings import Settings
+from distributor.store.calls import CONNECTION_ERRORS
 
 log = get_logger(__name__)
 

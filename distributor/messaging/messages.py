@@ -3,7 +3,7 @@
 ``broadcast()`` never calls tmux. In one Lua script it resolves the recipients, applies the
 sender's rate limit, records the message with each recipient ``pending``, appends it to each
 recipient's inbox and puts it in each host's outbox; then it enqueues one delivery job per host
-(:mod:`distributor.dispatch`) and returns the message id. A worker on each host types the
+(:mod:`distributor.messaging.dispatch`) and returns the message id. A worker on each host types the
 message into the panes and records every recipient's outcome (``delivered`` or ``failed`` with
 a reason), shown by :meth:`Messenger.get`.
 
@@ -38,11 +38,6 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from distributor.agents import check_host, validated_agent_id
-from distributor.calls import Batch, Command, Op, ScriptCall, text
-from distributor.client import SwarmClient, SyncClient, async_redis_from_url, redis_from_url
-from distributor.codec import decode_map, redis_now_ms, script_reply
-from distributor.dispatch import Dispatcher, delivery_job_id
 from distributor.errors import (
     AgentNotFoundError,
     MessageNotFound,
@@ -50,13 +45,18 @@ from distributor.errors import (
     RedisUnavailable,
     ValidationError,
 )
-from distributor.executor import AsyncExecutor, SyncExecutor
-from distributor.keys import NAMESPACE, SwarmKeys
 from distributor.log import get_logger
-from distributor.models import AgentId, ms_to_datetime, validated, validation_error
-from distributor.ratelimit import WINDOW_SECONDS
-from distributor.sanitize import clean_content, strip_controls
+from distributor.messaging.agents import check_host, validated_agent_id
+from distributor.messaging.dispatch import Dispatcher, delivery_job_id
+from distributor.messaging.ratelimit import WINDOW_SECONDS
+from distributor.messaging.sanitize import clean_content, strip_controls
 from distributor.settings import Settings
+from distributor.store.calls import Batch, Command, Op, ScriptCall, text
+from distributor.store.client import SwarmClient, SyncClient, async_redis_from_url, redis_from_url
+from distributor.store.codec import decode_map, redis_now_ms, script_reply
+from distributor.store.executor import AsyncExecutor, SyncExecutor
+from distributor.store.keys import NAMESPACE, SwarmKeys
+from distributor.tasks.models import AgentId, ms_to_datetime, validated, validation_error
 
 log = get_logger(__name__)
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from distributor.agents import validated_agent_id
-from distributor.calls import Batch, Command, Op, text
-from distributor.codec import redis_now_ms
-from distributor.keys import SwarmKeys
+from distributor.messaging.agents import validated_agent_id
+from distributor.store.calls import Batch, Command, Op, text
+from distributor.store.codec import redis_now_ms
+from distributor.store.keys import SwarmKeys
 
 WINDOW_SECONDS = 60
 

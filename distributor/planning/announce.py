@@ -20,9 +20,9 @@ from distributor.errors import (
     ValidationError,
 )
 from distributor.log import get_logger
-from distributor.messages import MessageType, Messenger
-from distributor.models import Completion, Task
+from distributor.messaging.messages import MessageType, Messenger
 from distributor.settings import Settings
+from distributor.tasks.models import Completion, Task
 
 log = get_logger(__name__)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from distributor.errors import ValidationError
-from distributor.models import MAX_DESCRIPTION, Task
+from distributor.tasks.models import MAX_DESCRIPTION, Task
 
 MAX_FEATURE_DESCRIPTION = 2_000
 

@@ -13,14 +13,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from distributor.announce import ANNOUNCE_ERRORS, Announcer, plan_text
-from distributor.decompose import decompose
 from distributor.errors import StaleClaim, ValidationError
 from distributor.log import get_logger
-from distributor.messages import AsyncMessenger, MessageType, Messenger
-from distributor.models import Claim, ClaimResult, Completion, Plan, Task, TaskStatus
-from distributor.queue import TaskQueue
+from distributor.messaging.messages import AsyncMessenger, MessageType, Messenger
+from distributor.planning.announce import ANNOUNCE_ERRORS, Announcer, plan_text
+from distributor.planning.decompose import decompose
 from distributor.settings import Settings
+from distributor.tasks.models import Claim, ClaimResult, Completion, Plan, Task, TaskStatus
+from distributor.tasks.queue import TaskQueue
 
 log = get_logger(__name__)
 

@@ -2,7 +2,7 @@
 
 An operation is a generator that yields :class:`ScriptCall`, :class:`Command` or :class:`Batch`
 values and receives each reply; a driver (:func:`run_sync` or :func:`run_async`, used by the
-executors of :mod:`distributor.executor`) performs the calls. The logic never knows whether it
+executors of :mod:`distributor.store.executor`) performs the calls. The logic never knows whether it
 was awaited.
 
 Riding out an outage (a Redis restart, a Sentinel failover): a driver given a :class:`RetryBudget`

@@ -9,10 +9,10 @@ Connecting, in one place:
   is how a URL is shown in any message or log (never with its user or password).
 - Retries come in two layers. redis-py's own (``settings.redis_retries``, default 1) re-sends
   a command at once after a dropped connection. Longer outages (a restart, a failover) are
-  ridden out by the executor (:class:`~distributor.calls.RetryBudget`,
+  ridden out by the executor (:class:`~distributor.store.calls.RetryBudget`,
   ``settings.retry_budget_seconds``): it re-sends the same call, with the same request id,
   backing off from 0.05 s to 2 s, so a state change is answered once (see
-  :mod:`distributor.ops`). Keeping redis-py's layer to one retry keeps the total near the
+  :mod:`distributor.tasks.ops`). Keeping redis-py's layer to one retry keeps the total near the
   budget: each of the executor's attempts costs at most two connect or socket timeouts.
   What retrying cannot fix is raised at once: refused credentials (:class:`AuthenticationFailed`)
   and a failed TLS handshake (:class:`TlsHandshakeFailed`, bounded by the connect timeout).
@@ -39,23 +39,23 @@ from redis.backoff import ExponentialBackoff
 from redis.connection import parse_url
 from redis.retry import Retry
 
-from distributor.calls import RetryBudget
 from distributor.errors import (
     AuthenticationFailed,
     InvalidRedisUrl,
     SwarmQueueError,
     TlsHandshakeFailed,
 )
-from distributor.events import MAX_BLOCK_SECONDS
-from distributor.executor import AsyncExecutor, SyncExecutor
-from distributor.keys import NAMESPACE, SwarmKeys
 from distributor.settings import Settings
+from distributor.store.calls import RetryBudget
+from distributor.store.executor import AsyncExecutor, SyncExecutor
+from distributor.store.keys import NAMESPACE, SwarmKeys
 
 R = TypeVar("R", redis.Redis, aioredis.Redis)
 T = TypeVar("T")
 
 _BACKOFF_CAP, _BACKOFF_BASE = 1.0, 0.05
 _RETRY_ON = [redis.ConnectionError, redis.TimeoutError]
+MAX_BLOCK_SECONDS = 5.0  # the longest single blocking read (XREAD BLOCK, pub/sub wait)
 _CONNECT_TIMEOUT, _SOCKET_TIMEOUT, _HEALTH_CHECK_INTERVAL = 5.0, 10.0, 30
 # Redis answers a BLOCK that ran out on its next event-loop tick (up to 1/hz = 100 ms late at
 # the default hz 10), then the reply travels: a read needs this much slack before the timeout.

@@ -5,18 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from distributor.calls import text
-from distributor.models import Task, TaskStatus, ms_to_datetime
-
-_TIME_FIELDS = (
-    "created_at",
-    "claimed_at",
-    "started_at",
-    "completed_at",
-    "failed_at",
-    "lease_expires_at",
-    "retry_at",
-)
+from distributor.store.calls import text
 
 
 def decode_map(raw: Any) -> dict[str, str]:
@@ -34,54 +23,6 @@ def redis_now_ms(time_reply: Any, clock: Any) -> int:
     """Redis ``TIME`` in ms plus the swarm's ``clock`` offset: what the scripts call now."""
     seconds, micros = (int(text(v)) for v in time_reply)
     return seconds * 1000 + micros // 1000 + (int(text(clock)) if clock else 0)
-
-
-def task_from_hash(raw: Any, unmet: list[str] | None = None) -> Task:
-    """Build a :class:`Task` from its Redis hash.
-
-    Every field was validated when the task was submitted, and Redis holds only what the
-    scripts wrote, so the model is built without validating it again (``model_construct``):
-    that saves ~40% of this function, which runs on every claim and completion
-    (docs/benchmarks.md).
-    """
-    h = decode_map(raw)
-    fields: dict[str, Any] = {
-        "id": h["id"],
-        "title": h["title"],
-        "description": h.get("description", ""),
-        "files": json.loads(h.get("files") or "[]"),
-        "dependencies": json.loads(h.get("dependencies") or "[]"),
-        "priority": int(h.get("priority") or 0),
-        "estimated_minutes": int(h["estimated_minutes"]) if h.get("estimated_minutes") else None,
-        "max_attempts": int(h.get("max_attempts") or 3),
-        "lease_seconds": int(h["lease_ms"]) / 1000 if h.get("lease_ms") else None,
-        "status": TaskStatus(h["status"]),
-        "agent_id": h.get("agent_id") or None,
-        "attempts": int(h.get("attempts") or 0),
-        "token": int(h.get("token") or 0),
-        "last_error": h.get("last_error") or None,
-        "unmet_dependencies": sorted(unmet or []),
-    }
-    for name in _TIME_FIELDS:
-        fields[name] = ms_to_datetime(h.get(name))
-    return Task.model_construct(**fields)
-
-
-def task_to_script(task: Task, default_lease_ms: int) -> dict[str, Any]:
-    """The JSON object ``submit_plan.lua`` expects for one task."""
-    lease_ms = round(task.lease_seconds * 1000) if task.lease_seconds else default_lease_ms
-    return {
-        "id": task.id,
-        "title": task.title,
-        "description": task.description,
-        "files": json.dumps(task.files),
-        "dependencies": json.dumps(task.dependencies),
-        "deps": task.dependencies,
-        "priority": task.priority,
-        "estimated_minutes": "" if task.estimated_minutes is None else str(task.estimated_minutes),
-        "max_attempts": task.max_attempts,
-        "lease_ms": lease_ms,
-    }
 
 
 def script_reply(reply: Any) -> tuple[str, dict[str, Any]]:

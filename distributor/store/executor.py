@@ -1,14 +1,14 @@
-"""Perform :mod:`distributor.calls` values on a sync or asyncio Redis client.
+"""Perform :mod:`distributor.store.calls` values on a sync or asyncio Redis client.
 
 Every client (task queue, agent registry, messenger) writes its operations once as generators
-(:mod:`distributor.ops`, :mod:`distributor.messages`...); :class:`SyncExecutor` and
+(:mod:`distributor.tasks.ops`, :mod:`distributor.messaging.messages`...); :class:`SyncExecutor` and
 :class:`AsyncExecutor` only differ in ``await``. Each registers the Lua scripts it needs once
 (redis-py reloads them after NOSCRIPT).
 
 ``retry_budget`` is how long a call that is safe to send again (a read, a script call with a
 request id) keeps being re-sent after connection errors (see
-:class:`~distributor.calls.RetryBudget`); a :class:`~distributor.client.SwarmClient` sets it from
-``settings.retry_budget_seconds``.
+:class:`~distributor.store.calls.RetryBudget`); a
+:class:`~distributor.store.client.SwarmClient` sets it from ``settings.retry_budget_seconds``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import redis
 import redis.asyncio as aioredis
 
-from distributor.calls import (
+from distributor.store.calls import (
     NO_RETRY,
     Call,
     Command,
@@ -28,7 +28,7 @@ from distributor.calls import (
     run_async,
     run_sync,
 )
-from distributor.scripts import MESSAGING_SCRIPT_NAMES, source
+from distributor.store.scripts import MESSAGING_SCRIPT_NAMES, source
 
 T = TypeVar("T")
 

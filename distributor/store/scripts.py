@@ -1,4 +1,4 @@
-"""The Lua scripts of the task graph: read once from ``distributor/lua`` with includes inlined.
+"""The Lua scripts: read once from ``distributor/store/lua`` with includes inlined.
 
 Each operation is one ``<name>.lua`` file; a line ``--@include common`` is replaced by
 ``lua/include/common.lua`` (shared helpers), the way BullMQ assembles its commands. Clients call
@@ -25,8 +25,8 @@ SCRIPT_NAMES = (
     "reap",
     "counts",
 )
-# Agent registry and messaging (distributor.agents, distributor.messages); these use their own
-# keys, so they do not include ``common``.
+# Agent registry and messaging (distributor.messaging.agents and .messages); these use their
+# own keys, so they do not include ``common``.
 MESSAGING_SCRIPT_NAMES = (
     "agent_register",
     "agent_heartbeat",
@@ -44,7 +44,7 @@ _INCLUDE_RE = re.compile(r"^--@include (\w+)$", re.MULTILINE)
 
 
 def _read(relative: str) -> str:
-    return (resources.files("distributor") / "lua" / relative).read_text(encoding="utf-8")
+    return (resources.files("distributor.store") / "lua" / relative).read_text(encoding="utf-8")
 
 
 @cache

@@ -1,8 +1,9 @@
 """``AsyncTaskQueue``: the asyncio client, on ``redis.asyncio``.
 
-It runs the very same :class:`~distributor.ops.Operations` and :mod:`~distributor.queries`
-generators and Lua scripts as :class:`~distributor.queue.TaskQueue`; only the driver differs
-(:class:`~distributor.executor.AsyncExecutor` awaits each Redis call). Nothing here blocks the
+It runs the very same :class:`~distributor.tasks.ops.Operations` and
+:mod:`~distributor.tasks.queries` generators and Lua scripts as
+:class:`~distributor.tasks.queue.TaskQueue`; only the driver differs
+(:class:`~distributor.store.executor.AsyncExecutor` awaits each Redis call). Nothing here blocks the
 event loop: waiting for work and following events await pub/sub and ``XREAD BLOCK`` replies.
 """
 
@@ -12,12 +13,13 @@ from collections.abc import AsyncIterator, Awaitable
 from types import TracebackType
 from typing import Any, TypeVar
 
-from distributor import events as event_log
-from distributor import queries
-from distributor.calls import Command, Op
-from distributor.client import AsyncClient
-from distributor.executor import AsyncExecutor
-from distributor.models import (
+from distributor.store.calls import Command, Op
+from distributor.store.client import AsyncClient
+from distributor.store.executor import AsyncExecutor
+from distributor.store.scripts import SCRIPT_NAMES
+from distributor.tasks import events as event_log
+from distributor.tasks import queries
+from distributor.tasks.models import (
     Claim,
     ClaimResult,
     Completion,
@@ -27,9 +29,8 @@ from distributor.models import (
     Task,
     TaskStatus,
 )
-from distributor.ops import Operations
-from distributor.scripts import SCRIPT_NAMES
-from distributor.waiting import wait_for_claim_async
+from distributor.tasks.ops import Operations
+from distributor.tasks.waiting import wait_for_claim_async
 
 T = TypeVar("T")
 
@@ -91,7 +92,7 @@ class AsyncTaskQueue(AsyncClient):
         wait: float | None = None,
     ) -> Claim | None:
         """Claim the best ready task, or ``None``; with ``wait``, await one up to that many
-        seconds (woken by the swarm's channel, see :mod:`distributor.waiting`)."""
+        seconds (woken by the swarm's channel, see :mod:`distributor.tasks.waiting`)."""
         if wait:
             return await wait_for_claim_async(self, agent_id, wait, lease, request_id)
         claim, _ = await self._run(self.ops.claim_next(agent_id, lease, request_id))

@@ -2,7 +2,8 @@
 
 Every Lua script appends its event to the capped stream ``keys.events`` (fields ``type``,
 ``task``, ``agent``, ``ts`` in ms, plus extras such as ``unblocked``) and publishes
-``"<stream id> <type> <task>"`` on ``keys.channel`` for waiters (see :mod:`distributor.waiting`);
+``"<stream id> <type> <task>"`` on ``keys.channel`` for waiters (see
+:mod:`distributor.tasks.waiting`);
 a plan's one ``submitted`` event per task is published once, for the last.
 
 The stream id is the cursor. Replay and live reading are the same ``XREAD ... STREAMS key <id>``
@@ -12,11 +13,11 @@ XREAD with the same id, or the caller calls ``follow(since=last_id)``) resumes e
 last event it saw. The one limit: events trimmed by the length cap before they were read are gone.
 
 A wait of any length is several ``XREAD BLOCK`` calls from the same cursor, each at most
-``max_block`` seconds (the client's :func:`~distributor.client.block_limit`, half its socket
+``max_block`` seconds (the client's :func:`~distributor.store.client.block_limit`, half its socket
 timeout): a blocked read must answer before the socket timeout, or redis-py gives up on it and
 its retries re-send the same read into the same timeout.
 
-Reads are written once as :data:`~distributor.calls.Op` generators; :func:`follow` and
+Reads are written once as :data:`~distributor.store.calls.Op` generators; :func:`follow` and
 :func:`follow_async` are the sync and asyncio loops around them.
 """
 
@@ -28,14 +29,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
-from distributor.calls import Command, Op, text
 from distributor.errors import ValidationError
-from distributor.keys import SwarmKeys
-from distributor.models import Event, ms_to_datetime
+from distributor.store.calls import Command, Op, text
+from distributor.store.client import MAX_BLOCK_SECONDS
+from distributor.store.keys import SwarmKeys
+from distributor.tasks.models import Event, ms_to_datetime
 
 PAGE = 1000
 FOLLOW_BLOCK_SECONDS = 5.0  # how often a follower without a timeout reads again
-MAX_BLOCK_SECONDS = 5.0  # the longest single BLOCK when the caller names none
 _MIN_BLOCK = 0.001  # XREAD BLOCK counts whole milliseconds (and 0 would mean forever)
 _STREAM_ID_RE = re.compile(r"\d{1,20}(-\d{1,20})?")
 _BASE_FIELDS = ("type", "task", "agent", "ts")

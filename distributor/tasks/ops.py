@@ -1,8 +1,8 @@
 """The task graph's operations, written once: argument packing, script call and reply parsing.
 
-Each method returns an :data:`~distributor.calls.Op` generator; ``TaskQueue`` drives it
+Each method returns an :data:`~distributor.store.calls.Op` generator; ``TaskQueue`` drives it
 synchronously and ``AsyncTaskQueue`` with ``await``. Reads (``get``, ``progress``...) live in
-:mod:`distributor.queries`.
+:mod:`distributor.tasks.queries`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 
-from distributor import codec
-from distributor.calls import Arg, Op, ScriptCall
 from distributor.errors import (
     DependencyCycle,
     DuplicateInPlan,
@@ -29,8 +27,12 @@ from distributor.errors import (
     UnknownDependency,
     ValidationError,
 )
-from distributor.keys import SwarmKeys
-from distributor.models import (
+from distributor.settings import Settings
+from distributor.store import codec
+from distributor.store.calls import Arg, Op, ScriptCall
+from distributor.store.keys import SwarmKeys
+from distributor.tasks.hashes import task_from_hash, task_to_script
+from distributor.tasks.models import (
     MAX_LEASE_SECONDS,
     Claim,
     ClaimResult,
@@ -44,7 +46,6 @@ from distributor.models import (
     validated,
     validation_error,
 )
-from distributor.settings import Settings
 
 MAX_REASON = 2_000
 _OPERATION_NAMES = {"submit_plan": "submit"}  # how errors name an operation, where it differs
@@ -183,7 +184,7 @@ class Operations:
         parsed = parse_plan(plan)
         ordered = check_plan(parsed)
         default_ms = round((parsed.lease_seconds or self.settings.lease_seconds) * 1000)
-        payload = json.dumps([codec.task_to_script(t, default_ms) for t in ordered])
+        payload = json.dumps([task_to_script(t, default_ms) for t in ordered])
         status, body = yield from self._script(
             "submit_plan", check_request_id(request_id), (payload,)
         )
@@ -202,9 +203,9 @@ class Operations:
             "claim", check_request_id(request_id), (task_id, agent_id, lease_ms(lease))
         )
         if status == "ok":
-            task = codec.task_from_hash(body["task"])
+            task = task_from_hash(body["task"])
             return ClaimResult(claimed=True, claim=Claim(task=task, token=task.token), task=task)
-        task_or_none = codec.task_from_hash(body["task"]) if "task" in body else None
+        task_or_none = task_from_hash(body["task"]) if "task" in body else None
         return ClaimResult(claimed=False, reason=status, task=task_or_none)
 
     def claim_next(
@@ -238,7 +239,7 @@ class Operations:
             (self.settings.reap_batch,),
         )
         if status == "ok":
-            task = codec.task_from_hash(body["task"])
+            task = task_from_hash(body["task"])
             return Claim(task=task, token=task.token), body
         return None, body
 
@@ -280,9 +281,9 @@ class Operations:
             (self.settings.reap_batch,),
         )
         raw_next = body.get("next")
-        next_task = codec.task_from_hash(raw_next) if raw_next else None
+        next_task = task_from_hash(raw_next) if raw_next else None
         return Completion(
-            task=codec.task_from_hash(body["task"]),
+            task=task_from_hash(body["task"]),
             unblocked=list(body.get("unblocked") or []),
             next=Claim(task=next_task, token=next_task.token) if next_task else None,
         )
@@ -293,13 +294,13 @@ class Operations:
         body = yield from self._holder_op(
             "start", task_id, agent_id, token, request_id, (lease_ms(lease),)
         )
-        return codec.task_from_hash(body["task"])
+        return task_from_hash(body["task"])
 
     def heartbeat(self, task_id: str, agent_id: str, token: int, lease: float | None) -> Op[Task]:
         body = yield from self._holder_op(
             "heartbeat", task_id, agent_id, token, "", (lease_ms(lease),)
         )
-        return codec.task_from_hash(body["task"])
+        return task_from_hash(body["task"])
 
     def fail(
         self,
@@ -321,21 +322,21 @@ class Operations:
             (round(s.retry_backoff_seconds * 1000), round(s.retry_backoff_max_seconds * 1000)),
         )
         return FailOutcome(
-            task=codec.task_from_hash(body["task"]),
+            task=task_from_hash(body["task"]),
             will_retry=bool(body.get("will_retry")),
             retry_at=ms_to_datetime(body.get("retry_at")),
         )
 
     def release(self, task_id: str, agent_id: str, token: int, request_id: str | None) -> Op[Task]:
         body = yield from self._holder_op("release", task_id, agent_id, token, request_id)
-        return codec.task_from_hash(body["task"])
+        return task_from_hash(body["task"])
 
     def _operator_op(self, name: str, task_id: str, *extra: Arg) -> Op[Task]:
         validated(check_task_id, task_id)
         status, body = yield from self._script(name, "", (task_id, *extra))
         if status == "not_found":
             raise TaskNotFound(task_id)
-        task = codec.task_from_hash(body["task"])
+        task = task_from_hash(body["task"])
         if status == "invalid":
             raise InvalidTransition(task_id, task.status.value, name)
         return task

@@ -14,11 +14,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from distributor import codec
-from distributor.calls import Batch, Command, Op, ScriptCall, text
 from distributor.errors import TaskNotFound, ValidationError
-from distributor.keys import SwarmKeys
-from distributor.models import ACTIVE_STATUSES, Task, TaskStatus, check_task_id, validated
+from distributor.store import codec
+from distributor.store.calls import Batch, Command, Op, ScriptCall, text
+from distributor.store.keys import SwarmKeys
+from distributor.tasks.hashes import task_from_hash
+from distributor.tasks.models import ACTIVE_STATUSES, Task, TaskStatus, check_task_id, validated
 
 _CHUNK = 500
 
@@ -78,7 +79,7 @@ def many(keys: SwarmKeys, task_ids: list[str]) -> Op[list[Task]]:
     if outside and any(h.get("unmet", "0") != "0" for h in hashes):
         replies = yield Batch(tuple(Command(("HGET", keys.task(d), "status")) for d in outside))
         status_of.update({d: text(s) for d, s in zip(outside, replies, strict=True) if s})
-    return [codec.task_from_hash(h, _unmet(h, status_of)) for h in hashes]
+    return [task_from_hash(h, _unmet(h, status_of)) for h in hashes]
 
 
 def tasks(keys: SwarmKeys, status: TaskStatus | str | None = None) -> Op[list[Task]]:
@@ -94,7 +95,7 @@ def tasks(keys: SwarmKeys, status: TaskStatus | str | None = None) -> Op[list[Ta
     hashes = yield from _load(keys, ids)
     status_of = {h["id"]: h["status"] for h in hashes}  # every task is listed: deps included
     return [
-        codec.task_from_hash(h, _unmet(h, status_of))
+        task_from_hash(h, _unmet(h, status_of))
         for h in hashes
         if wanted is None or h["status"] == wanted.value
     ]

@@ -15,12 +15,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
-from distributor import events as event_log
-from distributor import queries
-from distributor.calls import Command, Op
-from distributor.client import SyncClient
-from distributor.executor import SyncExecutor
-from distributor.models import (
+from distributor.store.calls import Command, Op
+from distributor.store.client import SyncClient
+from distributor.store.executor import SyncExecutor
+from distributor.store.scripts import SCRIPT_NAMES
+from distributor.tasks import events as event_log
+from distributor.tasks import queries
+from distributor.tasks.models import (
     Claim,
     ClaimResult,
     Completion,
@@ -30,9 +31,8 @@ from distributor.models import (
     Task,
     TaskStatus,
 )
-from distributor.ops import Operations
-from distributor.scripts import SCRIPT_NAMES
-from distributor.waiting import wait_for_claim
+from distributor.tasks.ops import Operations
+from distributor.tasks.waiting import wait_for_claim
 
 T = TypeVar("T")
 
@@ -90,7 +90,8 @@ class TaskQueue(SyncClient):
 
         Expired leases and finished retry backoffs are recovered first, a bounded number per
         call, so no separate daemon is needed. With ``wait`` (seconds), block until a task can
-        be claimed or the time is up, woken by the swarm's channel (see ``distributor.waiting``).
+        be claimed or the time is up, woken by the swarm's channel (see
+        ``distributor.tasks.waiting``).
         """
         if wait:
             return wait_for_claim(self, agent_id, wait, lease, request_id)

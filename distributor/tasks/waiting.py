@@ -28,16 +28,46 @@ import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from distributor.calls import CONNECTION_ERRORS, RetryBudget, text, unavailable
+import redis
+import redis.asyncio as aioredis
+
 from distributor.errors import RedisUnavailable, ValidationError
-from distributor.models import Claim
-from distributor.ops import check_request_id
+from distributor.store.calls import CONNECTION_ERRORS, RetryBudget, text, unavailable
+from distributor.store.executor import AsyncExecutor, SyncExecutor
+from distributor.store.keys import SwarmKeys
+from distributor.tasks.models import Claim
+from distributor.tasks.ops import Operations, check_request_id
 
-if TYPE_CHECKING:
-    from distributor.aio import AsyncTaskQueue
-    from distributor.queue import TaskQueue
+
+class WaitingClient(Protocol):
+    """What :func:`wait_for_claim` needs of a client (``TaskQueue`` has it): waiting is a part of
+    the clients, so it names what it uses instead of importing them."""
+
+    ops: Operations
+    keys: SwarmKeys
+    _executor: SyncExecutor
+
+    @property
+    def redis(self) -> redis.Redis: ...
+
+    @property
+    def max_block(self) -> float: ...
+
+
+class AsyncWaitingClient(Protocol):
+    """What :func:`wait_for_claim_async` needs of a client (``AsyncTaskQueue`` has it)."""
+
+    ops: Operations
+    keys: SwarmKeys
+    _executor: AsyncExecutor
+
+    @property
+    def redis(self) -> aioredis.Redis: ...
+
+    @property
+    def max_block(self) -> float: ...
 
 # Events after which a task may be claimable, or the next due moment earlier than known
 # ("claimed" starts a lease that may end before anything else is due).
@@ -95,7 +125,7 @@ class Waiter:
     def block_for(self, max_block: float | None = None) -> float | None:
         """Seconds to block for the next message, or ``None`` when the wait is over.
 
-        At most ``max_block`` (the client's :func:`~distributor.client.block_limit`): a long
+        At most ``max_block`` (the client's :func:`~distributor.store.client.block_limit`): a long
         wait is many short listens, each answered before the socket timeout.
         """
         now = self._clock()
@@ -133,14 +163,14 @@ class Outage:
 
 
 def wait_for_claim(
-    queue: TaskQueue, agent_id: str, wait: float, lease: float | None, request_id: str | None
+    queue: WaitingClient, agent_id: str, wait: float, lease: float | None, request_id: str | None
 ) -> Claim | None:
     """Claim the best ready task, waiting up to ``wait`` seconds for one (sync client)."""
     wait = check_wait(wait)
     rid = check_request_id(request_id)  # one id: a retried final claim is answered once
 
     def attempt() -> Attempt:
-        return queue._run(queue.ops.claim_next_in(agent_id, lease, rid))
+        return queue._executor.run(queue.ops.claim_next_in(agent_id, lease, rid))
 
     claim, due_in = attempt()
     if claim is not None or wait == 0:
@@ -176,7 +206,7 @@ def wait_for_claim(
 
 
 async def wait_for_claim_async(
-    queue: AsyncTaskQueue,
+    queue: AsyncWaitingClient,
     agent_id: str,
     wait: float,
     lease: float | None,
@@ -187,7 +217,7 @@ async def wait_for_claim_async(
     rid = check_request_id(request_id)
 
     def attempt() -> Awaitable[Attempt]:
-        return queue._run(queue.ops.claim_next_in(agent_id, lease, rid))
+        return queue._executor.run(queue.ops.claim_next_in(agent_id, lease, rid))
 
     claim, due_in = await attempt()
     if claim is not None or wait == 0:

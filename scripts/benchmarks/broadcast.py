@@ -18,9 +18,9 @@ from pathlib import Path
 import redis
 from rq import Queue
 
-from distributor.agents import AgentRegistry
-from distributor.dispatch import delivery_queue_name
-from distributor.messages import Messenger
+from distributor.messaging.agents import AgentRegistry
+from distributor.messaging.dispatch import delivery_queue_name
+from distributor.messaging.messages import Messenger
 from distributor.settings import Settings
 from distributor.testing import delete_swarm
 from workers.delivery import deliver_message

@@ -15,8 +15,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import bench_dag
-from bench_procs import Done, GroupRun, run_group
+from benchmarks import dag as bench_dag
+from benchmarks.procs import Done, GroupRun, run_group
 from bullmq import FlowProducer, Queue, Worker
 
 POLL_SECONDS = 0.02  # how often a worker process asks whether all jobs are completed

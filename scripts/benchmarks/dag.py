@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-PLAN_LIMIT = 10_000  # tasks per submitted plan (distributor.models.MAX_PLAN_TASKS)
+PLAN_LIMIT = 10_000  # tasks per submitted plan (distributor.tasks.models.MAX_PLAN_TASKS)
 
 
 def task_id(i: int) -> str:

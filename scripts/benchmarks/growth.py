@@ -13,11 +13,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bench_lifecycle import new_swarm, submit_dag
+from benchmarks.lifecycle import new_swarm, submit_dag
 
-from distributor.models import Claim
-from distributor.queue import TaskQueue
 from distributor.settings import Settings
+from distributor.tasks.models import Claim
+from distributor.tasks.queue import TaskQueue
 from distributor.testing import delete_swarm
 
 

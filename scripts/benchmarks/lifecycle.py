@@ -17,13 +17,13 @@ import time
 import uuid
 from collections.abc import Callable
 
-import bench_dag
-from bench_procs import Done, GroupRun, run_group
+from benchmarks import dag as bench_dag
+from benchmarks.procs import Done, GroupRun, run_group
 
-from distributor.client import redis_from_url
-from distributor.models import Claim
-from distributor.queue import TaskQueue
 from distributor.settings import Settings
+from distributor.store.client import redis_from_url
+from distributor.tasks.models import Claim
+from distributor.tasks.queue import TaskQueue
 from distributor.testing import delete_swarm
 
 WAIT_SECONDS = 0.5  # an idle agent waits this long for a task to become ready, then re-checks

@@ -25,15 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
-from bench_broadcast import PrivateTmux
+from benchmarks.broadcast import PrivateTmux
 from rq import Queue
 
-from distributor.agents import AgentRegistry
 from distributor.demo.agent import cli_command
-from distributor.dispatch import delivery_queue_name
-from distributor.keys import host_swarms_key
-from distributor.messages import DeliveryStatus, Messenger
+from distributor.messaging.agents import AgentRegistry
+from distributor.messaging.dispatch import delivery_queue_name
+from distributor.messaging.messages import DeliveryStatus, Messenger
 from distributor.settings import Settings
+from distributor.store.keys import host_swarms_key
 from distributor.testing import delete_swarm
 from workers.delivery import PAUSE_ENV
 

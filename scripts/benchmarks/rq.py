@@ -11,9 +11,9 @@ import time
 import uuid
 from collections.abc import Callable
 
-import bench_dag
 import redis
-from bench_procs import Done, GroupRun, run_group
+from benchmarks import dag as bench_dag
+from benchmarks.procs import Done, GroupRun, run_group
 from rq import Queue, SimpleWorker
 from rq.executions import Execution
 from rq.job import Job

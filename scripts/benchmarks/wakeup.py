@@ -6,7 +6,7 @@ nothing ready); the holder completes ``gate``, which makes ``work`` available; t
 Measured with the sync client (waiter in a thread) and the asyncio client (waiter a task on the
 same loop), on a real Redis. Goal: p99 under 10 ms.
 
-Usage: ``.venv/bin/python scripts/bench_wakeup.py [--url redis://...] [--samples 500]``.
+Usage: ``.venv/bin/python scripts/benchmarks/wakeup.py [--url redis://...] [--samples 500]``.
 ``scripts/bench.py`` imports :func:`measure_wakeup`.
 """
 

@@ -1,10 +1,10 @@
 --[[ Prelude shared by every swarmqueue script; inlined where a script says `--@include common`.
 
   KEYS: 1 ready, 2 delayed, 3 claimed, 4 all, 5 failed, 6 counts, 7 seq, 8 clock, 9 events
-        (fixed keys of one swarm, see distributor/keys.py; all share the {swarm} hash tag)
+        (fixed keys of one swarm, see distributor/store/keys.py; all share the {swarm} hash tag)
   ARGV: 1 key prefix for per-task keys, 2 event stream cap, 3 request id ('' for none),
         4 the request's digest (its operation and the arguments that define it, computed by
-        distributor/ops.py), 5 seconds a stored reply is kept;
+        distributor/tasks/ops.py), 5 seconds a stored reply is kept;
         an operation's own arguments start at ARGV[6].
   Replies are {status word, JSON payload}. Times are Redis server milliseconds.
   Statuses: blocked, available, waiting (a retry backoff: in `delayed` until retry_at), claimed,
