@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from distributor import StaleClaim, TaskQueue
 from distributor.errors import RedisUnavailable
@@ -121,21 +121,19 @@ class Agent:
                 self.counts.claims += 1
 
 
-class Swarm:
+class Swarm(Protocol):
     """How an agent talks to its swarm."""
 
-    def claim_next(self, request_id: str) -> Held | None:
-        raise NotImplementedError
+    def claim_next(self, request_id: str) -> Held | None: ...
 
     def complete(self, held: Held, request_id: str) -> Held | None:
         """Complete ``held`` and claim the next task in the same step (None: none ready)."""
-        raise NotImplementedError
+        ...
 
-    def all_completed(self) -> bool:
-        raise NotImplementedError
+    def all_completed(self) -> bool: ...
 
 
-class Api(Swarm):
+class Api:
     """``TaskQueue`` from the Python API, connected as users do (``from_url``)."""
 
     def __init__(self, args: argparse.Namespace) -> None:
@@ -163,7 +161,7 @@ class Api(Swarm):
         return bool(progress["completed"] == progress["total"])
 
 
-class Cli(Swarm):
+class Cli:
     """The ``swarmqueue`` command, one process per step; exit 3 (Redis unreachable) is retried
     with the same ``--request-id``, exit 1 on ``done`` is a stale claim."""
 

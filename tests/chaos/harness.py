@@ -73,6 +73,7 @@ class ScenarioStats:
     replies_dropped: int = 0
     agent_retries: int = 0  # calls sent again by agents after Redis was unreachable
     stale_completions: int = 0
+    leases_expired: int = 0  # claims of killed agents returned to the swarm
     messages: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     violations: int = 0

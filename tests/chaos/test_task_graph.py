@@ -96,6 +96,8 @@ class Round:
         if not ended:
             violations.append(f"agents still running after {AGENT_DEADLINE + 30:g}s (stopped)")
         acks = read_acks(self.fleet.folder)
+        events = persist(self.check.events)
+        self.stats.leases_expired += sum(1 for e in events if e.type == "expired")
         violations += persist(
             lambda: task_graph_violations(self.check, self.deps, acks, self.fleet.killed)
         )
