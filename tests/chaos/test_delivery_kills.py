@@ -17,6 +17,7 @@ a retry after a kill between paste and record types the message again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -67,8 +68,8 @@ class DeliveryRun:
         self.client = redis.Redis.from_url(server.url)
         settings = Settings(host=self.host, swarm=self.swarm)
         self.messenger = Messenger(self.client, self.swarm, settings=settings)
-        self.lab = Lab(tmp / "panes")
         (tmp / "panes").mkdir()
+        self.lab = Lab(tmp / "panes")
         self.shim = Shim(tmp / "shim")
         common = {
             **os.environ,
@@ -153,9 +154,11 @@ def test_worker_sigkilled_mid_delivery(
     moment: str, tmp_path: Path, chaos_stats: ScenarioStats
 ) -> None:
     rng = random.Random(chaos_stats.seed)
-    server = KillableRedis(tmp_path / "redis").start()
-    run = DeliveryRun(tmp_path, server, chaos_stats)
-    try:
+    with contextlib.ExitStack() as stack:
+        server = KillableRedis(tmp_path / "redis").start()
+        stack.callback(server.stop)
+        run = DeliveryRun(tmp_path, server, chaos_stats)
+        stack.callback(run.close)
         run.setup()
         run.workers.start()
         for n in range(KILLS_PER_ROUND * chaos_rounds()):
@@ -186,7 +189,4 @@ def test_worker_sigkilled_mid_delivery(
             raise DeliveryViolation(
                 f"worker killed {moment} a paste (seed {chaos_stats.seed})", violations
             )
-    finally:
-        run.close()
-        server.stop()
     assert chaos_stats.worker_kills == KILLS_PER_ROUND * chaos_rounds()

@@ -67,6 +67,12 @@ class Round:
         stats.rounds += 1
         stats.tasks += tasks
 
+    def __enter__(self) -> Round:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.fleet.close()  # also when the test failed midway: no agent is left running
+
     def start(self, api: int, cli: int) -> None:
         for _ in range(api):
             self.fleet.start("api")
@@ -84,10 +90,8 @@ class Round:
 
     def finish(self) -> None:
         """Wait for the agents, stop the rest, and check every invariant."""
-        try:
-            ended = self.fleet.wait(AGENT_DEADLINE + 30)
-        finally:
-            self.fleet.close()
+        ended = self.fleet.wait(AGENT_DEADLINE + 30)
+        self.fleet.close()
         self.stats.agents += len(self.fleet.procs)
         for counts in self.fleet.counts():
             self.stats.agent_retries += counts["retries"]
@@ -114,20 +118,20 @@ def test_redis_sigkilled_with_aof_loses_nothing(tmp_path: Path, chaos_stats: Sce
     server = KillableRedis(tmp_path / "redis", aof=True).start()
     try:
         for n in range(chaos_rounds()):
-            run = Round(
+            with Round(
                 tmp_path / f"round-{n}", server.url, server.url, f"chaos-aof-{n}", rng,
                 chaos_stats, tasks=300, lease=120.0, work=(0.02, 0.08),
-            )  # fmt: skip
-            run.start(api=4, cli=1)
-            for mark in milestones(run.total, 6, rng):
-                run.wait_for(mark)
-                if not run.fleet.running():
-                    break
-                server.kill()
-                chaos_stats.redis_kills += 1
-                time.sleep(rng.uniform(0.1, 1.0))
-                server.start()
-            run.finish()
+            ) as run:  # fmt: skip
+                run.start(api=4, cli=1)
+                for mark in milestones(run.total, 6, rng):
+                    run.wait_for(mark)
+                    if not run.fleet.running():
+                        break
+                    server.kill()
+                    chaos_stats.redis_kills += 1
+                    time.sleep(rng.uniform(0.1, 1.0))
+                    server.start()
+                run.finish()
     finally:
         server.stop()
     assert chaos_stats.redis_kills >= 6 * chaos_rounds(), "the server was not killed mid-run"
@@ -144,12 +148,12 @@ def test_dropped_replies_are_answered_once(tmp_path: Path, chaos_stats: Scenario
             fraction = DROP_FRACTIONS[n % len(DROP_FRACTIONS)]
             proxy = DroppingProxy(server.port, fraction, rng.randrange(2**31)).start()
             try:
-                run = Round(
+                with Round(
                     tmp_path / f"round-{n}", proxy.url, server.url, f"chaos-drop-{n}", rng,
                     chaos_stats, tasks=300, lease=120.0, work=(0.0, 0.03),
-                )  # fmt: skip
-                run.start(api=4, cli=1)
-                run.finish()
+                ) as run:  # fmt: skip
+                    run.start(api=4, cli=1)
+                    run.finish()
             finally:
                 proxy.close()
                 chaos_stats.replies_passed += proxy.stats.replies
@@ -167,22 +171,22 @@ def test_sigkilled_agents_with_short_leases(tmp_path: Path, chaos_stats: Scenari
     server = KillableRedis(tmp_path / "redis").start()
     try:
         for n in range(chaos_rounds()):
-            run = Round(
+            with Round(
                 tmp_path / f"round-{n}", server.url, server.url, f"chaos-agents-{n}", rng,
                 chaos_stats, tasks=200, lease=2.0, work=(0.05, 0.3),
-            )  # fmt: skip
-            run.start(api=5, cli=1)
-            for mark in milestones(run.total, 10, rng):
-                run.wait_for(mark)
-                running = run.fleet.running()
-                if not running:
-                    break
-                holding = set(persist(run.check.workload)) & set(running)
-                victim = rng.choice(sorted(holding or running))
-                run.fleet.kill(victim)
-                chaos_stats.agent_kills += 1
-                run.fleet.start(victim.split("-", 1)[0])  # a replacement of the same kind
-            run.finish()
+            ) as run:  # fmt: skip
+                run.start(api=5, cli=1)
+                for mark in milestones(run.total, 10, rng):
+                    run.wait_for(mark)
+                    running = run.fleet.running()
+                    if not running:
+                        break
+                    holding = set(persist(run.check.workload)) & set(running)
+                    victim = rng.choice(sorted(holding or running))
+                    run.fleet.kill(victim)
+                    chaos_stats.agent_kills += 1
+                    run.fleet.start(victim.split("-", 1)[0])  # a replacement of the same kind
+                run.finish()
     finally:
         server.stop()
     assert chaos_stats.agent_kills >= 10 * chaos_rounds(), "no agent was killed mid-run"
