@@ -2,8 +2,8 @@
 
 A real ``swarmqueue worker`` types into the panes of a private tmux server whose panes run
 ``tests/pane_reader.py``, which logs every byte it receives. The worker finds ``tmux`` on its
-``PATH``, where the test puts :data:`SHIM` first: the real tmux, with a pause before and after
-each invocation and a line in a log for each step::
+``PATH``, where the test puts a ``tmux`` of its own first (:data:`SHIM`): the real one, paused
+before and after each invocation, writing a line to a log for each step::
 
     begin <pid> list|paste|other     the worker started a tmux invocation
     ran <pid> <kind> <exit status>   the real tmux finished (a paste is in the pane now)
@@ -12,11 +12,13 @@ That widens the moments the suite strikes at (each only milliseconds wide otherw
 ``DELAY`` seconds, and tells the test when it is in one:
 
     before   ``begin list``: the worker took the job and is listing panes; nothing typed yet
-    during   ``begin paste`` + up to ``DELAY``: the paste is on its way (the kill also ends
-             the tmux client, so the paste happens or not)
+    during   ``begin paste`` + up to ``DELAY / 2``: the paste is on its way, and the kill
+             ends it with the worker (its process group), before the real tmux typed anything
     after    ``ran paste``: the panes have the message, the worker has not recorded it yet
 
-The product has no hook to stop a worker at a chosen point; this approximates one from outside.
+Each kill is checked afterwards: the worker's last step must be the moment's (a late kill would
+test another moment). The product has no hook to stop a worker at a chosen point; this makes
+one from outside, without touching it.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import redis
 
 from distributor import TaskQueue
 from distributor.messages import Delivery, DeliveryStatus, Message, MessageType
+from tests.chaos.harness import KillableRedis
 from tests.chaos.invariants import (
     PASTE_END,
     Ack,
@@ -198,4 +199,32 @@ def test_the_proxy_runs_commands_whose_replies_it_drops(tmp_path: Path) -> None:
         assert client.get("n") == b"2"  # the command ran all the same
     finally:
         client.close()
+        server.stop()
+
+
+@pytest.mark.slow
+def test_a_torn_aof_is_cut_before_the_script_it_tore(tmp_path: Path) -> None:
+    """A kill in the middle of writing a script's effects: the restart repairs the AOF so that
+    none of the script is applied, and a write acknowledged after it survives the next kill."""
+    server = KillableRedis(tmp_path / "redis", aof=True).start()
+    try:
+        with redis.Redis.from_url(server.url) as client:
+            client.set("before", "0")
+            client.eval("redis.call('SET', 'a', '1'); redis.call('SET', 'b', '2')", 0)
+        server.kill()
+        incr = next((server.folder / "appendonlydir").glob("*.incr.aof"))
+        size = incr.stat().st_size
+        with incr.open("r+b") as aof:
+            aof.truncate(size - 16)  # inside "SET b 2": the block's EXEC and more are gone
+        server.start()
+        assert server.repairs == 1
+        with redis.Redis.from_url(server.url) as client:
+            assert client.mget("before", "a", "b") == [b"0", None, None]
+            client.set("after", "1")
+        server.kill()
+        server.start()
+        assert server.repairs == 1
+        with redis.Redis.from_url(server.url) as client:
+            assert client.mget("before", "a", "b", "after") == [b"0", None, None, b"1"]
+    finally:
         server.stop()

@@ -134,6 +134,7 @@ def test_redis_sigkilled_with_aof_loses_nothing(tmp_path: Path, chaos_stats: Sce
                 run.finish()
     finally:
         server.stop()
+        chaos_stats.aof_repairs = server.repairs
     assert chaos_stats.redis_kills >= 6 * chaos_rounds(), "the server was not killed mid-run"
 
 
