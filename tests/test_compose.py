@@ -18,8 +18,10 @@ def load() -> dict[str, Any]:
 
 def test_redis_is_persistent_and_health_checked() -> None:
     redis = load()["services"]["redis"]
-    assert "--appendonly" in redis["command"]
-    assert redis["command"][redis["command"].index("--appendonly") + 1] == "yes"
+    (script,) = redis["command"]
+    assert redis["entrypoint"] == ["sh", "-c"]
+    assert "--appendonly yes" in script and "--aof-load-truncated no" in script
+    assert script.index("redis-check-aof --fix") < script.index("exec redis-server")
     assert redis["healthcheck"]["test"][-1] == "ping"
     assert any(v.endswith(":/data") for v in redis["volumes"])
 

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distributor import TaskQueue
-from distributor.messages import DeliveryStatus, Message
-from distributor.models import Event, Task, TaskStatus
+from distributor.messaging.messages import DeliveryStatus, Message
+from distributor.tasks.models import Event, Task, TaskStatus
 
 SHOWN = 12  # violations listed in a failure message (the count says how many more)
 PASTE_END = b"\x1b[201~\r"  # what follows a pasted line: bracketed paste's end, then Enter
@@ -254,8 +254,10 @@ def delivery_violations(
                 violations.append(f"{where}: typed {times} times")
             if whole != times:
                 violations.append(f"{where}: typed {times - whole} time(s) without its end/Enter")
-            if d.status is DeliveryStatus.PENDING:
-                violations.append(f"{where}: still pending (the pane got it {times} time(s))")
+            if d.status in (DeliveryStatus.PENDING, DeliveryStatus.TYPING):
+                violations.append(
+                    f"{where}: still {d.status.value}, not final (the pane got it {times} time(s))"
+                )
             elif d.status is DeliveryStatus.DELIVERED and not times:
                 violations.append(f"{where}: recorded delivered, but the pane never got it")
             elif d.status is DeliveryStatus.FAILED and times:

@@ -37,7 +37,7 @@ from pathlib import Path
 import redis
 from rq import Queue, Worker
 
-from distributor.dispatch import delivery_queue_name
+from distributor.messaging.dispatch import delivery_queue_name
 from tests.chaos.harness import kill_group, wait_until
 from tests.messaging_support import READER, TmuxLab
 
@@ -46,8 +46,8 @@ DELAY = 0.3  # seconds the shim waits before and after each real tmux invocation
 SHIM = """#!/bin/sh
 # tmux for the chaos suite (tests/chaos/panes.py): the real one, paused before and after.
 case " $* " in
+  *" load-buffer "*) kind=paste ;;  # first: a paste's chain ends with a list-panes of its own
   *" list-panes "*) kind=list ;;
-  *" load-buffer "*) kind=paste ;;
   *) kind=other ;;
 esac
 echo "begin $$ $kind" >> "$CHAOS_TMUX_LOG"

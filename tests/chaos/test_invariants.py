@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from distributor import TaskQueue
-from distributor.messages import Delivery, DeliveryStatus, Message, MessageType
+from distributor.messaging.messages import Delivery, DeliveryStatus, Message, MessageType
 from tests.chaos.harness import KillableRedis
 from tests.chaos.invariants import (
     PASTE_END,
@@ -162,7 +162,7 @@ def test_untrue_twice_typed_pending_and_lost_messages_are_found() -> None:
         "message m1 to ann (pane %1): typed 2 times",
         "message m1 to bob (pane %2): recorded delivered, but the pane never got it",
         "message m1 to cy (pane %3): recorded failed (timeout), but the pane got it 1 time(s)",
-        "message m2 to ann (pane %1): still pending (the pane got it 1 time(s))",
+        "message m2 to ann (pane %1): still pending, not final (the pane got it 1 time(s))",
         "message m2 to bob (pane %2): typed 1 time(s) without its end/Enter",
         "message m2 to bob (pane %2): recorded failed (timeout), but the pane got it 1 time(s)",
         "message m3 lost: no record of it",
