@@ -30,6 +30,7 @@ from importlib import metadata
 from typing import Any
 
 import redis
+
 from benchmarks import broadcast as bench_broadcast
 from benchmarks import growth as bench_growth
 from benchmarks import lifecycle as bench_lifecycle
@@ -40,7 +41,6 @@ from benchmarks import wakeup as bench_wakeup
 from benchmarks.procs import GroupRun
 from benchmarks.report import Goal, Report, Table, number, ratio
 from benchmarks.server import PrivateRedis, redis_version
-
 from distributor.log import configure_logging
 
 SECTIONS = ("lifecycle", "growth", "memory", "wakeup", "broadcast", "recovery")

@@ -15,9 +15,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from bullmq import FlowProducer, Queue, Worker
+
 from benchmarks import dag as bench_dag
 from benchmarks.procs import Done, GroupRun, run_group
-from bullmq import FlowProducer, Queue, Worker
 
 POLL_SECONDS = 0.02  # how often a worker process asks whether all jobs are completed
 CLOSE_SECONDS = 5.0

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.lifecycle import new_swarm, submit_dag
-
 from distributor.settings import Settings
 from distributor.tasks.models import Claim
 from distributor.tasks.queue import TaskQueue

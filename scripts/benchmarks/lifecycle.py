@@ -19,7 +19,6 @@ from collections.abc import Callable
 
 from benchmarks import dag as bench_dag
 from benchmarks.procs import Done, GroupRun, run_group
-
 from distributor.settings import Settings
 from distributor.store.client import redis_from_url
 from distributor.tasks.models import Claim

@@ -19,10 +19,10 @@ import statistics
 from dataclasses import dataclass
 
 import redis
+
 from benchmarks.lifecycle import new_swarm, submit_dag
 from benchmarks.rq import delete_queue, enqueue_dag, new_queue
 from benchmarks.server import used_memory
-
 from distributor.settings import Settings
 from distributor.tasks.queue import TaskQueue
 from distributor.testing import delete_swarm

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
-from benchmarks.broadcast import PrivateTmux
 from rq import Queue
 
+from benchmarks.broadcast import PrivateTmux
 from distributor.demo.agent import cli_command
 from distributor.messaging.agents import AgentRegistry
 from distributor.messaging.dispatch import delivery_queue_name

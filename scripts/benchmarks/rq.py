@@ -12,12 +12,13 @@ import uuid
 from collections.abc import Callable
 
 import redis
-from benchmarks import dag as bench_dag
-from benchmarks.procs import Done, GroupRun, run_group
 from rq import Queue, SimpleWorker
 from rq.executions import Execution
 from rq.job import Job
 from rq.registry import FinishedJobRegistry
+
+from benchmarks import dag as bench_dag
+from benchmarks.procs import Done, GroupRun, run_group
 
 IDLE_PAUSE = 0.002  # seconds a worker that found the queue empty waits before looking again
 
