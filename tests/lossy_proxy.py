@@ -4,8 +4,8 @@
 the next ``EVALSHA`` reach Redis, waits for Redis' reply (so the script ran and, with
 ``--appendfsync always``, is on disk; an error reply such as ``NOSCRIPT`` is passed on and the
 next one is awaited), closes the client's connection instead of passing the reply on, and kills
-the server: the client cannot tell whether its request was applied. :class:`AofRedis` restarts
-the server on the same port with its data.
+the server: the client cannot tell whether its request was applied.
+:class:`~tests.redis_server.AofRedis` restarts the server on the same port with its data.
 """
 
 from __future__ import annotations
@@ -14,26 +14,8 @@ import contextlib
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
-
-from tests.redis_server import RedisServer
 
 _EVALSHA = b"$7\r\nEVALSHA\r\n"
-
-
-class AofRedis(RedisServer):
-    """A private redis-server that writes every change to its AOF before replying, so a
-    SIGKILL loses nothing that a client was answered (or would have been)."""
-
-    def __init__(self, folder: Path) -> None:
-        super().__init__(folder, "--appendonly", "yes", "--appendfsync", "always")
-
-    def crash(self) -> None:
-        """SIGKILL, no goodbye to clients; :meth:`start` brings it back with its data."""
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
 
 
 class LossyProxy:

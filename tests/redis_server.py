@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import time
 from pathlib import Path
+from typing import Self
 
 from distributor.demo.redis_source import free_port
 from tests.processes import port_open
@@ -36,7 +37,7 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> RedisServer:
+    def start(self) -> Self:
         """Start it (again, on the same port) and return once it accepts connections."""
         assert self.proc is None, "already running"
         log = (self.folder / "redis.log").open("ab")
@@ -68,3 +69,59 @@ class RedisServer:
             self.proc.kill()
             self.proc.wait()
         self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no final write, clients are cut off mid-reply; :meth:`start`
+        brings it back on the same port and folder."""
+        if self.proc is None:
+            return
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None
+
+
+class AofRedis(RedisServer):
+    """A private redis-server that writes every change to its AOF before replying, so a
+    SIGKILL loses nothing a client was answered (or would have been).
+
+    It runs with ``--aof-load-truncated no``: a kill can leave the AOF ending in the middle of a
+    script's ``MULTI``/``EXEC`` block, and with the default (``yes``) Redis 7.0 cuts only the
+    torn command, keeps the block's first commands and appends new writes after them; at the
+    next restart half of the script is applied, or the writes after it are dropped (fixed in
+    Valkey by valkey-io/valkey#4342). So the server refuses to start on a torn AOF, and
+    :meth:`start` repairs it with ``redis-check-aof --fix``, which cuts before the ``MULTI``, as
+    an operator would. ``repairs`` counts those.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(
+            folder, "--appendonly", "yes", "--appendfsync", "always", "--aof-load-truncated", "no"
+        )
+        self.repairs = 0
+
+    def start(self) -> Self:
+        try:
+            super().start()
+        except AssertionError:
+            if "redis-check-aof --fix" not in self._log_tail():
+                raise
+            self.repair()
+            super().start()
+        return self
+
+    def repair(self) -> None:
+        """Cut a torn AOF back to its last whole command or transaction."""
+        manifest = self.folder / "appendonlydir" / "appendonly.aof.manifest"
+        done = subprocess.run(
+            ["redis-check-aof", "--fix", str(manifest)],
+            input="y\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, f"redis-check-aof --fix failed: {done.stdout}{done.stderr}"
+        self.repairs += 1
+
+    def _log_tail(self) -> str:
+        return (self.folder / "redis.log").read_text()[-2000:]

@@ -33,8 +33,9 @@ from distributor.store.calls import (
     retriable,
 )
 from distributor.tasks.models import Completion
-from tests.lossy_proxy import AofRedis, LossyProxy
+from tests.lossy_proxy import LossyProxy
 from tests.private_redis import one_line_error, run_cli
+from tests.redis_server import AofRedis
 
 PLAN = {"tasks": [{"id": "t0", "title": "first"}, {"id": "t1", "title": "second"}]}
 DOWN_FOR = 1.5  # seconds the server stays down when it comes back within the budget
@@ -161,7 +162,7 @@ def crash_then(server: AofRedis, restart_after: float | None) -> Callable[[], No
     """Crash the server now; restart it ``restart_after`` seconds later (None: the test does)."""
 
     def crash() -> None:
-        server.crash()
+        server.kill()
         if restart_after is not None:
             timer = threading.Timer(restart_after, server.start)
             timer.start()
@@ -298,7 +299,7 @@ def test_claim_next_waiting_rides_out_a_restart(server: AofRedis) -> None:
     waiter = threading.Thread(target=lambda: got.append(queue.claim_next("a", wait=30)))
     waiter.start()
     time.sleep(0.5)
-    server.crash()
+    server.kill()
     time.sleep(DOWN_FOR)
     server.start()
     other.submit(PLAN)  # rides out the moment the server needs to accept connections

@@ -26,7 +26,6 @@ from typing import Any, TypeVar
 
 from distributor import TaskQueue
 from distributor.errors import RedisUnavailable
-from tests.redis_server import RedisServer
 
 T = TypeVar("T")
 
@@ -119,61 +118,6 @@ def kill_group(proc: subprocess.Popen[Any]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-
-
-class KillableRedis(RedisServer):
-    """A private redis-server that can be SIGKILLed and started again on its port and folder.
-
-    With ``aof=True`` it runs with ``--appendonly yes --appendfsync always``: each write is on
-    disk before its reply is sent. And with ``--aof-load-truncated no``: a kill can leave the
-    AOF ending in the middle of a script's ``MULTI``/``EXEC`` block, and with the default
-    (``yes``) Redis 7.0 cuts only the torn command, keeps the block's first commands, and appends
-    new writes after them; at the next restart half of the script is applied, or the writes
-    after it are dropped (fixed in Valkey by valkey-io/valkey#4342). So the server refuses to
-    start on a torn AOF, and :meth:`start` repairs it with ``redis-check-aof --fix``, which cuts
-    before the ``MULTI``, as an operator would. ``repairs`` counts those.
-    """
-
-    def __init__(self, folder: Path, *, aof: bool = False) -> None:
-        extra = ["--appendonly", "yes", "--appendfsync", "always", "--aof-load-truncated", "no"]
-        super().__init__(folder, *(extra if aof else []))
-        self.aof = aof
-        self.repairs = 0
-
-    def start(self) -> KillableRedis:
-        try:
-            super().start()
-        except AssertionError:
-            if not (self.aof and "redis-check-aof --fix" in self._log_tail()):
-                raise
-            self.repair()
-            super().start()
-        return self
-
-    def repair(self) -> None:
-        """Cut a torn AOF back to its last whole command or transaction."""
-        manifest = self.folder / "appendonlydir" / "appendonly.aof.manifest"
-        done = subprocess.run(
-            ["redis-check-aof", "--fix", str(manifest)],
-            input="y\n",
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert done.returncode == 0, f"redis-check-aof --fix failed: {done.stdout}{done.stderr}"
-        self.repairs += 1
-
-    def _log_tail(self) -> str:
-        return (self.folder / "redis.log").read_text()[-2000:]
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown, no final write, clients are cut off mid-reply."""
-        if self.proc is None:
-            return
-        self.proc.kill()
-        self.proc.wait()
-        self.proc = None
 
 
 def random_plan(

@@ -33,7 +33,6 @@ from distributor.messaging.agents import AgentRegistry
 from distributor.messaging.messages import DeliveryStatus, Message, Messenger
 from distributor.settings import Settings
 from tests.chaos.harness import (
-    KillableRedis,
     ScenarioStats,
     chaos_rounds,
     scenario_timeout,
@@ -47,6 +46,7 @@ from tests.chaos.invariants import (
 )
 from tests.chaos.panes import CLI, MOMENTS, Lab, Shim, Workers
 from tests.messaging_support import unique_host
+from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.chaos
 
@@ -60,7 +60,7 @@ REFUSING_PROGRAM = "chaos-pager"  # not in SWARMQUEUE_DELIVER_TO: its agent's ou
 class DeliveryRun:
     """The panes, agents, server and workers of one scenario."""
 
-    def __init__(self, tmp: Path, server: KillableRedis, stats: ScenarioStats) -> None:
+    def __init__(self, tmp: Path, server: RedisServer, stats: ScenarioStats) -> None:
         self.stats = stats
         self.swarm = f"chaos-deliver-{uuid.uuid4().hex[:8]}"
         self.host = unique_host()
@@ -147,7 +147,7 @@ def test_worker_sigkilled_mid_delivery(
 ) -> None:
     rng = random.Random(chaos_stats.seed)
     with contextlib.ExitStack() as stack:
-        server = KillableRedis(tmp_path / "redis").start()
+        server = RedisServer(tmp_path / "redis").start()
         stack.callback(server.stop)
         run = DeliveryRun(tmp_path, server, chaos_stats)
         stack.callback(run.close)

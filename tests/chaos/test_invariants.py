@@ -16,7 +16,6 @@ import redis
 
 from distributor import TaskQueue
 from distributor.messaging.messages import Delivery, DeliveryStatus, Message, MessageType
-from tests.chaos.harness import KillableRedis
 from tests.chaos.invariants import (
     PASTE_END,
     Ack,
@@ -26,7 +25,7 @@ from tests.chaos.invariants import (
     task_graph_violations,
 )
 from tests.chaos.proxy import DroppingProxy
-from tests.redis_server import RedisServer
+from tests.redis_server import AofRedis, RedisServer
 
 DIAMOND = {"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"]}
 
@@ -206,7 +205,7 @@ def test_the_proxy_runs_commands_whose_replies_it_drops(tmp_path: Path) -> None:
 def test_a_torn_aof_is_cut_before_the_script_it_tore(tmp_path: Path) -> None:
     """A kill in the middle of writing a script's effects: the restart repairs the AOF so that
     none of the script is applied, and a write acknowledged after it survives the next kill."""
-    server = KillableRedis(tmp_path / "redis", aof=True).start()
+    server = AofRedis(tmp_path / "redis").start()
     try:
         with redis.Redis.from_url(server.url) as client:
             client.set("before", "0")

@@ -19,7 +19,6 @@ import pytest
 from distributor import TaskQueue
 from tests.chaos.harness import (
     AgentFleet,
-    KillableRedis,
     ScenarioStats,
     chaos_rounds,
     milestones,
@@ -30,6 +29,7 @@ from tests.chaos.harness import (
 )
 from tests.chaos.invariants import TaskGraphViolation, read_acks, task_graph_violations
 from tests.chaos.proxy import DroppingProxy
+from tests.redis_server import AofRedis, RedisServer
 
 pytestmark = pytest.mark.chaos
 
@@ -115,7 +115,7 @@ def test_redis_sigkilled_with_aof_loses_nothing(tmp_path: Path, chaos_stats: Sce
     """SIGKILL redis-server (AOF, fsync always) six times mid-run, restart it on the same port
     and folder: agents ride out each outage, retrying with the same request ids."""
     rng = random.Random(chaos_stats.seed)
-    server = KillableRedis(tmp_path / "redis", aof=True).start()
+    server = AofRedis(tmp_path / "redis").start()
     try:
         for n in range(chaos_rounds()):
             with Round(
@@ -143,7 +143,7 @@ def test_dropped_replies_are_answered_once(tmp_path: Path, chaos_stats: Scenario
     """A proxy between agents and Redis drops a share of the replies (closing the connection
     after the command ran): every retried request is answered from its stored outcome."""
     rng = random.Random(chaos_stats.seed)
-    server = KillableRedis(tmp_path / "redis").start()
+    server = RedisServer(tmp_path / "redis").start()
     try:
         for n in range(chaos_rounds()):
             fraction = DROP_FRACTIONS[n % len(DROP_FRACTIONS)]
@@ -169,7 +169,7 @@ def test_sigkilled_agents_with_short_leases(tmp_path: Path, chaos_stats: Scenari
     """SIGKILL agents that hold a claim (2 s leases), start replacements: expired claims are
     reaped by the next ``claim_next`` and finished by someone else, once."""
     rng = random.Random(chaos_stats.seed)
-    server = KillableRedis(tmp_path / "redis").start()
+    server = RedisServer(tmp_path / "redis").start()
     try:
         for n in range(chaos_rounds()):
             with Round(
