@@ -9,11 +9,10 @@ import pytest
 import redis
 from click.testing import CliRunner, Result
 
-from distributor.admin.swarms import delete_swarm, find_swarms, summary
+from distributor.admin.swarms import delete_swarm, find_swarms, summaries
 from distributor.cli import main
 from distributor.cli.app import CliContext
 from distributor.messaging.dispatch import delivery_job_id
-from distributor.store.executor import SyncExecutor
 from distributor.tasks.queue import TaskQueue
 from distributor.testing import advance_clock
 from tests.conftest import chain_plan, snapshot
@@ -40,7 +39,7 @@ def test_summary_counts_progress_agents_and_activity(sync_queue: TaskQueue, ms: 
     sync_queue.complete(claim.task.id, "alice", claim.token)
 
     assert sync_queue.swarm in find_swarms(sync_queue.redis)
-    s = SyncExecutor(sync_queue.redis).run(summary(sync_queue.keys))
+    (s,) = [s for s in summaries(sync_queue.redis) if s.name == sync_queue.swarm]
     assert (s.name, s.total, s.agents) == (sync_queue.swarm, 3, 1)
     assert (s.counts["completed"], s.counts["available"], s.counts["blocked"]) == (1, 1, 1)
     assert s.completion_pct == 33.3

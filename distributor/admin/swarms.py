@@ -22,7 +22,9 @@ from distributor.store import codec
 from distributor.store.calls import Batch, Command, Op, text
 from distributor.store.executor import SyncExecutor
 from distributor.store.keys import NAMESPACE, SwarmKeys, check_swarm, host_swarms_key
-from distributor.tasks.models import TaskStatus, ms_to_datetime
+from distributor.store.scripts import SCRIPT_NAMES
+from distributor.tasks.models import ms_to_datetime
+from distributor.tasks.queries import completion_pct, status_counts
 
 _SCAN_COUNT = 1000
 _DELETE_BATCH = 500
@@ -71,28 +73,31 @@ def _valid(name: str) -> bool:
 
 
 def summary(keys: SwarmKeys) -> Op[SwarmSummary]:
-    """Progress, agents and last activity of one swarm, in one round trip."""
-    raw_counts, agents, events, last = yield Batch(
+    """Progress (the same counts as ``status``), agents and last activity of one swarm."""
+    counts, _ = yield from status_counts(keys)
+    agents, events, last = yield Batch(
         (
-            Command(("HGETALL", keys.counts)),
             Command(("ZCARD", keys.agents)),
             Command(("XLEN", keys.events)),
             Command(("XREVRANGE", keys.events, "+", "-", "COUNT", 1)),
         )
     )
-    counts = {s.value: 0 for s in TaskStatus}
-    counts.update({k: int(v) for k, v in codec.decode_map(raw_counts).items()})
-    total = sum(counts.values())
     last_ms = _event_ms(last[0]) if last else None
     return SwarmSummary(
         name=keys.swarm,
-        total=total,
+        total=sum(counts.values()),
         counts=counts,
-        completion_pct=round(100.0 * counts["completed"] / total, 1) if total else 0.0,
+        completion_pct=completion_pct(counts),
         agents=int(agents),
         events=int(events),
         last_activity=ms_to_datetime(last_ms) if last_ms is not None else None,
     )
+
+
+def summaries(client: redis.Redis, namespace: str = NAMESPACE) -> list[SwarmSummary]:
+    """The :func:`summary` of every swarm in this Redis, by name."""
+    executor = SyncExecutor(client, SCRIPT_NAMES)
+    return [executor.run(summary(SwarmKeys(n, namespace))) for n in find_swarms(client, namespace)]
 
 
 def _event_ms(entry: Any) -> int:
@@ -110,17 +115,15 @@ def prune_finished(
     client: redis.Redis, older_than_seconds: float, namespace: str = NAMESPACE
 ) -> list[Deleted]:
     """Delete the swarms that finished and saw no event for ``older_than_seconds`` (Redis time)."""
-    executor = SyncExecutor(client)
+    executor = SyncExecutor(client, SCRIPT_NAMES)
     pruned = []
-    for name in find_swarms(client, namespace):
-        keys = SwarmKeys(name, namespace)
-        s = executor.run(summary(keys))
+    for s in summaries(client, namespace):
         if not finished(s) or s.last_activity is None:
             continue
-        now_ms = executor.run(_now_ms(keys))
+        now_ms = executor.run(_now_ms(SwarmKeys(s.name, namespace)))
         idle_ms = now_ms - round(s.last_activity.timestamp() * 1000)
         if idle_ms >= older_than_seconds * 1000:
-            pruned.append(delete_swarm(client, name, namespace))
+            pruned.append(delete_swarm(client, s.name, namespace))
     return pruned
 
 

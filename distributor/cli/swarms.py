@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import click
 
-from distributor.admin.swarms import delete_swarm, find_swarms, prune_finished, summary
+from distributor.admin.swarms import delete_swarm, find_swarms, prune_finished, summaries
 from distributor.cli.app import EXIT_INVALID, EXIT_REFUSED, CliContext, CliError
 from distributor.cli.output import emit, json_option, when
-from distributor.store.executor import SyncExecutor
-from distributor.store.keys import SwarmKeys, check_swarm
+from distributor.store.keys import check_swarm
 
 
 @click.command("swarms")
@@ -16,9 +15,7 @@ from distributor.store.keys import SwarmKeys, check_swarm
 @click.pass_obj
 def swarms(obj: CliContext, as_json: bool) -> None:
     """List every swarm in this Redis with its progress, agents and last activity."""
-    client = obj.queue.redis
-    executor = SyncExecutor(client)
-    found = [executor.run(summary(SwarmKeys(name))) for name in find_swarms(client)]
+    found = summaries(obj.queue.redis)
     emit(
         as_json,
         found,

@@ -126,19 +126,30 @@ def blocked_by_failures(keys: SwarmKeys, failed: list[str]) -> Op[dict[str, list
     return report
 
 
-def progress(keys: SwarmKeys) -> Op[dict[str, Any]]:
-    """Counts per status, completion percentage, and which failed tasks block others."""
-    # the counters and Redis time in one atomic step (see lua/counts.lua)
+def status_counts(keys: SwarmKeys) -> Op[tuple[dict[str, int], list[str]]]:
+    """Tasks per status (every status, zeros included) and the failed tasks' ids, read with
+    Redis time in one atomic step (see lua/counts.lua: a due retry counts as available)."""
     call = ScriptCall("counts", keys.script_keys(), [keys.prefix, 0, "", "", 0], repeatable=True)
     _, body = codec.script_reply((yield call))
     counts = {s.value: 0 for s in TaskStatus}
     counts.update({k: int(v) for k, v in codec.decode_map(body["counts"]).items()})
+    return counts, [text(f) for f in body["failed"] or []]
+
+
+def completion_pct(counts: dict[str, int]) -> float:
+    """Completed tasks as a percentage of all, to one decimal (0.0 for no tasks)."""
     total = sum(counts.values())
-    blocked_by = yield from blocked_by_failures(keys, [text(f) for f in body["failed"] or []])
+    return round(100.0 * counts["completed"] / total, 1) if total else 0.0
+
+
+def progress(keys: SwarmKeys) -> Op[dict[str, Any]]:
+    """Counts per status, completion percentage, and which failed tasks block others."""
+    counts, failed = yield from status_counts(keys)
+    blocked_by = yield from blocked_by_failures(keys, failed)
     return {
-        "total": total,
+        "total": sum(counts.values()),
         **counts,
-        "completion_pct": round(100.0 * counts["completed"] / total, 1) if total else 0.0,
+        "completion_pct": completion_pct(counts),
         "blocked_by_failed": blocked_by,
     }
 
