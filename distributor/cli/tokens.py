@@ -80,7 +80,8 @@ def _path(swarm: str, agent_id: str) -> Path:
     return path
 
 
-def _load(path: Path) -> dict[str, int]:
+def _read_object(path: Path) -> dict[str, Any]:
+    """The JSON object stored at ``path``; {} when there is none or it is not usable."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -89,8 +90,11 @@ def _load(path: Path) -> dict[str, int]:
         raise _unusable(path, exc) from None
     except ValueError:  # not JSON or not UTF-8: nothing usable is remembered in it
         return {}
-    if not isinstance(data, dict):
-        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _load(path: Path) -> dict[str, int]:
+    data = _read_object(path)
     return {str(k): v for k, v in data.items() if type(v) is int and v > 0}
 
 
@@ -178,16 +182,7 @@ def _request_key(request: Sequence[object]) -> str:
 
 
 def _load_pending(path: Path) -> dict[str, str]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:
-        raise _unusable(path, exc) from None
-    except ValueError:
-        return {}
-    if not isinstance(data, dict):
-        return {}
+    data = _read_object(path)
     pending = {}
     for key, value in data.items():
         try:
