@@ -2,7 +2,7 @@
 # Run the test suite: lint, type checks, and pytest against fakeredis and a real Redis.
 # Usage: ./scripts/test.sh [pytest args...]
 # The chaos suite (tests/chaos/, marker chaos) and the long live-view test (marker long) run only
-# when asked for: ./scripts/test.sh -m 'chaos or long' (.ci/run does)
+# when asked for: ./scripts/test.sh -m 'chaos or long or cluster or netns or browser' (.ci/run does)
 # (SWARMQUEUE_CHAOS_ROUNDS=N repeats each of its scenarios N times).
 # Uses SWARMQUEUE_TEST_REDIS_URL, else 127.0.0.1:6379 if it answers, else a private redis-server
 # on a free port, stopped (and its temporary folder removed) when the script exits, also on an

@@ -24,6 +24,8 @@ LAYERS = (
     "distributor.admin",
     "workers",
     "distributor.testing",
+    "distributor.dashboard",
+    "distributor.mcp",
     "distributor.cli",
     "distributor.demo",
     "distributor",  # the package's own __init__: the public API, lazily imported
