@@ -172,6 +172,43 @@ class DuplicateInPlan(DuplicateTask):
         return f"task id(s) listed twice in the plan: {_listed(self.task_ids)}"
 
 
+class WouldCreateCycle(DependencyCycle):
+    """An added task would close a cycle through tasks already in the swarm (``add`` with
+    ``blocks`` and ``depends_on``); nothing was written. A refusal by the swarm's state (exit 1),
+    unlike a plan whose own dependencies form a cycle."""
+
+    in_itself = False
+
+
+class CannotBlockTask(InvalidTransition):
+    """``add --blocks`` named a task that can no longer wait for new work: claimed, in progress
+    or completed; nothing was written."""
+
+    def __init__(self, task_id: str, status: str, agent_id: str | None = None) -> None:
+        super().__init__(task_id, status, "block")
+        self.agent_id = agent_id
+
+    def __str__(self) -> str:
+        held = f" by {self.agent_id}" if self.agent_id and self.status != "completed" else ""
+        return (
+            f"task {self.task_id!r} cannot wait for a new task: it is {self.status}{held} "
+            "(only a task not yet claimed can be blocked)"
+        )
+
+
+class UnknownLinkedTask(PlanError):
+    """An added task names, as ``discovered_from``, ``related`` or ``blocks``, a task the swarm
+    does not have; nothing was written."""
+
+    def __init__(self, link: str, task_id: str) -> None:
+        super().__init__(link, task_id)
+        self.link = link
+        self.task_id = task_id
+
+    def __str__(self) -> str:
+        return f"{self.link} names unknown task {self.task_id!r}"
+
+
 class ConfigError(ValidationError):
     """A setting, the config file or the state directory is unusable; nothing was done."""
 

@@ -12,6 +12,7 @@ _MODULES = {
         "reap", "tasks", "task", "status",
     ),
     "distributor.cli.plans": ("plan",),
+    "distributor.cli.add": ("add",),
     "distributor.cli.agents": ("agents",),
     "distributor.cli.messages": (
         "broadcast", "send", "deliveries", "inbox", "worker", "redispatch",

@@ -120,8 +120,16 @@ def show(obj: CliContext, as_json: bool) -> None:
         for t in layer:
             who = f" by {t.agent_id}" if t.agent_id else ""
             after = f" after {', '.join(t.dependencies)}" if t.dependencies else ""
-            lines.append(f"  [{shown_status(t)}{who}] {t.id}: {t.title}{after}")
+            links = soft_links(t)
+            lines.append(f"  [{shown_status(t)}{who}] {t.id}: {t.title}{after}{links}")
     emit(as_json, [[t.model_dump(mode="json") for t in layer] for layer in layers], lines)
+
+
+def soft_links(task: Task) -> str:
+    """A task's soft links for a line of ``plan show`` ('' when it has none)."""
+    parts = [f"discovered from {task.discovered_from}"] if task.discovered_from else []
+    parts += [f"related {', '.join(task.related)}"] if task.related else []
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def dependency_layers(tasks: list[Task]) -> list[list[Task]]:

@@ -451,6 +451,9 @@ def task_cmd(obj: CliContext, task_id: str, as_json: bool) -> None:
         f"  created {when(t.created_at)}, claimed {when(t.claimed_at)}, "
         f"completed {when(t.completed_at)}",
     ]
+    if t.discovered_from or t.related:
+        related = ", ".join(t.related) or "-"
+        lines.append(f"  discovered from: {t.discovered_from or '-'}, related: {related}")
     if t.last_error:
         lines.append(f"  last error: {t.last_error}")
     emit(as_json, t, lines)

@@ -24,6 +24,7 @@ SCRIPT_NAMES = (
     "cancel",
     "reap",
     "counts",
+    "add_task",
 )
 # Agent registry and messaging (distributor.messaging.agents and .messages); these use their
 # own keys, so they do not include ``common``.

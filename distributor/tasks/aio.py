@@ -9,7 +9,7 @@ event loop: waiting for work and following events await pub/sub and ``XREAD BLOC
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -19,6 +19,7 @@ from distributor.store.executor import AsyncExecutor
 from distributor.store.scripts import SCRIPT_NAMES
 from distributor.tasks import events as event_log
 from distributor.tasks import queries
+from distributor.tasks.discovery import new_task
 from distributor.tasks.models import (
     Claim,
     ClaimResult,
@@ -71,6 +72,42 @@ class AsyncTaskQueue(AsyncClient):
     ) -> list[str]:
         """Add a plan's tasks, all or nothing; returns their ids, dependencies first."""
         return await self._run(self.ops.submit(plan, request_id))
+
+    async def add_task(
+        self,
+        title: str,
+        *,
+        task_id: str | None = None,
+        description: str = "",
+        files: Iterable[str] = (),
+        priority: int = 0,
+        estimated_minutes: int | None = None,
+        max_attempts: int = 3,
+        lease_seconds: float | None = None,
+        depends_on: Iterable[str] = (),
+        blocks: str | None = None,
+        discovered_from: str | None = None,
+        related: Iterable[str] = (),
+        agent_id: str | None = None,
+        request_id: str | None = None,
+    ) -> Task:
+        """Add one task to the live swarm, atomically (see ``TaskQueue.add_task``)."""
+        new = new_task(
+            title,
+            task_id=task_id,
+            description=description,
+            files=files,
+            priority=priority,
+            estimated_minutes=estimated_minutes,
+            max_attempts=max_attempts,
+            lease_seconds=lease_seconds,
+            depends_on=depends_on,
+            blocks=blocks,
+            discovered_from=discovered_from,
+            related=related,
+            agent_id=agent_id,
+        )
+        return await self._run(self.ops.add_task(new, request_id))
 
     async def claim(
         self,

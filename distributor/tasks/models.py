@@ -103,6 +103,9 @@ class Task(BaseModel):
     estimated_minutes: Annotated[int, Field(ge=0, le=100_000)] | None = None
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
     lease_seconds: Annotated[float, Field(gt=0, le=MAX_LEASE_SECONDS)] | None = None
+    # Soft links of a task added at runtime (``TaskQueue.add_task``); they never block.
+    discovered_from: TaskId | None = None
+    related: Annotated[list[TaskId], Field(max_length=MAX_DEPENDENCIES)] = []
 
     # State, kept by Redis; ignored when a task is submitted.
     status: TaskStatus = TaskStatus.BLOCKED
@@ -133,6 +136,16 @@ class Plan(BaseModel):
 
     tasks: Annotated[list[Task], Field(min_length=1, max_length=MAX_PLAN_TASKS)]
     lease_seconds: Annotated[float, Field(gt=0, le=MAX_LEASE_SECONDS)] | None = None
+
+    @model_validator(mode="after")
+    def _no_soft_links(self) -> Plan:
+        for task in self.tasks:
+            if task.discovered_from is not None or task.related:
+                raise ValueError(
+                    f"task {task.id!r}: discovered_from and related are set when a task is "
+                    "added to a live swarm (swarmqueue add), not in a plan"
+                )
+        return self
 
 
 class Claim(BaseModel):

@@ -31,6 +31,7 @@ from distributor.settings import Settings
 from distributor.store import codec
 from distributor.store.calls import Arg, Op, ScriptCall
 from distributor.store.keys import SwarmKeys
+from distributor.tasks import discovery, queries
 from distributor.tasks.hashes import task_from_hash, task_to_script
 from distributor.tasks.models import (
     MAX_LEASE_SECONDS,
@@ -48,7 +49,8 @@ from distributor.tasks.models import (
 )
 
 MAX_REASON = 2_000
-_OPERATION_NAMES = {"submit_plan": "submit"}  # how errors name an operation, where it differs
+# how errors name an operation, where it differs
+_OPERATION_NAMES = {"submit_plan": "submit", "add_task": "add"}
 _REPEATABLE = frozenset({"heartbeat", "reap"})  # running twice does no harm
 _REQUEST_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
@@ -193,6 +195,13 @@ class Operations:
         if status == "unknown_dependency":
             raise UnknownDependency(body["task"], body["dependency"])
         return [t.id for t in ordered]  # the script adds them in this order, all or none
+
+    def add_task(self, new: discovery.NewTask, request_id: str | None) -> Op[Task]:
+        """Add one task to the live swarm (see :mod:`distributor.tasks.discovery`)."""
+        payload = discovery.script_payload(new, self.settings.lease_seconds)
+        status, body = yield from self._script("add_task", check_request_id(request_id), (payload,))
+        discovery.raise_refusal(new, status, body)
+        return (yield from queries.get(self.keys, str(body["id"])))
 
     def claim(
         self, task_id: str, agent_id: str, lease: float | None, request_id: str | None

@@ -12,7 +12,7 @@ Every state change is one Lua script, so it is atomic across processes and hosts
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
 from distributor.store.calls import Command, Op
@@ -21,6 +21,7 @@ from distributor.store.executor import SyncExecutor
 from distributor.store.scripts import SCRIPT_NAMES
 from distributor.tasks import events as event_log
 from distributor.tasks import queries
+from distributor.tasks.discovery import new_task
 from distributor.tasks.models import (
     Claim,
     ClaimResult,
@@ -66,6 +67,52 @@ class TaskQueue(SyncClient):
         ``DependencyCycle`` (naming the cycle); in each case nothing is written.
         """
         return self._run(self.ops.submit(plan, request_id))
+
+    def add_task(
+        self,
+        title: str,
+        *,
+        task_id: str | None = None,
+        description: str = "",
+        files: Iterable[str] = (),
+        priority: int = 0,
+        estimated_minutes: int | None = None,
+        max_attempts: int = 3,
+        lease_seconds: float | None = None,
+        depends_on: Iterable[str] = (),
+        blocks: str | None = None,
+        discovered_from: str | None = None,
+        related: Iterable[str] = (),
+        agent_id: str | None = None,
+        request_id: str | None = None,
+    ) -> Task:
+        """Add one task to the live swarm, atomically; returns it as stored.
+
+        ``depends_on``: existing tasks it waits for (completed ones count as met).
+        ``blocks``: a task not yet claimed that must now wait for it too (it becomes
+        ``blocked``). ``discovered_from`` / ``related``: soft links, shown, never blocking.
+        ``task_id`` defaults to ``task-<n>``; ``agent_id`` names who added it in the event.
+        Raises ``ValidationError``, ``DependencyCycle`` (in itself) or ``WouldCreateCycle``
+        (through the swarm), ``DuplicateTask``, ``UnknownDependency``, ``UnknownLinkedTask``,
+        ``CannotBlockTask``; in each case nothing is written. A ``request_id`` sent again
+        returns the same task, added once.
+        """
+        new = new_task(
+            title,
+            task_id=task_id,
+            description=description,
+            files=files,
+            priority=priority,
+            estimated_minutes=estimated_minutes,
+            max_attempts=max_attempts,
+            lease_seconds=lease_seconds,
+            depends_on=depends_on,
+            blocks=blocks,
+            discovered_from=discovered_from,
+            related=related,
+            agent_id=agent_id,
+        )
+        return self._run(self.ops.add_task(new, request_id))
 
     def claim(
         self,

@@ -72,7 +72,7 @@ class AsyncWaitingClient(Protocol):
 # Events after which a task may be claimable, or the next due moment earlier than known
 # ("claimed" starts a lease that may end before anything else is due).
 WAKE_TYPES = frozenset(
-    {"submitted", "completed", "released", "expired", "retried", "failed", "claimed"}
+    {"submitted", "completed", "released", "expired", "retried", "failed", "claimed", "task_added"}
 )
 # Wake a hair after next_due: Redis times are whole milliseconds.
 _DUE_MARGIN = 0.002
