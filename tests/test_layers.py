@@ -21,6 +21,7 @@ LAYERS = (
     "distributor.tasks",
     "distributor.messaging",
     "distributor.planning",
+    "distributor.compat",  # the predecessor's API (claude-swarm), on planning
     "distributor.admin",
     "workers",
     "distributor.testing",
