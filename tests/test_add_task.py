@@ -86,6 +86,8 @@ def test_soft_links_never_block(queue: TaskQueue) -> None:
     queue.submit(chain_plan(2))
     added = queue.add_task("Look into caching", discovered_from="t1", related=["t0", "t1"])
     assert added.status == TaskStatus.AVAILABLE and added.unmet_dependencies == []
+    one = queue.add_task("One of each", depends_on="t0", related="t1", files="a.py")
+    assert (one.dependencies, one.related, one.files) == (["t0"], ["t1"], ["a.py"])
     assert queue.claim(added.id, "bob").claimed
 
 

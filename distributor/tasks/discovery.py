@@ -52,6 +52,11 @@ class NewTask:
         return self.task.id if self.id_given else UNNAMED
 
 
+def _listed(value: Iterable[str]) -> list[str]:
+    """A list of ids or paths; one string counts as one item (not as its characters)."""
+    return [value] if isinstance(value, str) else list(value)
+
+
 def _twice(ids: Iterable[str], what: str) -> None:
     seen: set[str] = set()
     for i in ids:
@@ -82,7 +87,7 @@ def new_task(
     that depends on or blocks itself, or blocks a task it also depends on
     (``DependencyCycle``), a soft link to itself.
     """
-    deps, rel = list(depends_on), list(related)
+    deps, rel = _listed(depends_on), _listed(related)
     _twice(deps, "depends_on")
     _twice(rel, "related")
     if blocks is not None:
@@ -95,7 +100,7 @@ def new_task(
                 "id": _PLACEHOLDER_ID if task_id is None else task_id,
                 "title": title,
                 "description": description,
-                "files": list(files),
+                "files": _listed(files),
                 "dependencies": deps,
                 "priority": priority,
                 "estimated_minutes": estimated_minutes,
