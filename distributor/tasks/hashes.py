@@ -44,7 +44,7 @@ def task_from_hash(raw: Any, unmet: list[str] | None = None) -> Task:
         "token": int(h.get("token") or 0),
         "last_error": h.get("last_error") or None,
         "discovered_from": h.get("discovered_from") or None,
-        "related": json.loads(h.get("related") or "[]"),
+        "related": json.loads(h["related"]) if h.get("related") else [],
         "unmet_dependencies": sorted(unmet or []),
     }
     for name in _TIME_FIELDS:
