@@ -258,3 +258,10 @@ def test_made_ids_skip_taken_ones_and_a_waiting_agent_wakes(queue: TaskQueue) ->
     pending = queue.add_task("Discovered while the agent waits", task_id="late")
     waiter.join(25)
     assert got == [pending.id]
+
+
+def test_a_plan_cannot_carry_soft_links(queue: TaskQueue) -> None:
+    before = snapshot(queue.redis, queue.keys.prefix)
+    with pytest.raises(ValidationError, match="swarmqueue add"):
+        queue.submit({"tasks": [{"id": "a", "title": "A", "discovered_from": "b"}]})
+    assert snapshot(queue.redis, queue.keys.prefix) == before
