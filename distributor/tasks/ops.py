@@ -31,7 +31,7 @@ from distributor.settings import Settings
 from distributor.store import codec
 from distributor.store.calls import Arg, Op, ScriptCall
 from distributor.store.keys import SwarmKeys
-from distributor.tasks import discovery, queries
+from distributor.tasks import discovery
 from distributor.tasks.hashes import task_from_hash, task_to_script
 from distributor.tasks.models import (
     MAX_LEASE_SECONDS,
@@ -201,7 +201,7 @@ class Operations:
         payload = discovery.script_payload(new, self.settings.lease_seconds)
         status, body = yield from self._script("add_task", check_request_id(request_id), (payload,))
         discovery.raise_refusal(new, status, body)
-        return (yield from queries.get(self.keys, str(body["id"])))
+        return task_from_hash(body["task"], list(body.get("unmet") or []))
 
     def claim(
         self, task_id: str, agent_id: str, lease: float | None, request_id: str | None

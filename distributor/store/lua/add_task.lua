@@ -18,7 +18,7 @@
   unfinished) with its soft links (discovered_from, related: shown, never blocking); blocks gets
   one more unmet dependency and the new id in its dependencies, and leaves `ready` (available)
   or `delayed` (waiting) as `blocked`; a failed one stays failed until retried, then blocked.
-  Returns 'ok' {id, status}. The log gets one `task_added` event: status, and when set,
+  Returns 'ok' {task, unmet (its unfinished dependencies)}. The log gets one `task_added` event: status, and when set,
   dependencies, blocks and blocks_status, discovered_from, related (ids comma-separated).
 ]]
 --@include common
@@ -91,11 +91,12 @@ if new_id == '' then
   end
 end
 local rank = int((1000 - t.priority) * 1099511627776 + seq)
-local unmet = 0
+local unmet, unmet_ids = 0, {}
 for _, d in ipairs(t.deps) do
   local dkey = task_key(d)
   if rcall('HGET', dkey, 'status') ~= 'completed' then
     unmet = unmet + 1
+    unmet_ids[unmet] = d
     local known = rcall('HGET', dkey, 'dependents')
     if known and known ~= '' then known = known .. ',' .. new_id else known = new_id end
     rcall('HSET', dkey, 'dependents', known)
@@ -157,4 +158,5 @@ if #t.related_ids > 0 then
   extra[#extra + 1] = table.concat(t.related_ids, ',')
 end
 emit(now, 'task_added', new_id, t.agent, extra)
-return done({id = new_id, status = status}, {id = new_id, status = status})
+local added = task_table(task_key(new_id))
+return done({task = added, unmet = unmet_ids}, {t = ref(added, 0), unmet = unmet_ids})
