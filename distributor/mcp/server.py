@@ -15,10 +15,11 @@ from importlib.metadata import PackageNotFoundError, version
 import redis
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
+from mcp.server.stdio import stdio_server
 
 from distributor.errors import SwarmQueueError, TaskNotFound
 from distributor.log import get_logger
-from distributor.mcp import tools
+from distributor.mcp import stdio, tools
 from distributor.mcp.auth import BearerTokenGate, check_token
 from distributor.mcp.priming import MCP_LOOP, render
 from distributor.mcp.session import AgentSession
@@ -98,8 +99,19 @@ def build(session: AgentSession) -> MCPServer:
 async def serve_stdio(settings: Settings, agent_id: str) -> None:
     """Serve ``agent_id`` over stdin/stdout until the client closes them."""
     session = AgentSession(settings, agent_id)
+    server = build(session)
     try:
-        await build(session).run_stdio_async()
+        if not stdio.usable():  # a terminal or a file: the SDK's own thread-backed streams
+            await server.run_stdio_async()
+            return
+        # The SDK's framing on event-loop pipes (see distributor.mcp.stdio); MCPServer's
+        # run_stdio_async takes no streams, so its low-level server is run as it would run it.
+        lowlevel = server._lowlevel_server
+        async with (
+            stdio.pipe_streams() as (stdin, stdout),
+            stdio_server(stdin, stdout) as (read, write),
+        ):
+            await lowlevel.run(read, write, lowlevel.create_initialization_options())
     finally:
         await session.aclose()
 

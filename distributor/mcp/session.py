@@ -26,7 +26,7 @@ from typing import Any
 
 import redis
 
-from distributor.errors import RedisUnavailable, StaleClaim, SwarmQueueError
+from distributor.errors import AgentNotFoundError, RedisUnavailable, StaleClaim, SwarmQueueError
 from distributor.log import get_logger
 from distributor.mcp.priming import DATA_NOTE, Brief, brief
 from distributor.messaging.messages import AsyncMessenger, InboxEntry, MessageType
@@ -49,6 +49,7 @@ log = get_logger(__name__)
 PENDING_KEPT = 32  # unanswered request ids kept; the oldest goes first
 PROGRESS_EVERY = 1.0  # seconds between progress notifications while next_task waits
 MAX_WAIT = 3600.0
+QUIET_SECONDS = 10.0  # no announcements this long after one found no agent to tell
 
 Progress = Callable[[float, float, str], Awaitable[None]]
 
@@ -91,6 +92,7 @@ class AgentSession:
         self._announcer: AsyncMessenger | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._inbox_seen: str | None = None
+        self._quiet_until = 0.0
 
     @property
     def swarm(self) -> str:
@@ -143,14 +145,21 @@ class AgentSession:
         log.info("claim_adopted", task_id=task_id, agent_id=self.agent)
         return task.token
 
-    def _took(self, claim: Claim) -> dict[str, Any]:
+    def _took(self, claim: Claim, announce: bool = True) -> dict[str, Any]:
         self.tokens[claim.task.id] = claim.token
-        if self.settings.announce_claims:
+        if announce and self.settings.announce_claims:
             self._announce("claim", claim_text(claim.task), MessageType.CLAIMED)
         return {**shown_task(claim.task), "token": claim.token}
 
     def _announce(self, kind: str, content: str, msg_type: MessageType) -> None:
-        """Broadcast a transition to the other agents without holding up the reply."""
+        """Broadcast a transition to the other agents without holding up the reply.
+
+        After a broadcast found no agent to tell, announcements pause for
+        :data:`QUIET_SECONDS` (an agent working alone pays nothing for them).
+        """
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._quiet_until:
+            return
         if self._announcer is None:
             self._announcer = self._new_messenger(announcer_settings(self.settings))
         sender = self.settings.announce_sender
@@ -165,6 +174,8 @@ class AgentSession:
         try:
             await self._announcer.broadcast(content, msg_type, sender=sender)
         except ANNOUNCE_ERRORS as exc:  # the transition stands; news that failed is only logged
+            if isinstance(exc, AgentNotFoundError):
+                self._quiet_until = asyncio.get_running_loop().time() + QUIET_SECONDS
             log.debug("announcement_failed", kind=kind, reason=type(exc).__name__)
 
     def _new_messenger(self, settings: Settings) -> AsyncMessenger:
@@ -261,17 +272,24 @@ class AgentSession:
             "completed": task_id,
             "now_available": completion.unblocked,
         }
-        self._completed(completion)
+        self._completed(completion, claim)
         if take_next:
-            reply["next"] = self._took(claim) if claim is not None else None
+            reply["next"] = self._took(claim, announce=False) if claim is not None else None
             if claim is None:
                 reply["progress"] = await self.progress_counts()
         return reply
 
-    def _completed(self, completion: Completion) -> None:
+    def _completed(self, completion: Completion, claim: Claim | None) -> None:
+        """Announce a completion, and the claim made in the same step, as one message."""
+        parts = []
         if self.settings.announce_completions:
-            text = completion_text(completion.model_copy(update={"next": None}))
-            self._announce("completion", text, MessageType.COMPLETED)
+            parts.append(completion_text(completion))
+        if claim is not None and self.settings.announce_claims:
+            parts.append(claim_text(claim.task))
+        if parts:
+            done = self.settings.announce_completions
+            kind = MessageType.COMPLETED if done else MessageType.CLAIMED
+            self._announce("completion", "; then ".join(parts), kind)
 
     async def fail(
         self, task_id: str, reason: str, retry: bool = True, token: int | None = None

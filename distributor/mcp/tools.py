@@ -94,7 +94,7 @@ def tool_maker(mcp: MCPServer, redis_url: str) -> Callable[..., Callable[[F], F]
                 idempotent_hint=read_only or idempotent,
                 open_world_hint=False,
             )
-            mcp.add_tool(call, description=description, annotations=hints)
+            mcp.add_tool(call, description=description, annotations=hints, structured_output=False)
             return fn
 
         return decorate
