@@ -263,11 +263,11 @@ class AgentSession:
             completion = await self.queue.complete(
                 task_id, self.agent, held, claim_next=take_next, request_id=rid
             )
-            self.tokens.pop(task_id, None)
             claim = completion.next
-            if take_next and claim is None and wait:
+            if take_next and claim is None and wait:  # a retry replays both steps
                 then = derived_request_id(rid, "next")
                 claim = await self._claim_next(then, wait, None, progress)
+        self.tokens.pop(task_id, None)  # only now: a retried call still sends its token
         reply: dict[str, Any] = {
             "completed": task_id,
             "now_available": completion.unblocked,
