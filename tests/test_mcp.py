@@ -230,3 +230,16 @@ def _wait_listening(port: int, server: subprocess.Popen[bytes], timeout: float =
                 return
         time.sleep(0.1)
     raise AssertionError(f"nothing listens on port {port}")
+
+
+def test_mcp_refuses_bad_input_in_one_line(cli_obj: CliContext) -> None:
+    runner = CliRunner()
+    for args, expected in (
+        (["mcp", "--agent", "no spaces"], "invalid agent id"),
+        (["mcp", "--agent", "A", "--http", "--token", "short"], "at least 16 printable"),
+        (["mcp", "--agent", "A", "--swarm", ".."], "swarm"),
+    ):
+        result = runner.invoke(main, args, obj=cli_obj)
+        assert result.exit_code == 2, (args, result.output)
+        assert result.stderr.startswith("swarmqueue: ") and result.stderr.count("\n") == 1
+        assert expected in result.stderr, result.stderr
