@@ -44,7 +44,8 @@ def test_prime_briefs_an_agent_on_its_claim_messages_and_progress(cli_obj: CliCo
     assert "No messages." in idle.output
 
 
-def test_prime_refuses_a_bad_agent_id_in_one_line(cli_obj: CliContext) -> None:
-    result = CliRunner().invoke(main, ["prime", "--agent", "no spaces"], obj=cli_obj)
-    assert result.exit_code == 2
-    assert result.stderr.startswith("swarmqueue: ") and result.stderr.count("\n") == 1
+def test_prime_refuses_a_bad_agent_or_swarm_in_one_line(cli_obj: CliContext) -> None:
+    for args in (["--agent", "no spaces"], ["--agent", "A", "--swarm", ".."]):
+        result = CliRunner().invoke(main, ["prime", *args], obj=cli_obj)
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith("swarmqueue: ") and result.stderr.count("\n") == 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from distributor.cli.app import CliContext
+from distributor.cli.app import EXIT_INVALID, CliContext, CliError
 from distributor.cli.output import emit, json_option
 from distributor.mcp.priming import CLI_LOOP, DATA_NOTE, INBOX_SHOWN, brief, cli_prefix, render
 from distributor.store.keys import SwarmKeys
@@ -31,7 +31,10 @@ def prime(
     """Brief AGENT for a new session: its loop, its claims and lease left, its latest messages
     and the swarm's progress (use it as a session-start hook)."""
     queue = obj.queue
-    keys = queue.keys if swarm is None else SwarmKeys(swarm, queue.keys.namespace)
+    try:
+        keys = queue.keys if swarm is None else SwarmKeys(swarm, queue.keys.namespace)
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_INVALID) from None
     found = queue._executor.run(brief(keys, obj.settings, agent_id, messages))
     sq = cli_prefix(found.swarm)
     loop = [{"command": c.format(sq=sq, agent=agent_id), "does": w} for c, w in CLI_LOOP]
