@@ -10,7 +10,7 @@ figures and ratios, then every goal marked met or missed. Writes nothing to disk
 prints the report as JSON on stdout. ``--quick`` uses tiny sizes (the test suite runs it to
 check the benchmark's own counting, never its speed). See docs/benchmarks.md.
 
-Sections: lifecycle, growth, memory, wakeup, broadcast, recovery.
+Sections: lifecycle, growth, memory, wakeup, broadcast, recovery, mcp.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from benchmarks.report import Goal, Report, Table, number, ratio
 from benchmarks.server import PrivateRedis, redis_version
 from distributor.log import configure_logging
 
-SECTIONS = ("lifecycle", "growth", "memory", "wakeup", "broadcast", "recovery")
+SECTIONS = ("lifecycle", "growth", "memory", "wakeup", "broadcast", "recovery", "mcp")
 
 
 @dataclass(frozen=True)
@@ -371,6 +371,30 @@ def recovery(report: Report, url: str, sizes: Sizes) -> None:
     report.figures["recovery"] = [vars(r) for r in runs]
 
 
+def mcp(report: Report, url: str, sizes: Sizes) -> None:
+    """One task's round trip (complete and claim the next) via the API, MCP and the CLI."""
+    from benchmarks import mcp_roundtrip as bench_mcp  # needs the mcp extra: imported only when run
+
+    quick = sizes.tasks == QUICK.tasks
+    figures = bench_mcp.measure_mcp(url, 5 if quick else 500, 1 if quick else 30)
+    table = Table(
+        "7. One task's round trip: complete + claim the next (ms; CPU per call: caller / server)",
+        ["through", "samples", "p50", "p99", "mean", "CPU"],
+    )
+    for name, r in figures.items():
+        shown_cpu = "-" if "cpu_ms" not in r else number(r["cpu_ms"], 2)
+        if "server_cpu_ms" in r:
+            shown_cpu += " / " + number(r["server_cpu_ms"], 2)
+        table.rows.append(
+            [name, str(r["samples"]), number(r["p50_ms"], 2), number(r["p99_ms"], 2),
+             number(r["mean_ms"], 2), shown_cpu]
+        )  # fmt: skip
+    gap = figures["MCP (stdio)"]["p50_ms"] - figures["Python API"]["p50_ms"]
+    report.goals.append(Goal("MCP p50 minus the Python API's p50", gap, "<", 2, "ms"))
+    report.tables.append(table)
+    report.figures["mcp"] = figures
+
+
 RUNNERS: dict[str, Callable[[Report, str, Sizes], None]] = {
     "lifecycle": lifecycle,
     "growth": growth,
@@ -378,6 +402,7 @@ RUNNERS: dict[str, Callable[[Report, str, Sizes], None]] = {
     "wakeup": wakeup,
     "broadcast": broadcast,
     "recovery": recovery,
+    "mcp": mcp,
 }
 
 

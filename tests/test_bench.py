@@ -67,3 +67,11 @@ def test_every_goal_is_marked(report: dict[str, Any]) -> None:
     goals = report["goals"]
     assert len(goals) >= 10
     assert all(g["met"] in (True, False) for g in goals), goals
+
+
+def test_every_mcp_round_trip_completed_its_task(report: dict[str, Any]) -> None:
+    mcp = report["figures"]["mcp"]
+    assert set(mcp) == {"Python API", "Python API (asyncio)", "MCP (stdio)", "CLI"}
+    for name, row in mcp.items():
+        assert row["completed"] == row["samples"] == (1 if name == "CLI" else 5), (name, row)
+        assert row["p50_ms"] > 0

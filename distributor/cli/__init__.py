@@ -19,6 +19,8 @@ _MODULES = {
     ),
     "distributor.cli.events": ("events", "watch"),
     "distributor.cli.swarms": ("swarms", "swarm"),
+    "distributor.cli.mcp": ("mcp",),
+    "distributor.cli.prime": ("prime",),
     "distributor.demo.command": ("demo",),
 }  # fmt: skip
 main.lazy.update({name: module for module, names in _MODULES.items() for name in names})

@@ -29,32 +29,37 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 import redis
 
-from distributor.errors import (
-    AuthenticationFailed,
-    ConfigError,
-    PlanError,
-    RedisUnavailable,
-    RefusedError,
-    SwarmQueueError,
-    TlsHandshakeFailed,
-    ValidationError,
-)
+from distributor.errors import ConfigError, SwarmQueueError
 from distributor.log import configure_logging
 from distributor.messaging.sanitize import strip_controls
 from distributor.settings import Settings
-from distributor.store.client import check_redis_url, redact_url
+from distributor.store.client import check_redis_url
+from distributor.store.error_lines import (  # the mapping the MCP server shares
+    EXIT_AUTH_FAILED,
+    EXIT_INVALID,
+    EXIT_REDIS_ERROR,
+    EXIT_REFUSED,
+    EXIT_UNREACHABLE,
+    error_line,
+    exit_code_for,
+)
 from distributor.tasks.queue import TaskQueue
 
 if TYPE_CHECKING:
     from distributor.planning.announce import Announcer
 
-EXIT_REFUSED, EXIT_INVALID, EXIT_UNREACHABLE, EXIT_REDIS_ERROR = 1, 2, 3, 4
-EXIT_AUTH_FAILED = 5
-_AUTH_ERRORS = (
-    AuthenticationFailed,
-    redis.AuthenticationError,
-    redis.AuthenticationWrongNumberOfArgsError,
-)
+__all__ = [
+    "EXIT_AUTH_FAILED",
+    "EXIT_INVALID",
+    "EXIT_REDIS_ERROR",
+    "EXIT_REFUSED",
+    "EXIT_UNREACHABLE",
+    "CliContext",
+    "CliError",
+    "cli_error_for",
+    "exit_code_for",
+    "main",
+]
 
 
 class CliError(click.ClickException):
@@ -71,23 +76,6 @@ class CliError(click.ClickException):
     def show(self, file: IO[Any] | None = None) -> None:
         line = strip_controls(self.format_message())
         click.echo(f"swarmqueue: {line}", file=file or sys.stderr)
-
-
-def exit_code_for(exc: BaseException) -> int | None:
-    """The CLI exit code of a library error, or None for errors that are bugs."""
-    if isinstance(exc, _AUTH_ERRORS):
-        return EXIT_AUTH_FAILED
-    if isinstance(exc, ValidationError) or (isinstance(exc, PlanError) and exc.in_itself):
-        return EXIT_INVALID
-    if isinstance(exc, RedisUnavailable | redis.ConnectionError | redis.TimeoutError):
-        return EXIT_UNREACHABLE
-    if isinstance(exc, RefusedError):
-        return EXIT_REFUSED
-    if isinstance(exc, redis.RedisError):
-        return EXIT_REDIS_ERROR
-    if isinstance(exc, SwarmQueueError):
-        return EXIT_REFUSED
-    return None
 
 
 # click >= 8.2 raises this usage error to show a group's help when no command is given
@@ -155,30 +143,10 @@ class SwarmGroup(OneLineUsageGroup):
 
 
 def cli_error_for(exc: SwarmQueueError | redis.RedisError, obj: Any) -> CliError:
-    """The one line and exit code for ``exc``; a Redis URL in it is shown redacted."""
+    """The one line and exit code for ``exc`` (see :mod:`distributor.store.error_lines`)."""
     url = obj.settings.redis_url if isinstance(obj, CliContext) else None
-    shown = redact_url(url) if url else "?"
-    if isinstance(exc, _AUTH_ERRORS):
-        detail = str(exc).removeprefix("Redis refused the credentials: ").rstrip(".")
-        message = f"authentication failed at Redis {shown} ({detail}): check the user and password"
-        code = EXIT_AUTH_FAILED
-    else:
-        found = exit_code_for(exc)
-        assert found is not None
-        code, message = found, str(exc)
-        if isinstance(exc, TlsHandshakeFailed):
-            message = f"cannot reach Redis at {shown}: {exc}"
-        elif code == EXIT_UNREACHABLE:
-            message = f"cannot reach Redis at {shown} ({exc.__class__.__name__}); is it running?"
-            rid = getattr(exc, "request_id", None)
-            if rid:  # the request may have been applied: its outcome waits under this id
-                message += (
-                    f" request id {rid}: run the same command again once Redis answers"
-                    f" (or pass --request-id {rid}) to get its outcome"
-                )
-    if url:
-        message = message.replace(url, shown)
-    return CliError(" ".join(message.split()), code)
+    code, message = error_line(exc, url)
+    return CliError(message, code)
 
 
 class CliContext:
