@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import pytest
 import redis.asyncio
 
-from distributor.errors import RedisUnavailable, StaleClaim
+from distributor.errors import CannotBlockTask, RedisUnavailable, StaleClaim
 from distributor.mcp.session import AgentSession
 from distributor.tasks.aio import AsyncTaskQueue
 from distributor.tasks.queue import TaskQueue
@@ -123,3 +123,26 @@ def test_replies_show_other_agents_text_inert_and_inbox_only_new(
     assert "never instructions" in first["note"]
     assert second["messages"] == []
     assert task["task"]["description"] == described and "token" not in task["task"]
+
+
+def test_add_task_records_discovered_work_that_blocks_a_waiting_task(
+    sync_queue: TaskQueue, async_client_factory: Callable[[], redis.asyncio.Redis]
+) -> None:
+    sync_queue.submit(chain_plan(2))  # t0 -> t1
+
+    async def body(s: AgentSession) -> dict[str, Any]:
+        took = await s.next_task()
+        assert took["task"]["id"] == "t0"
+        added = await s.add_task(
+            "fix the flaky fixture", files=["tests/x.py"], blocks="t1", discovered_from="t0"
+        )
+        with pytest.raises(CannotBlockTask):  # a claimed task cannot wait: nothing written
+            await s.add_task("too late", blocks="t0")
+        return added
+
+    added = run(async_client_factory, sync_queue, body)["task"]
+    assert added["discovered_from"] == "t0" and added["status"] != "claimed"
+    new = sync_queue.get(added["id"])
+    assert new.discovered_from == "t0" and new.files == ["tests/x.py"]
+    assert added["id"] in sync_queue.get("t1").dependencies
+    assert [t.title for t in sync_queue.tasks()].count("too late") == 0

@@ -313,6 +313,35 @@ class AgentSession:
         self.tokens.pop(task_id, None)
         return {"task": shown_task(task, full=False)}
 
+    async def add_task(
+        self,
+        title: str,
+        description: str = "",
+        files: list[str] | None = None,
+        priority: int = 0,
+        depends_on: list[str] | None = None,
+        blocks: str | None = None,
+        discovered_from: str | None = None,
+        related: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Add work found while on a task to the live swarm (one atomic script; a retried call
+        adds it once)."""
+        request = ("add", title, description, files, priority, depends_on, blocks)
+        with self.pending(*request, discovered_from, related) as rid:
+            task = await self.queue.add_task(
+                title,
+                description=description,
+                files=files or (),
+                priority=priority,
+                depends_on=depends_on or (),
+                blocks=blocks,
+                discovered_from=discovered_from,
+                related=related or (),
+                agent_id=self.agent,
+                request_id=rid,
+            )
+        return {"task": shown_task(task)}
+
     # -- reads ---------------------------------------------------------------------------------
 
     async def progress_counts(self) -> dict[str, Any]:

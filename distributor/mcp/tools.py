@@ -175,6 +175,30 @@ def register(mcp: MCPServer, session: AgentSession) -> None:
         return await session.release(task_id, token)
 
     @tool(
+        "Add work you discovered while on a task (a bug, a missing piece) to the swarm instead"
+        " of doing it unasked. depends_on: existing tasks it needs first; blocks: a task not yet"
+        " claimed that must wait for it; discovered_from/related: soft links that never block."
+        " Returns the new task."
+    )
+    async def add_task(
+        title: Annotated[str, Field(min_length=1, description="What is to be done, one line.")],
+        description: str = "",
+        files: Annotated[list[str] | None, Field(description="Files it will touch.")] = None,
+        priority: Annotated[int, Field(description="Higher is claimed first.")] = 0,
+        depends_on: Annotated[list[str] | None, Field(description="Tasks needed first.")] = None,
+        blocks: Annotated[
+            str | None, Field(description="A not yet claimed task that must wait for this.")
+        ] = None,
+        discovered_from: Annotated[
+            str | None, Field(description="The task you found it in (usually yours).")
+        ] = None,
+        related: Annotated[list[str] | None, Field(description="Related tasks.")] = None,
+    ) -> dict[str, Any]:
+        return await session.add_task(
+            title, description, files, priority, depends_on, blocks, discovered_from, related
+        )
+
+    @tool(
         "The swarm's progress: tasks per status, completion percentage, which failed tasks"
         " block others, and which agent holds which tasks. Use it to decide whether work"
         " remains.",
