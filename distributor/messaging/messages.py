@@ -181,7 +181,8 @@ class Delivery(BaseModel):
 
     ``requires_ack``: the sender asked for an acknowledgement. Until it comes, ``remind_at`` says
     when the message is typed again (``reminders`` counts the re-deliveries so far); after
-    ``ack_redeliveries`` of them the outcome becomes ``unacknowledged`` (at ``unacked_at``).
+    ``ack_redeliveries`` of them (the setting when it was sent) and one more wait, the outcome
+    becomes ``unacknowledged`` (at ``unacked_at``).
     ``acknowledged`` carries ``acked_at``; ``late`` when it came after the give-up.
     """
 
@@ -205,6 +206,7 @@ class Delivery(BaseModel):
     last_attempt_at: datetime | None = None
     delivered_at: datetime | None = None
     requires_ack: bool = False
+    ack_redeliveries: int = 0
     reminders: int = 0
     remind_at: datetime | None = None
     acked_at: datetime | None = None
@@ -459,6 +461,7 @@ def _delivery(agent_id: str, raw: Any) -> Delivery:
         last_attempt_at=ms_to_datetime(d.get("last_attempt_at")),
         delivered_at=ms_to_datetime(d.get("delivered_at")),
         requires_ack=bool(d.get("ack")),
+        ack_redeliveries=int(d.get("ack_max") or 0),
         reminders=int(d.get("reminders") or 0),
         remind_at=ms_to_datetime(d.get("remind_at")),
         acked_at=ms_to_datetime(d.get("acked_at")),
