@@ -61,7 +61,11 @@ def copies(lab: TmuxLab, panes: list[str], line: str, expected: list[int]) -> li
     """How many times ``line`` reached each pane (once at least ``expected`` did)."""
     one = pasted(line)
     for pane, n in zip(panes, expected, strict=True):
-        wait_for(lambda p=pane, n=n: lab.received(p).count(one) >= n, what=f"{n} in {pane}")
+
+        def arrived(pane: str = pane, n: int = n) -> bool:
+            return lab.received(pane).count(one) >= n
+
+        wait_for(arrived, what=f"{n} in {pane}")
     time.sleep(0.2)  # anything typed by the job that just ran has reached the readers by now
     found = []
     for pane in panes:
@@ -120,14 +124,14 @@ def test_unacknowledged_recipients_get_it_again_within_the_bound_then_are_given_
     assert copies(lab, panes, line, [0] * 3) == [1, 3, 3]
 
     shown = json.loads(cli(ms, "deliveries", message_id, "--json"))
-    outcomes = {d["agent_id"]: d for d in shown["deliveries"]}
+    shown_outcomes = {d["agent_id"]: d for d in shown["deliveries"]}
     assert shown["requires_ack"] is True
-    assert outcomes["ann"]["status"] == "acknowledged" and outcomes["ann"]["acked_at"]
-    assert outcomes["ann"]["reminders"] == 0
+    assert shown_outcomes["ann"]["status"] == "acknowledged" and shown_outcomes["ann"]["acked_at"]
+    assert shown_outcomes["ann"]["reminders"] == 0
     for agent in ("bob", "cy"):
-        assert outcomes[agent]["status"] == "unacknowledged"
-        assert outcomes[agent]["reminders"] == REDELIVERIES
-        assert outcomes[agent]["unacked_at"] and outcomes[agent]["acked_at"] is None
+        assert shown_outcomes[agent]["status"] == "unacknowledged"
+        assert shown_outcomes[agent]["reminders"] == REDELIVERIES
+        assert shown_outcomes[agent]["unacked_at"] and shown_outcomes[agent]["acked_at"] is None
     assert {k: v for k, v in shown["counts"].items() if v} == {"acknowledged": 1,
                                                                 "unacknowledged": 2}  # fmt: skip
     assert ms.client.zcard(ms.keys.acks) == 0  # nothing left to remind

@@ -102,13 +102,16 @@ class MessageType(StrEnum):
     CHALLENGE = "CHALLENGE"
 
 
-# Other spellings of a type (after upper-casing and '-'/' ' -> '_'): the predecessor's names.
+# Other names of a type (after upper-casing and '-'/' ' -> '_').
 MESSAGE_TYPE_ALIASES = {
     "REVIEWREQUEST": MessageType.REVIEW_REQUEST,
     "REVIEW": MessageType.REVIEW_REQUEST,
     "ACKNOWLEDGE": MessageType.ACK,
     "ACKNOWLEDGEMENT": MessageType.ACK,
 }
+
+
+MessageTypeLike = MessageType | str | Enum
 
 
 def parse_message_type(value: object) -> MessageType:
@@ -123,8 +126,8 @@ def parse_message_type(value: object) -> MessageType:
         key = re.sub(r"[\s-]+", "_", value.strip()).upper()
         if key in MessageType.__members__:
             return MessageType[key]
-        if key.replace("_", "") in MESSAGE_TYPE_ALIASES:
-            return MESSAGE_TYPE_ALIASES[key.replace("_", "")]
+        if key in MESSAGE_TYPE_ALIASES:
+            return MESSAGE_TYPE_ALIASES[key]
     choices = ", ".join(t.value for t in MessageType)
     shown = strip_controls(str(value))[:40]
     raise ValidationError(f"unknown message type {shown!r}: one of {choices}")
@@ -395,7 +398,7 @@ def format_line(
 
 def prepare(
     content: str,
-    msg_type: MessageType | str,
+    msg_type: MessageTypeLike,
     sender: str,
     recipients: list[str] | None,
     settings: Settings,
@@ -876,7 +879,7 @@ class Messenger(SyncClient):
     def broadcast(
         self,
         content: str,
-        msg_type: MessageType | str = MessageType.INFO,
+        msg_type: MessageTypeLike = MessageType.INFO,
         sender: str = DEFAULT_SENDER,
         recipients: list[str] | None = None,
         message_id: str | None = None,
@@ -919,7 +922,7 @@ class Messenger(SyncClient):
         self,
         recipient: str,
         content: str,
-        msg_type: MessageType | str = MessageType.INFO,
+        msg_type: MessageTypeLike = MessageType.INFO,
         sender: str = DEFAULT_SENDER,
         message_id: str | None = None,
         *,
@@ -1121,7 +1124,7 @@ class AsyncMessenger(SwarmClient[aioredis.Redis]):
     async def broadcast(
         self,
         content: str,
-        msg_type: MessageType | str = MessageType.INFO,
+        msg_type: MessageTypeLike = MessageType.INFO,
         sender: str = DEFAULT_SENDER,
         recipients: list[str] | None = None,
         message_id: str | None = None,
@@ -1152,7 +1155,7 @@ class AsyncMessenger(SwarmClient[aioredis.Redis]):
         self,
         recipient: str,
         content: str,
-        msg_type: MessageType | str = MessageType.INFO,
+        msg_type: MessageTypeLike = MessageType.INFO,
         sender: str = DEFAULT_SENDER,
         message_id: str | None = None,
         *,
