@@ -5,17 +5,20 @@
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from click.testing import CliRunner, Result
 
 from distributor.cli import main
 from distributor.cli.app import CliContext
 from distributor.errors import AgentNotFoundError
 from distributor.tasks.queue import TaskQueue
-from tests.messaging_support import Messaging, TmuxLab
+from tests.messaging_support import Messaging, TmuxLab, wait_for
 
 SOCKET = "/tmp/tmux-1000/work"
 
@@ -222,3 +225,54 @@ def test_register_by_session_window_pane_stores_the_pane_id(
             ms.registry.get("bob")
     finally:
         lab.close()
+
+
+@pytest.mark.slow
+def test_in_a_real_pane_the_cli_sends_as_the_agent_registered_there(
+    real_redis_url: str, swarm: str, tmp_path: Path
+) -> None:
+    """Two panes of a private tmux server run the CLI with the $TMUX and $TMUX_PANE tmux gives
+    them: one registers itself and sends without --sender, the other is not registered."""
+    client = redis.Redis.from_url(real_redis_url)
+    m = Messaging(client, swarm)
+    lab = TmuxLab(tmp_path)
+    cli = shlex.quote(str(Path(sys.executable).with_name("swarmqueue")))
+    env = " ".join(
+        f"{k}={shlex.quote(v)}"
+        for k, v in {
+            "SWARMQUEUE_REDIS_URL": real_redis_url,
+            "SWARMQUEUE_SWARM": swarm,
+            "SWARMQUEUE_HOST": m.host,
+            "SWARMQUEUE_LOG_LEVEL": "ERROR",
+        }.items()
+    )
+    try:
+        m.registry.register("bob", "%999")
+        registered, stranger = tmp_path / "registered.out", tmp_path / "stranger.out"
+        script = (
+            f"export {env}; {cli} agents register --agent ann >/dev/null 2>&1;"
+            f" {cli} send bob 'from the pane' > {registered} 2>&1; echo $? >> {registered}"
+        )
+        lab.tmux("new-session", "-d", "-x", "120", "-y", "20", f"sh -c {shlex.quote(script)}")
+        script = f"export {env}; {cli} send bob 'who am I' > {stranger} 2>&1; echo $? >> {stranger}"
+        lab.tmux("new-window", "-d", f"sh -c {shlex.quote(script)}")
+        for out in (registered, stranger):
+
+            def finished(out: Path = out) -> bool:  # the command's output, then its status
+                return out.exists() and len(out.read_text().splitlines()) >= 2
+
+            wait_for(finished, timeout=60, what=str(out))
+        message_id, status = registered.read_text().split()
+        assert status == "0"
+        message = m.messenger.get(message_id)
+        assert message.sender == "ann"
+        ann = m.registry.get("ann")
+        assert (ann.socket, ann.host) == (lab.socket, m.host) and ann.pane.startswith("%")
+        error, status = stranger.read_text().splitlines()
+        assert status == "1"
+        assert error.startswith("swarmqueue: no agent is registered for pane %")
+        assert [e.content for e in m.messenger.inbox("bob")] == ["from the pane"]
+    finally:
+        lab.close()
+        m.close()
+        client.close()
