@@ -162,6 +162,20 @@ def test_failed_deliveries_wait_for_the_ack_too_and_the_bound_holds(ms: Messagin
     assert ms.client.zcard(ms.keys.acks) == 0
 
 
+def test_a_redelivery_waits_while_a_job_delivers_the_message_on_its_host(ms: Messaging) -> None:
+    """The job's finish would drop the outbox entry the re-delivery needs: it waits a moment."""
+    message_id = ms.messenger.send("ann", "still there?", requires_ack=True)
+    deliver_message(ms.client, ms.swarm, message_id, ms.host, settings=ms.settings)
+    ms.client.set(ms.keys.delivering(message_id, ms.host), "another-worker a1", px=60_000)
+    ms.advance_clock(10.5)
+    assert ms.messenger.remind().reminded == []
+    assert ms.outbox() == []
+    ms.client.delete(ms.keys.delivering(message_id, ms.host))  # that job finished
+    ms.advance_clock(1.1)
+    assert ms.messenger.remind().reminded == [(message_id, "ann", 1)]
+    assert [e[0] for e in ms.outbox()] == [message_id]
+
+
 # -- replies and threads ----------------------------------------------------------------------
 
 

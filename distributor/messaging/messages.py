@@ -1186,6 +1186,12 @@ class AsyncMessenger(SwarmClient[aioredis.Redis]):
         """See :meth:`Messenger.remind`."""
         return await self._executor.run(self.ops.remind(limit))
 
+    async def rate_usage(self, sender: str) -> RateUsage:
+        """See :meth:`Messenger.rate_usage`."""
+        return await self._executor.run(
+            usage(self.keys, sender, self.settings.rate_limit_per_minute, window_ms(self.settings))
+        )
+
     async def reset_rate_limit(self, sender: str) -> int:
         """See :meth:`Messenger.reset_rate_limit`."""
         cleared = await self._executor.run(self.ops.reset_rate_limit(sender))
