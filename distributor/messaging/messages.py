@@ -31,7 +31,7 @@ import json
 import re
 import secrets
 from datetime import datetime
-from enum import Enum, StrEnum
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import redis
@@ -42,16 +42,17 @@ from pydantic import ValidationError as PydanticValidationError
 from distributor.errors import (
     AgentNotFoundError,
     MessageNotFound,
-    NotARecipient,
     RateLimitExceeded,
     RedisUnavailable,
     ValidationError,
 )
 from distributor.log import get_logger
+from distributor.messaging.acks import Acknowledged, Reminded, acknowledge, remind
 from distributor.messaging.agents import check_host, validated_agent_id
 from distributor.messaging.dispatch import Dispatcher, delivery_job_id
 from distributor.messaging.ratelimit import RateUsage, usage
 from distributor.messaging.sanitize import clean_content, strip_controls
+from distributor.messaging.types import MessageType, MessageTypeLike, parse_message_type
 from distributor.settings import Settings
 from distributor.store.calls import Batch, Command, Op, ScriptCall, text
 from distributor.store.client import SwarmClient, SyncClient, async_redis_from_url, redis_from_url
@@ -61,6 +62,38 @@ from distributor.store.keys import NAMESPACE, SwarmKeys
 from distributor.tasks.models import AgentId, ms_to_datetime, validated, validation_error
 
 log = get_logger(__name__)
+
+__all__ = [
+    "DEFAULT_SENDER",
+    "DISPATCH_GRACE_MS",
+    "FINAL_STATUSES",
+    "MAX_RAW_CONTENT",
+    "MAX_RECIPIENTS",
+    "MESSAGE_ID_RE",
+    "QUEUED_RECHECK_MS",
+    "Acknowledged",
+    "AsyncMessenger",
+    "Delivery",
+    "DeliveryStatus",
+    "InboxEntry",
+    "Message",
+    "MessageId",
+    "MessageOps",
+    "MessageType",
+    "MessageTypeLike",
+    "Messenger",
+    "Outgoing",
+    "PendingDelivery",
+    "Posted",
+    "Redispatched",
+    "Reminded",
+    "check_message_id",
+    "format_line",
+    "message_tag",
+    "parse_message_type",
+    "prepare",
+    "window_ms",
+]
 
 MESSAGE_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_RAW_CONTENT = 8 * 1024 * 1024
@@ -80,57 +113,6 @@ def _check_message_id(value: str) -> str:
 
 
 MessageId = Annotated[str, AfterValidator(_check_message_id)]
-
-
-class MessageType(StrEnum):
-    """What a message announces; shown in the pane as ``[TYPE]``.
-
-    :func:`parse_message_type` also accepts the predecessor's spellings (claude-swarm's
-    ``REVIEW-REQUEST``), any case, ``-`` or space for ``_``, and other enums by their value.
-    """
-
-    INFO = "INFO"
-    QUESTION = "QUESTION"
-    ANSWER = "ANSWER"
-    ALERT = "ALERT"
-    TASK_AVAILABLE = "TASK_AVAILABLE"
-    CLAIMED = "CLAIMED"
-    COMPLETED = "COMPLETED"
-    BLOCKED = "BLOCKED"
-    REVIEW_REQUEST = "REVIEW_REQUEST"
-    ACK = "ACK"
-    CHALLENGE = "CHALLENGE"
-
-
-# Other names of a type (after upper-casing and '-'/' ' -> '_').
-MESSAGE_TYPE_ALIASES = {
-    "REVIEWREQUEST": MessageType.REVIEW_REQUEST,
-    "REVIEW": MessageType.REVIEW_REQUEST,
-    "ACKNOWLEDGE": MessageType.ACK,
-    "ACKNOWLEDGEMENT": MessageType.ACK,
-}
-
-
-MessageTypeLike = MessageType | str | Enum
-
-
-def parse_message_type(value: object) -> MessageType:
-    """``value`` as a :class:`MessageType`: a member, its value or name in any case, with ``-``
-    or a space for ``_`` (``REVIEW-REQUEST``, ``review_request``), an alias, or another enum
-    (the predecessor's ``MessageType.REVIEW_REQUEST``) by its value; ``ValidationError`` else."""
-    if isinstance(value, MessageType):
-        return value
-    if isinstance(value, Enum):
-        value = value.value
-    if isinstance(value, str) and len(value) <= 64:
-        key = re.sub(r"[\s-]+", "_", value.strip()).upper()
-        if key in MessageType.__members__:
-            return MessageType[key]
-        if key in MESSAGE_TYPE_ALIASES:
-            return MESSAGE_TYPE_ALIASES[key]
-    choices = ", ".join(t.value for t in MessageType)
-    shown = strip_controls(str(value))[:40]
-    raise ValidationError(f"unknown message type {shown!r}: one of {choices}")
 
 
 class DeliveryStatus(StrEnum):
@@ -337,30 +319,6 @@ class Posted(BaseModel):
     recipients: list[str]
     hosts: list[str]
     thread: str | None = None
-
-
-class Acknowledged(BaseModel):
-    """What :meth:`Messenger.acknowledge` did: ``already`` when the agent had acknowledged the
-    message before (``acked_at`` is that first time); ``late`` when it came after the give-up."""
-
-    model_config = ConfigDict(frozen=True)
-
-    message_id: str
-    agent_id: str
-    acked_at: datetime
-    already: bool = False
-    late: bool = False
-
-
-class Reminded(BaseModel):
-    """What one :meth:`Messenger.remind` did: recipients set to be typed again (``reminded``:
-    message id, agent, re-delivery number) and given up (``unacknowledged``)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    reminded: list[tuple[str, str, int]] = []
-    unacknowledged: list[tuple[str, str]] = []
-    hosts: list[tuple[str, str]] = []
 
 
 def message_tag(message_id: str) -> str:
@@ -736,37 +694,11 @@ class MessageOps:
 
     def acknowledge(self, message_id: str, agent_id: str) -> Op[Acknowledged]:
         """Record that ``agent_id`` acknowledged ``message_id`` (``lua/msg_ack.lua``)."""
-        check_message_id(message_id)
-        validated_agent_id(agent_id)
-        k = self.keys
-        reply = yield ScriptCall(
-            "msg_ack", [k.message(message_id), k.deliveries(message_id), k.clock], [agent_id]
-        )
-        status, body = script_reply(reply)
-        if status == "not_found":
-            raise MessageNotFound(message_id)
-        if status == "not_recipient":
-            raise NotARecipient(message_id, agent_id)
-        acked_at = ms_to_datetime(body["acked_at"])
-        assert acked_at is not None
-        return Acknowledged(
-            message_id=message_id,
-            agent_id=agent_id,
-            acked_at=acked_at,
-            already=status == "already",
-            late=bool(body.get("late")),
-        )
+        return acknowledge(self.keys, check_message_id(message_id), agent_id)
 
     def remind(self, limit: int = 1000) -> Op[Reminded]:
         """Re-deliver or give up the overdue acknowledgements (``lua/msg_remind.lua``)."""
-        k = self.keys
-        reply = yield ScriptCall("msg_remind", [k.acks, k.clock, k.hosts], [k.prefix, limit])
-        _, body = script_reply(reply)
-        return Reminded(
-            reminded=[(str(m), str(a), int(n)) for m, a, n in _list(body.get("reminded"))],
-            unacknowledged=[(str(m), str(a)) for m, a in _list(body.get("unacknowledged"))],
-            hosts=[(str(m), str(h)) for m, h in _list(body.get("hosts"))],
-        )
+        return remind(self.keys, limit)
 
     def thread(self, message_id: str) -> Op[list[Message]]:
         """The thread ``message_id`` belongs to: its root, then the replies in the order they
