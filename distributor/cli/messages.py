@@ -167,8 +167,9 @@ def send(
 @json_option
 @click.pass_obj
 def ack(obj: CliContext, message_ids: tuple[str, ...], agent_id: str | None, as_json: bool) -> None:
-    """Acknowledge MESSAGE_IDS sent to you (it stops their re-delivery). Acknowledging again
-    changes nothing; a message not sent to you is refused (exit 1)."""
+    """Acknowledge MESSAGE_IDS sent to you (it stops their re-delivery), in order. Acknowledging
+    again changes nothing; a message not sent to you, or unknown, is refused (exit 1; the ones
+    before it stay acknowledged)."""
     agent = agent_of(obj, agent_id)
     m = messenger(obj)
     done = [m.acknowledge(message_id, agent) for message_id in message_ids]
