@@ -226,15 +226,19 @@ def _listed(ids: list[str], sep: str = ", ", limit: int = SHOWN_IDS) -> str:
 class RateLimitExceeded(RefusedError):
     """The sender used up its messages for the current window; nothing was recorded."""
 
-    def __init__(self, sender: str, limit: int, retry_after: float) -> None:
+    def __init__(
+        self, sender: str, limit: int, retry_after: float, window_seconds: float = 60.0
+    ) -> None:
         super().__init__(sender, limit, retry_after)
         self.sender = sender
         self.limit = limit
         self.retry_after = retry_after
+        self.window_seconds = window_seconds
 
     def __str__(self) -> str:
+        per = "minute" if self.window_seconds == 60 else f"{self.window_seconds:g}s"
         return (
-            f"sender {self.sender!r} reached {self.limit} messages per minute; "
+            f"sender {self.sender!r} reached {self.limit} messages per {per}; "
             f"retry in {self.retry_after:.1f}s"
         )
 
@@ -251,6 +255,42 @@ class AgentNotFoundError(RefusedError, KeyError):
         if self.detail:
             return self.detail
         return f"unknown agent(s): {', '.join(self.agent_ids)}"
+
+
+class PaneNotRegistered(AgentNotFoundError):
+    """No agent (or more than one) is registered for the tmux pane a command runs in, so it
+    cannot tell who is sending or acknowledging."""
+
+    def __init__(self, pane: str, host: str, candidates: list[str] | None = None) -> None:
+        self.pane = pane
+        self.host = host
+        self.candidates = candidates or []
+        if self.candidates:
+            detail = (
+                f"several agents are registered for pane {pane} on host {host}: "
+                f"{', '.join(self.candidates)}; name one with --sender/--agent"
+            )
+        else:
+            detail = (
+                f"no agent is registered for pane {pane} on host {host}; run "
+                "'swarmqueue agents register --agent ID' in the pane, or pass --sender/--agent"
+            )
+        super().__init__(self.candidates, detail)
+
+
+class NotARecipient(RefusedError):
+    """An agent tried to acknowledge a message that was not sent to it; nothing changed."""
+
+    def __init__(self, message_id: str, agent_id: str) -> None:
+        super().__init__(message_id, agent_id)
+        self.message_id = message_id
+        self.agent_id = agent_id
+
+    def __str__(self) -> str:
+        return (
+            f"message {self.message_id!r} was not sent to {self.agent_id!r}; "
+            "nothing to acknowledge"
+        )
 
 
 class MessageNotFound(RefusedError, KeyError):

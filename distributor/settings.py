@@ -108,7 +108,9 @@ class Settings(BaseSettings):
     )
     # Messaging: agents, broadcasts and tmux delivery (distributor.messaging.messages, workers/).
     host: str = Field(default_factory=_default_host, description="this host's name in the registry")
-    rate_limit_per_minute: int = Field(10, ge=1, description="messages per sender per minute")
+    rate_limit_per_minute: int = Field(
+        10, ge=1, description="messages per sender per rate_limit_window_seconds (a minute)"
+    )
     agent_stale_seconds: float = Field(
         600.0, gt=0, description="agents unseen this long are stale; broadcasts skip them"
     )
@@ -164,6 +166,24 @@ class Settings(BaseSettings):
     )
     delivery_sweep_seconds: float = Field(
         2.0, gt=0, le=60, description="how often each worker sweeps its host's outboxes"
+    )
+    # Acknowledged messages and the rate-limit window (distributor.messaging.messages, issue 14).
+    ack_redeliveries: int = Field(
+        3,
+        ge=0,
+        le=20,
+        description="how many times a message sent with requires_ack is typed again to a"
+        " recipient that has not acknowledged it, before its outcome becomes unacknowledged",
+    )
+    ack_first_delay_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=86_400,
+        description="wait after a delivery before the first re-delivery of an unacknowledged"
+        " message; each later wait doubles (the last one before giving up too)",
+    )
+    rate_limit_window_seconds: float = Field(
+        60.0, gt=0, le=86_400, description="the sliding window of rate_limit_per_minute"
     )
     # Announcements made by the work distributor (distributor.planning.announce).
     announce_plans: bool = Field(True, description="announce the available tasks of a new plan")

@@ -77,7 +77,8 @@ def test_each_host_outbox_holds_the_message_until_its_recipients_are_final(ms: M
     assert ms.client.smembers(ms.keys.hosts) == {ms.host.encode()}
     (pending,) = ms.messenger.pending()
     assert (pending.message_id, pending.host, pending.holder) == (message_id, ms.host, None)
-    assert pending.counts == {"pending": 2, "typing": 0, "delivered": 0, "failed": 0}
+    assert pending.counts == {"pending": 2, "typing": 0, "delivered": 0, "failed": 0,
+                              "acknowledged": 0, "unacknowledged": 0}  # fmt: skip
     assert pending.job_id == delivery_job_id(message_id, ms.host)
 
 

@@ -118,7 +118,7 @@ def test_broadcast_deliveries_and_inbox(run: Run, ms: Messaging) -> None:
     message_id = result.output.strip()
 
     shown = json.loads(run("deliveries", message_id, "--json").output)
-    assert shown["counts"] == {"pending": 2, "typing": 0, "delivered": 0, "failed": 0}
+    assert {k: v for k, v in shown["counts"].items() if v} == {"pending": 2}
     assert [d["agent_id"] for d in shown["deliveries"]] == ["alice", "bob"]
     text = run("deliveries", message_id).output
     assert "alice" in text and "pending" in text

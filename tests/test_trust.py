@@ -242,7 +242,7 @@ def test_agent_loop_and_worker_over_tls_with_the_documented_users(
         assert first["type"] == "submitted"
         agent("plan", "feature", "Add JWT authentication to FastAPI app")
         agent("cancel", agent.json("tasks", "--status", "available")[0]["id"])
-        agent("send", "alice", "a word for alice", "--sender", "bob")
+        agent("send", "alice", "a word for alice", "--sender", "bob", "--ack")  # acks: worker
         message_id = agent("broadcast", "hello over TLS", "--sender", "bob").strip()
         assert agent.json("inbox", "--agent", "alice")[-1]["content"] == "hello over TLS"
         # the operator's view: both messages wait for this host's worker, their jobs queued

@@ -40,6 +40,13 @@ server and dead panes are recorded reasons, never a crash. Transient failures ar
 workers' sweep after ``SWARMQUEUE_DELIVERY_RETRY_INTERVALS`` (the job tells the outbox when,
 ``lua/msg_finish.lua``); the last attempt records them final.
 
+A message sent with ``requires_ack`` is typed again, by a later job like this one, when the
+sweep's :meth:`~distributor.messaging.messages.Messenger.remind` finds a recipient's
+acknowledgement overdue: the recipient is ``pending`` again and goes through the same checks.
+The line is the same each time (same ``#tag``), so an interrupted re-delivery whose stamp is
+missing is taken as arrived when the tag is in the pane's history from an earlier delivery:
+a reminder may be missed, never typed twice, and the next one (or the give-up) still comes.
+
 ``SWARMQUEUE_TEST_DELIVERY_PAUSE`` (tests only; unset, it does nothing) makes the job stop and wait
 to be killed at one point: ``start`` (taken from the queue, before the lease), ``typing`` (a batch
 recorded ``typing``, nothing typed) or ``typed`` (a batch typed, its outcome not recorded).
@@ -72,7 +79,6 @@ from distributor.messaging.messages import (
     DeliveryStatus,
     Message,
     MessageOps,
-    format_line,
     message_tag,
 )
 from distributor.messaging.sanitize import shell_comment
@@ -218,9 +224,7 @@ class _Run:
         for d in message.deliveries:
             if d.host != self.host:
                 continue
-            if d.status is DeliveryStatus.DELIVERED or (
-                d.status is DeliveryStatus.FAILED and d.final
-            ):
+            if d.done:  # delivered, failed for good, acknowledged or given up
                 self.report.skipped += 1
             else:
                 todo.append(d)
@@ -269,7 +273,7 @@ class _Run:
             else:
                 typing[how].append(d)
         self.record(settled)
-        line = format_line(message.sender, message.type, message.at, message.content, message.id)
+        line = message.line()
         texts = {Typing.PASTE: line, Typing.COMMENT: shell_comment(line)}
         for how, present in typing.items():
             keep_newlines = how is Typing.PASTE and self.settings.message_keep_newlines

@@ -11,6 +11,12 @@ keeper thread, with its own Redis connection, every few seconds:
   left alone, one a live worker runs (its lease) too, and one that is gone or abandoned is
   replaced. That also dispatches the retries of transient failures, and the messages whose
   enqueue failed after they were recorded;
+* before that, per swarm, :meth:`Messenger.remind`: recipients of a message sent with
+  ``requires_ack`` whose acknowledgement is overdue (``SWARMQUEUE_ACK_FIRST_DELAY_SECONDS``,
+  doubling) become ``pending`` again with the message due in their host's outbox, so this
+  sweep (or the other host's) dispatches the re-delivery; after ``SWARMQUEUE_ACK_REDELIVERIES``
+  they are given up as ``unacknowledged``. By Redis time (the swarm's clock), once per swarm
+  and sweep, whichever host's worker runs it first;
 * once a minute (Redis time), forgets agents unseen for ``SWARMQUEUE_AGENT_PRUNE_SECONDS``
   (:meth:`AgentRegistry.prune`) in those swarms, and drops from the host's set the swarms that
   have no agents and nothing in this host's outbox.
@@ -30,7 +36,7 @@ import redis
 from distributor.errors import RedisUnavailable
 from distributor.log import get_logger
 from distributor.messaging.agents import AgentRegistry
-from distributor.messaging.messages import MessageOps, Messenger, Redispatched
+from distributor.messaging.messages import MessageOps, Messenger, Redispatched, Reminded
 from distributor.settings import Settings
 from distributor.store.calls import CONNECTION_ERRORS, text
 from distributor.store.codec import redis_now_ms
@@ -51,6 +57,7 @@ class SweepReport:
 
     swarms: int = 0
     actions: dict[str, list[Redispatched]] = field(default_factory=dict)
+    reminded: dict[str, Reminded] = field(default_factory=dict)
     pruned: dict[str, list[str]] = field(default_factory=dict)
     forgotten: list[str] = field(default_factory=list)
 
@@ -94,6 +101,12 @@ class Sweeper:
         report.swarms = len(swarms)
         for swarm in swarms:
             self.maybe_renew()  # a long sweep must not let this worker's own lease run out
+            reminded = self._messenger(swarm).remind(limit=SWEEP_LIMIT)
+            if reminded.reminded or reminded.unacknowledged:
+                report.reminded[swarm] = reminded
+                log.info("acknowledgements overdue", swarm=swarm,
+                         redelivered=len(reminded.reminded),
+                         unacknowledged=len(reminded.unacknowledged))  # fmt: skip
             found = self._messenger(swarm).redispatch(
                 host=self.host, due_only=True, limit=SWEEP_LIMIT
             )

@@ -140,6 +140,19 @@ class Tmux:
                 rows.append(PaneRow(pane, session, window, name, command, tuple(stamps.split())))
         return rows
 
+    def pane_id(self, target: str) -> str:
+        """The stable ``%N`` id of the pane a tmux target names (``session:window.pane``, a
+        session or window, or ``%N``): one ``display-message`` on this server. Raises
+        ``ValidationError`` for a malformed target, ``PaneNotFound`` when nothing matches."""
+        if not (0 < len(target) <= 200 and target.isprintable()) or target.startswith("-"):
+            raise ValidationError(
+                f"invalid tmux target {target[:40]!r}: expected session:window.pane or %N"
+            )
+        out = self.run(["display-message", "-p", "-t", target, "#{pane_id}"]).strip()
+        if not PANE_ID_RE.fullmatch(out):
+            raise PaneNotFound(f"no pane matches {target!r} on {self.where}", target)
+        return out
+
     def history(self, pane: str, lines: int) -> str:
         """The pane's screen and its last ``lines`` lines of history, wrapped lines joined."""
         if not PANE_ID_RE.fullmatch(pane):

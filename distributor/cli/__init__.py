@@ -15,7 +15,7 @@ _MODULES = {
     "distributor.cli.add": ("add",),
     "distributor.cli.agents": ("agents",),
     "distributor.cli.messages": (
-        "broadcast", "send", "deliveries", "inbox", "worker", "redispatch",
+        "broadcast", "send", "deliveries", "inbox", "worker", "redispatch", "ack", "ratelimit",
     ),
     "distributor.cli.events": ("events", "watch"),
     "distributor.cli.swarms": ("swarms", "swarm"),

@@ -9,8 +9,14 @@ import click
 from distributor.cli.app import EXIT_INVALID, CliContext, CliError
 from distributor.cli.output import emit, json_option, when
 from distributor.errors import TmuxError
-from distributor.messaging.agents import Agent, AgentRegistry, tmux_location
-from workers.tmux import discover
+from distributor.messaging.agents import (
+    PANE_RE,
+    Agent,
+    AgentRegistry,
+    check_socket,
+    tmux_location,
+)
+from workers.tmux import Tmux, discover
 
 
 def registry(obj: CliContext) -> AgentRegistry:
@@ -34,7 +40,11 @@ def agents_group() -> None:
 
 @agents_group.command("register")
 @click.option("--agent", "agent_id", required=True, help="The agent's id.")
-@click.option("--pane", help="tmux pane id such as %3 [default: $TMUX_PANE].")
+@click.option(
+    "--pane",
+    help="tmux pane: its id such as %3, or session:window.pane (resolved to its %N id on this"
+    " host's tmux server, the one of --socket if given) [default: $TMUX_PANE].",
+)
 @click.option("--socket", help="tmux server socket path [default: from $TMUX, else default].")
 @click.option("--host", help="Host the pane lives on [default: this host].")
 @click.option("--capability", "capabilities", multiple=True, help="A capability (repeatable).")
@@ -51,19 +61,39 @@ def register(
 ) -> None:
     """Register an agent at a tmux pane (run inside the pane to take it from $TMUX_PANE).
 
-    Warns on stderr when the pane is not on this host's tmux server now (registered anyway).
+    A target such as work:1.0 is stored as the pane's stable %N id, which keeps naming the
+    pane when windows are renumbered or panes move. Warns on stderr when the pane is not on
+    this host's tmux server now (registered anyway).
     """
     env_pane, env_socket = tmux_location(os.environ.get("TMUX"), os.environ.get("TMUX_PANE"))
     pane = pane or env_pane
     if pane is None:
         raise CliError("no --pane given and $TMUX_PANE is unset (not inside tmux)", EXIT_INVALID)
+    socket = socket or env_socket
+    if not PANE_RE.fullmatch(pane):
+        pane = _resolve_target(obj, pane, socket, host)
     agent = registry(obj).register(
-        agent_id, pane, socket=socket or env_socket, host=host, capabilities=list(capabilities)
+        agent_id, pane, socket=socket, host=host, capabilities=list(capabilities)
     )
     where = f"{agent.host} {agent.pane}" + (f" ({agent.socket})" if agent.socket else "")
     emit(as_json, agent, f"registered {agent.id} at {where}")
     if agent.host == obj.settings.host:  # another host's panes are only visible over there
         _warn_if_no_pane(agent, obj.settings.tmux_timeout_seconds)
+
+
+def _resolve_target(obj: CliContext, target: str, socket: str | None, host: str | None) -> str:
+    """The ``%N`` id of the pane a tmux target names, asked of this host's tmux server."""
+    if host is not None and host != obj.settings.host:
+        raise CliError(
+            f"--pane {target[:40]!r} names a pane by session:window.pane, which only this host's"
+            f" tmux can resolve; give host {host}'s %N pane id (its $TMUX_PANE)",
+            EXIT_INVALID,
+        )
+    try:
+        checked = check_socket(socket)
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_INVALID) from None
+    return Tmux(checked, timeout=obj.settings.tmux_timeout_seconds).pane_id(target)
 
 
 def _warn_if_no_pane(agent: Agent, timeout: float) -> None:

@@ -1,44 +1,97 @@
-"""Messaging commands: ``broadcast``, ``send``, ``deliveries``, ``inbox``, ``worker`` and
-``redispatch``."""
+"""Messaging commands: ``broadcast``, ``send``, ``ack``, ``deliveries``, ``inbox``, ``worker``,
+``redispatch`` and ``ratelimit``.
+
+Who is sending (``--sender``) or acknowledging (``--agent``), when not given: inside a tmux pane,
+the agent registered for ``$TMUX_PANE`` on this host (an error names the pane if there is none);
+outside tmux, senders are ``swarmqueue``.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
-from distributor.cli.app import CliContext
+from distributor.cli.app import EXIT_INVALID, CliContext, CliError
 from distributor.cli.output import emit, json_option, when
 from distributor.errors import ValidationError
+from distributor.messaging.agents import AgentRegistry, tmux_location
 from distributor.messaging.messages import (
     DEFAULT_SENDER,
     Delivery,
+    Message,
     MessageType,
     Messenger,
     PendingDelivery,
     Redispatched,
+    message_tag,
+    parse_message_type,
 )
+
+
+def _message_type(ctx: click.Context, param: click.Parameter, value: str) -> MessageType:
+    try:
+        return parse_message_type(value)
+    except ValidationError as exc:
+        raise click.BadParameter(str(exc)) from None
+
 
 type_option = click.option(
     "--type",
     "msg_type",
     default=MessageType.INFO.value,
     show_default=True,
-    type=click.Choice([t.value for t in MessageType], case_sensitive=False),
-    help="Message type, shown as [TYPE].",
+    callback=_message_type,
+    help="Message type, shown as [TYPE]: " + ", ".join(t.value for t in MessageType)
+    + " (any case; '-' for '_', e.g. REVIEW-REQUEST).",
 )
 sender_option = click.option(
     "--sender",
     envvar="SWARMQUEUE_AGENT",
-    default=DEFAULT_SENDER,
-    show_default=True,
-    help="Who sends it [env SWARMQUEUE_AGENT].",
+    help="Who sends it [env SWARMQUEUE_AGENT; default: inside tmux the agent registered for"
+    f" $TMUX_PANE, else {DEFAULT_SENDER}].",
 )
+agent_option = click.option(
+    "--agent",
+    "agent_id",
+    envvar="SWARMQUEUE_AGENT",
+    help="Your agent id [env SWARMQUEUE_AGENT; default: the agent registered for $TMUX_PANE].",
+)
+ack_option = click.option(
+    "--ack", "requires_ack", is_flag=True,
+    help="Ask each recipient to acknowledge it (swarmqueue ack); re-delivered until then.",
+)  # fmt: skip
+reply_option = click.option("--reply-to", help="The message this one answers (joins its thread).")
 
 
 def messenger(obj: CliContext) -> Messenger:
     """The messenger of the context's swarm, on the context's Redis connection."""
     return Messenger(obj.queue.redis, obj.settings.swarm, settings=obj.settings)
+
+
+def pane_agent(obj: CliContext) -> str | None:
+    """The agent registered for the tmux pane this command runs in (``$TMUX_PANE`` and the
+    server of ``$TMUX``, on this host); None outside tmux; ``PaneNotRegistered`` if none is."""
+    pane, socket = tmux_location(os.environ.get("TMUX"), os.environ.get("TMUX_PANE"))
+    if pane is None:
+        return None
+    registry = AgentRegistry(obj.queue.redis, obj.settings.swarm, settings=obj.settings)
+    return registry.at_pane(pane, socket).id
+
+
+def sender_of(obj: CliContext, given: str | None) -> str:
+    """``--sender``, else the pane's agent, else ``swarmqueue`` (outside tmux)."""
+    return given or pane_agent(obj) or DEFAULT_SENDER
+
+
+def agent_of(obj: CliContext, given: str | None) -> str:
+    """``--agent``, else the pane's agent; outside tmux, ``--agent`` is needed."""
+    found = given or pane_agent(obj)
+    if found is None:
+        raise CliError("give --agent (or run inside the agent's registered tmux pane)",
+                       EXIT_INVALID)  # fmt: skip
+    return found
 
 
 def _text(value: str) -> str:
@@ -52,33 +105,95 @@ def _sent(as_json: bool, message_id: str) -> None:
 @click.command("broadcast")
 @click.argument("text")
 @type_option
-@click.option("--to", "to", help="Comma-separated agent ids [default: every active agent].")
+@click.option(
+    "--to", "to", help="Comma-separated agent ids [default: every active agent but the sender]."
+)
+@click.option("--include-self", is_flag=True, help="Send it to the sender's own pane too.")
+@ack_option
+@reply_option
 @sender_option
 @json_option
 @click.pass_obj
 def broadcast(
-    obj: CliContext, text: str, msg_type: str, to: str | None, sender: str, as_json: bool
+    obj: CliContext,
+    text: str,
+    msg_type: MessageType,
+    to: str | None,
+    include_self: bool,
+    requires_ack: bool,
+    reply_to: str | None,
+    sender: str | None,
+    as_json: bool,
 ) -> None:
     """Send TEXT ('-' reads stdin) to agents' panes; prints the message id at once."""
     recipients = [a.strip() for a in to.split(",") if a.strip()] if to is not None else None
-    _sent(as_json, messenger(obj).broadcast(_text(text), msg_type, sender, recipients))
+    message_id = messenger(obj).broadcast(
+        _text(text), msg_type, sender_of(obj, sender), recipients,
+        reply_to=reply_to, requires_ack=requires_ack, include_self=include_self,
+    )  # fmt: skip
+    _sent(as_json, message_id)
 
 
 @click.command("send")
 @click.argument("agent_id")
 @click.argument("text")
 @type_option
+@ack_option
+@reply_option
 @sender_option
 @json_option
 @click.pass_obj
 def send(
-    obj: CliContext, agent_id: str, text: str, msg_type: str, sender: str, as_json: bool
+    obj: CliContext,
+    agent_id: str,
+    text: str,
+    msg_type: MessageType,
+    requires_ack: bool,
+    reply_to: str | None,
+    sender: str | None,
+    as_json: bool,
 ) -> None:
     """Send TEXT ('-' reads stdin) to AGENT_ID (even if stale); prints the message id."""
-    _sent(as_json, messenger(obj).send(agent_id, _text(text), msg_type, sender))
+    message_id = messenger(obj).send(
+        agent_id, _text(text), msg_type, sender_of(obj, sender),
+        reply_to=reply_to, requires_ack=requires_ack,
+    )  # fmt: skip
+    _sent(as_json, message_id)
+
+
+@click.command("ack")
+@click.argument("message_ids", nargs=-1, required=True)
+@agent_option
+@json_option
+@click.pass_obj
+def ack(obj: CliContext, message_ids: tuple[str, ...], agent_id: str | None, as_json: bool) -> None:
+    """Acknowledge MESSAGE_IDS sent to you (it stops their re-delivery), in order. Acknowledging
+    again changes nothing; a message not sent to you, or unknown, is refused (exit 1; the ones
+    before it stay acknowledged)."""
+    agent = agent_of(obj, agent_id)
+    m = messenger(obj)
+    done = [m.acknowledge(message_id, agent) for message_id in message_ids]
+    lines = [
+        f"{a.message_id}\t{'already acknowledged' if a.already else 'acknowledged'} by "
+        f"{a.agent_id} at {when(a.acked_at)}{' (after it was given up)' if a.late else ''}"
+        for a in done
+    ]
+    emit(as_json, done if len(done) > 1 else done[0], lines)
 
 
 def _outcome(d: Delivery) -> str:
+    if d.status.value == "acknowledged":
+        return f"acknowledged at {when(d.acked_at)}" + (" (late)" if d.late else "")
+    if d.status.value == "unacknowledged":
+        return f"unacknowledged (given up {when(d.unacked_at)}, {d.reminders} re-deliveries)"
+    awaiting = ""
+    if d.requires_ack and d.remind_at is not None:
+        nxt = f"re-delivery {d.reminders + 1}" if d.reminders < d.ack_redeliveries else "give-up"
+        awaiting = f"; awaiting ack ({nxt} at {when(d.remind_at)})"
+    return _delivery_outcome(d) + awaiting
+
+
+def _delivery_outcome(d: Delivery) -> str:
     if d.status.value == "failed":
         retry = "" if d.final else ", will retry"
         return f"failed ({d.reason}{retry}): {d.detail or '-'}"
@@ -117,8 +232,12 @@ def deliveries(obj: CliContext, message_id: str | None, pending: bool, as_json: 
         return
     message = messenger(obj).get(message_id)
     counts = message.counts()
+    about = " (acknowledgement requested)" if message.requires_ack else ""
+    if message.reply_to:
+        about += f" in reply to {message.reply_to}"
     lines = [
-        f"message {message.id} from {message.sender} [{message.type.value}] at {when(message.at)}",
+        f"message {message.id} from {message.sender} [{message.type.value}] at {when(message.at)}"
+        + about,
         "  " + ", ".join(f"{k} {v}" for k, v in counts.items()),
         "AGENT\tHOST\tPANE\tATTEMPTS\tOUTCOME",
         *(
@@ -129,14 +248,31 @@ def deliveries(obj: CliContext, message_id: str | None, pending: bool, as_json: 
     emit(as_json, {**message.model_dump(mode="json"), "counts": counts}, lines)
 
 
+def _thread_line(m: Message) -> str:
+    to = ", ".join(d.agent_id for d in m.deliveries) or "-"
+    return f"{m.line()}  [to {to}]"
+
+
 @click.command("inbox")
-@click.option("--agent", "agent_id", required=True, help="Your agent id.")
+@agent_option
 @click.option("--count", default=20, show_default=True, help="How many recent messages.")
+@click.option(
+    "--thread", "thread_of", metavar="MSG",
+    help="Show the thread of message MSG instead: its root, then the replies in order.",
+)  # fmt: skip
 @json_option
 @click.pass_obj
-def inbox(obj: CliContext, agent_id: str, count: int, as_json: bool) -> None:
+def inbox(
+    obj: CliContext, agent_id: str | None, count: int, thread_of: str | None, as_json: bool
+) -> None:
     """Read your latest messages (kept even if your pane was closed), oldest first."""
-    entries = messenger(obj).inbox(agent_id, count)
+    if thread_of is not None:
+        thread = messenger(obj).thread(thread_of)
+        root = thread[0].thread or thread[0].id if thread else thread_of
+        header = f"thread {message_tag(root)} ({len(thread)} message(s))"
+        emit(as_json, thread, [header, *map(_thread_line, thread)])
+        return
+    entries = messenger(obj).inbox(agent_of(obj, agent_id), count)
     emit(as_json, entries, [e.line() for e in entries])
 
 
@@ -187,4 +323,38 @@ def redispatch(
     emit(as_json, found, lines)
 
 
-COMMANDS = [broadcast, send, deliveries, inbox, worker, redispatch]
+@click.group("ratelimit")
+def ratelimit_group() -> None:
+    """See or reset a sender's message rate limit (rate_limit_per_minute per
+    rate_limit_window_seconds)."""
+
+
+@ratelimit_group.command("show")
+@click.argument("sender")
+@json_option
+@click.pass_obj
+def ratelimit_show(obj: CliContext, sender: str, as_json: bool) -> None:
+    """How much of its window SENDER has used, and when it may send again."""
+    u = messenger(obj).rate_usage(sender)
+    line = (
+        f"{u.sender}: {u.used} of {u.limit} messages in the last {u.window_seconds:g}s; "
+        + (f"may send again in {u.retry_after:.1f}s" if u.retry_after else "may send now")
+    )
+    emit(as_json, u, line)
+
+
+@ratelimit_group.command("reset")
+@click.argument("sender")
+@json_option
+@click.pass_obj
+def ratelimit_reset(obj: CliContext, sender: str, as_json: bool) -> None:
+    """Empty SENDER's rate-limit window so it may send again at once."""
+    cleared = messenger(obj).reset_rate_limit(sender)
+    emit(
+        as_json,
+        {"sender": sender, "cleared": cleared},
+        f"rate limit of {sender} reset ({cleared} message(s) cleared from its window)",
+    )
+
+
+COMMANDS = [broadcast, send, ack, deliveries, inbox, worker, redispatch, ratelimit_group]

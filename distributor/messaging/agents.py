@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from distributor.errors import AgentNotFoundError
+from distributor.errors import AgentNotFoundError, PaneNotRegistered
 from distributor.settings import Settings
 from distributor.store.calls import Batch, Command, Op, ScriptCall, text
 from distributor.store.client import SyncClient
@@ -101,6 +101,25 @@ def tmux_location(tmux_env: str | None, tmux_pane_env: str | None) -> tuple[str 
     """
     socket = tmux_env.split(",", 1)[0] if tmux_env else None
     return (tmux_pane_env or None), (socket or None)
+
+
+def agent_at_pane(
+    agents: list[Agent], pane: str, socket: str | None, host: str
+) -> Agent:
+    """The agent registered for tmux pane ``pane`` (of the server at ``socket``) on ``host``:
+    how a command run inside an agent's pane knows who it is (``$TMUX_PANE``, ``$TMUX``).
+
+    An agent registered without a socket (the default server) matches any; one registered
+    with the same socket is preferred. ``PaneNotRegistered`` when none, or several, match.
+    """
+    found = [a for a in agents if a.host == host and a.pane == pane]
+    found = [a for a in found if a.socket in (None, socket) or socket is None]
+    exact = [a for a in found if socket is not None and a.socket == socket]
+    if len(exact) == 1:
+        return exact[0]
+    if len(found) == 1:
+        return found[0]
+    raise PaneNotRegistered(pane, host, sorted(a.id for a in (exact or found)))
 
 
 def _agent_from_hash(raw: Any, now: datetime | None, stale_after: float) -> Agent:
@@ -271,3 +290,9 @@ class AgentRegistry(SyncClient):
     def get(self, agent_id: str) -> Agent:
         """One agent; ``AgentNotFoundError`` if unregistered."""
         return self._executor.run(self.ops.get(agent_id))
+
+    def at_pane(self, pane: str, socket: str | None = None, host: str | None = None) -> Agent:
+        """The agent registered for ``pane`` on ``host`` (default: this host); see
+        :func:`agent_at_pane`."""
+        checked = validated(check_socket, socket)
+        return agent_at_pane(self.list(), pane, checked, host or self.settings.host)

@@ -26,6 +26,7 @@ RQ enqueue in a thread so the event loop is never blocked.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 import secrets
@@ -35,7 +36,7 @@ from typing import Annotated, Any, Literal
 
 import redis
 import redis.asyncio as aioredis
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from distributor.errors import (
@@ -46,10 +47,12 @@ from distributor.errors import (
     ValidationError,
 )
 from distributor.log import get_logger
+from distributor.messaging.acks import Acknowledged, Reminded, acknowledge, remind
 from distributor.messaging.agents import check_host, validated_agent_id
 from distributor.messaging.dispatch import Dispatcher, delivery_job_id
-from distributor.messaging.ratelimit import WINDOW_SECONDS
+from distributor.messaging.ratelimit import RateUsage, usage
 from distributor.messaging.sanitize import clean_content, strip_controls
+from distributor.messaging.types import MessageType, MessageTypeLike, parse_message_type
 from distributor.settings import Settings
 from distributor.store.calls import Batch, Command, Op, ScriptCall, text
 from distributor.store.client import SwarmClient, SyncClient, async_redis_from_url, redis_from_url
@@ -59,6 +62,38 @@ from distributor.store.keys import NAMESPACE, SwarmKeys
 from distributor.tasks.models import AgentId, ms_to_datetime, validated, validation_error
 
 log = get_logger(__name__)
+
+__all__ = [
+    "DEFAULT_SENDER",
+    "DISPATCH_GRACE_MS",
+    "FINAL_STATUSES",
+    "MAX_RAW_CONTENT",
+    "MAX_RECIPIENTS",
+    "MESSAGE_ID_RE",
+    "QUEUED_RECHECK_MS",
+    "Acknowledged",
+    "AsyncMessenger",
+    "Delivery",
+    "DeliveryStatus",
+    "InboxEntry",
+    "Message",
+    "MessageId",
+    "MessageOps",
+    "MessageType",
+    "MessageTypeLike",
+    "Messenger",
+    "Outgoing",
+    "PendingDelivery",
+    "Posted",
+    "Redispatched",
+    "Reminded",
+    "check_message_id",
+    "format_line",
+    "message_tag",
+    "parse_message_type",
+    "prepare",
+    "window_ms",
+]
 
 MESSAGE_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_RAW_CONTENT = 8 * 1024 * 1024
@@ -71,27 +106,31 @@ QUEUED_RECHECK_MS = 10_000  # a job waiting in its queue is looked at again this
 _THREAD_CLEAN_ABOVE = 64 * 1024  # async: sanitize bigger contents off the event loop
 
 
-class MessageType(StrEnum):
-    """What a message announces; shown in the pane as ``[TYPE]``."""
+def _check_message_id(value: str) -> str:
+    if not MESSAGE_ID_RE.fullmatch(value):
+        raise ValueError("invalid message id: must be 1-64 letters, digits, '_' or '-'")
+    return value
 
-    INFO = "INFO"
-    QUESTION = "QUESTION"
-    ANSWER = "ANSWER"
-    ALERT = "ALERT"
-    TASK_AVAILABLE = "TASK_AVAILABLE"
-    CLAIMED = "CLAIMED"
-    COMPLETED = "COMPLETED"
-    BLOCKED = "BLOCKED"
-    REVIEW_REQUEST = "REVIEW_REQUEST"
+
+MessageId = Annotated[str, AfterValidator(_check_message_id)]
 
 
 class DeliveryStatus(StrEnum):
-    """A recipient's outcome: ``typing`` while a job types into its pane (see ``Delivery``)."""
+    """A recipient's outcome: ``typing`` while a job types into its pane (see ``Delivery``);
+    ``acknowledged`` once the recipient acknowledged it, ``unacknowledged`` when a message to
+    acknowledge was re-delivered ``ack_redeliveries`` times without it (both final)."""
 
     PENDING = "pending"
     TYPING = "typing"
     DELIVERED = "delivered"
     FAILED = "failed"
+    ACKNOWLEDGED = "acknowledged"
+    UNACKNOWLEDGED = "unacknowledged"
+
+
+FINAL_STATUSES = frozenset(
+    {DeliveryStatus.DELIVERED, DeliveryStatus.ACKNOWLEDGED, DeliveryStatus.UNACKNOWLEDGED}
+)
 
 
 FailureReason = Literal[
@@ -124,6 +163,12 @@ class Delivery(BaseModel):
     the pane. A job that finds it (the one before stopped between typing and recording) checks
     the pane first: ``verified`` means the pane showed the message had arrived, ``retyped``
     that it showed it had not, so it was typed now (``workers/delivery.py``).
+
+    ``requires_ack``: the sender asked for an acknowledgement. Until it comes, ``remind_at`` says
+    when the message is typed again (``reminders`` counts the re-deliveries so far); after
+    ``ack_redeliveries`` of them (the setting when it was sent) and one more wait, the outcome
+    becomes ``unacknowledged`` (at ``unacked_at``).
+    ``acknowledged`` carries ``acked_at``; ``late`` when it came after the give-up.
     """
 
     model_config = ConfigDict(frozen=True, validate_by_name=True, serialize_by_alias=True)
@@ -145,6 +190,20 @@ class Delivery(BaseModel):
     first_attempt_at: datetime | None = None
     last_attempt_at: datetime | None = None
     delivered_at: datetime | None = None
+    requires_ack: bool = False
+    ack_redeliveries: int = 0
+    reminders: int = 0
+    remind_at: datetime | None = None
+    acked_at: datetime | None = None
+    late: bool = False
+    unacked_at: datetime | None = None
+
+    @property
+    def done(self) -> bool:
+        """Nothing more will be typed for this recipient (until a re-delivery is due)."""
+        return self.status in FINAL_STATUSES or (
+            self.status is DeliveryStatus.FAILED and self.final
+        )
 
 
 class Message(BaseModel):
@@ -159,6 +218,16 @@ class Message(BaseModel):
     at: datetime
     hosts: list[str]
     deliveries: list[Delivery]
+    requires_ack: bool = False
+    reply_to: str | None = None
+    thread: str | None = None  # the thread's root message id (None: not part of a thread)
+
+    def line(self) -> str:
+        """The message as typed into a pane (:func:`format_line`)."""
+        return format_line(
+            self.sender, self.type, self.at, self.content, self.id,
+            reply_to=self.reply_to, requires_ack=self.requires_ack,
+        )  # fmt: skip
 
     def counts(self) -> dict[str, int]:
         """Recipients per status."""
@@ -178,9 +247,14 @@ class InboxEntry(BaseModel):
     type: MessageType
     content: str
     at: datetime
+    reply_to: str | None = None
+    requires_ack: bool = False
 
     def line(self) -> str:
-        return format_line(self.sender, self.type, self.at, self.content, self.message_id)
+        return format_line(
+            self.sender, self.type, self.at, self.content, self.message_id,
+            reply_to=self.reply_to, requires_ack=self.requires_ack,
+        )  # fmt: skip
 
 
 class Outgoing(BaseModel):
@@ -192,6 +266,9 @@ class Outgoing(BaseModel):
     type: MessageType
     sender: AgentId
     recipients: Annotated[list[AgentId], Field(min_length=1, max_length=MAX_RECIPIENTS)] | None
+    reply_to: MessageId | None = None
+    requires_ack: bool = False
+    include_self: bool = False
 
 
 class Redispatched(BaseModel):
@@ -241,6 +318,7 @@ class Posted(BaseModel):
     at: datetime
     recipients: list[str]
     hosts: list[str]
+    thread: str | None = None
 
 
 def message_tag(message_id: str) -> str:
@@ -249,24 +327,43 @@ def message_tag(message_id: str) -> str:
 
 
 def format_line(
-    sender: str, msg_type: str, at: datetime, content: str, message_id: str | None = None
+    sender: str,
+    msg_type: str,
+    at: datetime,
+    content: str,
+    message_id: str | None = None,
+    *,
+    reply_to: str | None = None,
+    requires_ack: bool = False,
 ) -> str:
     """The text typed into a pane: ``[SENDER][UTC time][TYPE #tag]: content``.
 
     The tag (:func:`message_tag`) lets a reader tell a message seen twice from two messages, and
-    lets a delivery job find the message in a pane's history (``workers/delivery.py``).
+    lets a delivery job find the message in a pane's history (``workers/delivery.py``). A reply
+    names its parent's tag (``[ANSWER #tag re #parent]``); a message to acknowledge ends with
+    the command that does it (`` (ack: swarmqueue ack <id>)``). Ids are letters, digits, ``_``
+    and ``-`` only (:func:`check_message_id`), so neither can carry anything a terminal runs.
     """
     safe_sender = strip_controls(sender)
     kind = f"{msg_type} {message_tag(message_id)}" if message_id else msg_type
-    return f"[{safe_sender}][{at:%Y-%m-%d %H:%M:%S} UTC][{kind}]: {content}"
+    if reply_to:
+        kind += f" re {message_tag(check_message_id(reply_to))}"
+    line = f"[{safe_sender}][{at:%Y-%m-%d %H:%M:%S} UTC][{kind}]: {content}"
+    if requires_ack and message_id:
+        line += f" (ack: swarmqueue ack {check_message_id(message_id)})"
+    return line
 
 
 def prepare(
     content: str,
-    msg_type: MessageType | str,
+    msg_type: MessageTypeLike,
     sender: str,
     recipients: list[str] | None,
     settings: Settings,
+    *,
+    reply_to: str | None = None,
+    requires_ack: bool = False,
+    include_self: bool = False,
 ) -> Outgoing:
     """Validate a message at the boundary and sanitize its content; ``ValidationError`` if bad."""
     if not isinstance(content, str):
@@ -280,13 +377,19 @@ def prepare(
     )
     if not cleaned:
         raise ValidationError("content is empty once control characters are removed")
+    kind = parse_message_type(msg_type)
+    if reply_to is not None:
+        check_message_id(reply_to)
     try:
-        kind = MessageType(msg_type.upper() if isinstance(msg_type, str) else msg_type)
-    except ValueError:
-        choices = ", ".join(t.value for t in MessageType)
-        raise ValidationError(f"unknown message type {msg_type!r}: one of {choices}") from None
-    try:
-        return Outgoing(content=cleaned, type=kind, sender=sender, recipients=recipients)
+        return Outgoing(
+            content=cleaned,
+            type=kind,
+            sender=sender,
+            recipients=recipients,
+            reply_to=reply_to,
+            requires_ack=bool(requires_ack),
+            include_self=bool(include_self),
+        )
     except PydanticValidationError as exc:
         raise validation_error(exc) from None
 
@@ -295,6 +398,7 @@ def check_message_id(message_id: str) -> str:
     if not isinstance(message_id, str) or not MESSAGE_ID_RE.fullmatch(message_id):
         raise ValidationError("invalid message id: must be 1-64 letters, digits, '_' or '-'")
     return message_id
+
 
 
 def _delivery(agent_id: str, raw: Any) -> Delivery:
@@ -317,6 +421,13 @@ def _delivery(agent_id: str, raw: Any) -> Delivery:
         first_attempt_at=ms_to_datetime(d.get("first_attempt_at")),
         last_attempt_at=ms_to_datetime(d.get("last_attempt_at")),
         delivered_at=ms_to_datetime(d.get("delivered_at")),
+        requires_ack=bool(d.get("ack")),
+        ack_redeliveries=int(d.get("ack_max") or 0),
+        reminders=int(d.get("reminders") or 0),
+        remind_at=ms_to_datetime(d.get("remind_at")),
+        acked_at=ms_to_datetime(d.get("acked_at")),
+        late=bool(d.get("late")),
+        unacked_at=ms_to_datetime(d.get("unacked_at")),
     )
 
 
@@ -355,10 +466,15 @@ class MessageOps:
                 recipients,
                 round(s.agent_stale_seconds * 1000),
                 s.rate_limit_per_minute,
-                WINDOW_SECONDS * 1000,
+                window_ms(s),
                 s.inbox_cap,
                 s.message_ttl_seconds,
                 DISPATCH_GRACE_MS,
+                outgoing.reply_to or "",
+                "1" if outgoing.requires_ack else "0",
+                s.ack_redeliveries,
+                round(s.ack_first_delay_seconds * 1000),
+                "1" if outgoing.include_self else "0",
             ],
             request_id=message_id,  # re-sent through outages: one message (see above)
         )
@@ -369,17 +485,24 @@ class MessageOps:
             raise AgentNotFoundError([], "no active agent to broadcast to")
         if status == "rate_limited":
             raise RateLimitExceeded(
-                outgoing.sender, s.rate_limit_per_minute, int(body["wait_ms"]) / 1000
+                outgoing.sender,
+                s.rate_limit_per_minute,
+                int(body["wait_ms"]) / 1000,
+                s.rate_limit_window_seconds,
             )
         if status == "id_taken":
             raise ValidationError(f"message id {message_id!r} belongs to another message")
+        if status == "no_parent":
+            assert outgoing.reply_to is not None
+            raise MessageNotFound(outgoing.reply_to)
         at = ms_to_datetime(body["at"])
         assert at is not None
         return Posted(
             message_id=message_id,
             at=at,
-            recipients=[str(r) for r in body["recipients"]],
-            hosts=[str(h) for h in body["hosts"]],
+            recipients=[str(r) for r in _list(body["recipients"])],
+            hosts=[str(h) for h in _list(body["hosts"])],
+            thread=str(body.get("thread") or "") or None,
         )
 
     def get(self, message_id: str) -> Op[Message]:
@@ -396,18 +519,7 @@ class MessageOps:
         h = decode_map(raw)
         at = ms_to_datetime(h["at"])
         assert at is not None
-        return Message(
-            id=h["id"],
-            sender=h["sender"],
-            type=MessageType(h["type"]),
-            content=h["content"],
-            at=at,
-            hosts=json.loads(h.get("hosts") or "[]"),
-            deliveries=sorted(
-                (_delivery(text(a), d) for a, d in (deliveries or {}).items()),
-                key=lambda d: d.agent_id,
-            ),
-        )
+        return _message(h, deliveries)
 
     def record(
         self, message_id: str, outcomes: dict[str, dict[str, Any]], attempt: str = ""
@@ -418,7 +530,9 @@ class MessageOps:
             return 0
         k = self.keys
         reply = yield ScriptCall(
-            "msg_outcome", [k.deliveries(message_id), k.clock], [json.dumps(outcomes), attempt]
+            "msg_outcome",
+            [k.deliveries(message_id), k.clock, k.acks],
+            [json.dumps(outcomes), attempt, message_id],
         )
         _, body = script_reply(reply)
         return int(body["recorded"])
@@ -570,9 +684,83 @@ class MessageOps:
                     type=MessageType(f["type"]),
                     content=f["content"],
                     at=at,
+                    reply_to=f.get("reply_to") or None,
+                    requires_ack=f.get("ack") == "1",
                 )
             )
         return out
+
+    # -- acknowledgements, threads, rate limits (issue 14) -----------------------------------
+
+    def acknowledge(self, message_id: str, agent_id: str) -> Op[Acknowledged]:
+        """Record that ``agent_id`` acknowledged ``message_id`` (``lua/msg_ack.lua``)."""
+        return acknowledge(self.keys, check_message_id(message_id), agent_id)
+
+    def remind(self, limit: int = 1000) -> Op[Reminded]:
+        """Re-deliver or give up the overdue acknowledgements (``lua/msg_remind.lua``)."""
+        return remind(self.keys, limit)
+
+    def thread(self, message_id: str) -> Op[list[Message]]:
+        """The thread ``message_id`` belongs to: its root, then the replies in the order they
+        were sent (messages that expired are left out); ``MessageNotFound`` if it is absent."""
+        check_message_id(message_id)
+        k = self.keys
+        root = yield Command(("HGET", k.message(message_id), "thread"))
+        if root is None and not (yield Command(("EXISTS", k.message(message_id)))):
+            raise MessageNotFound(message_id)
+        root_id = text(root) if root else message_id
+        members = yield Command(("ZRANGE", k.thread(root_id), 0, -1))
+        ids = [text(m) for m in members] or [root_id]
+        replies = yield Batch(
+            tuple(
+                Command(("HGETALL", key))
+                for i in ids
+                for key in (k.message(i), k.deliveries(i))
+            )
+        )
+        out = []
+        for raw, deliveries in zip(replies[::2], replies[1::2], strict=True):
+            if raw:
+                out.append(_message(decode_map(raw), deliveries))
+        return out
+
+    def reset_rate_limit(self, sender: str) -> Op[int]:
+        """Forget the messages counted against ``sender``'s window; how many there were."""
+        validated_agent_id(sender)
+        key = self.keys.rate(sender)
+        used, _ = yield Batch((Command(("ZCARD", key)), Command(("DEL", key))))
+        return int(used)
+
+
+def window_ms(settings: Settings) -> int:
+    """The rate-limit window in ms (``rate_limit_window_seconds``)."""
+    return round(settings.rate_limit_window_seconds * 1000)
+
+
+def _list(value: Any) -> list[Any]:
+    """A JSON list from a script (Lua's cjson encodes an empty table as ``{}``)."""
+    return list(value) if isinstance(value, list) else []
+
+
+def _message(h: dict[str, str], deliveries: Any) -> Message:
+    """A :class:`Message` from its ``msg:<id>`` hash (decoded) and its outcomes."""
+    at = ms_to_datetime(h["at"])
+    assert at is not None
+    return Message(
+        id=h["id"],
+        sender=h["sender"],
+        type=MessageType(h["type"]),
+        content=h["content"],
+        at=at,
+        hosts=json.loads(h.get("hosts") or "[]"),
+        deliveries=sorted(
+            (_delivery(text(a), d) for a, d in (deliveries or {}).items()),
+            key=lambda d: d.agent_id,
+        ),
+        requires_ack=h.get("ack") == "1",
+        reply_to=h.get("reply_to") or None,
+        thread=h.get("thread") or None,
+    )
 
 
 def _pairs(fields: Any) -> dict[Any, Any]:
@@ -623,13 +811,23 @@ class Messenger(SyncClient):
     def broadcast(
         self,
         content: str,
-        msg_type: MessageType | str = MessageType.INFO,
+        msg_type: MessageTypeLike = MessageType.INFO,
         sender: str = DEFAULT_SENDER,
         recipients: list[str] | None = None,
         message_id: str | None = None,
+        *,
+        reply_to: str | None = None,
+        requires_ack: bool = False,
+        include_self: bool = False,
     ) -> str:
-        """Record a message for ``recipients`` (default: every active agent) and enqueue its
-        delivery; returns the message id at once.
+        """Record a message for ``recipients`` (default: every active agent but the sender,
+        unless ``include_self``) and enqueue its delivery; returns the message id at once.
+
+        ``reply_to``: the parent message's id (``MessageNotFound`` if it is not recorded); the
+        message joins its thread (:meth:`thread`). ``requires_ack``: each recipient is asked to
+        :meth:`acknowledge` it; until then it is typed again ``ack_redeliveries`` times, the
+        first ``ack_first_delay_seconds`` after its delivery and each later one twice as late,
+        then its outcome becomes ``unacknowledged`` (the workers' sweep, :meth:`remind`).
 
         Raises ``ValidationError``, ``AgentNotFoundError`` (a named agent is unknown, or no
         agent is active) or ``RateLimitExceeded``; in each case nothing is recorded or enqueued.
@@ -641,7 +839,10 @@ class Messenger(SyncClient):
         ``RedisUnavailable`` carries the message id as ``request_id``: calling again with
         ``message_id=exc.request_id`` records the message once (a given id is one message).
         """
-        outgoing = prepare(content, msg_type, sender, recipients, self.settings)
+        outgoing = prepare(
+            content, msg_type, sender, recipients, self.settings,
+            reply_to=reply_to, requires_ack=requires_ack, include_self=include_self,
+        )  # fmt: skip
         posted = self._executor.run(self.ops.post(outgoing, message_id))
         try:
             self.dispatcher.dispatch(self.keys.swarm, posted.message_id, posted.hosts)
@@ -653,12 +854,18 @@ class Messenger(SyncClient):
         self,
         recipient: str,
         content: str,
-        msg_type: MessageType | str = MessageType.INFO,
+        msg_type: MessageTypeLike = MessageType.INFO,
         sender: str = DEFAULT_SENDER,
         message_id: str | None = None,
+        *,
+        reply_to: str | None = None,
+        requires_ack: bool = False,
     ) -> str:
         """:meth:`broadcast` to one agent (delivered even if it is stale)."""
-        return self.broadcast(content, msg_type, sender, [recipient], message_id)
+        return self.broadcast(
+            content, msg_type, sender, [recipient], message_id,
+            reply_to=reply_to, requires_ack=requires_ack,
+        )  # fmt: skip
 
     def get(self, message_id: str) -> Message:
         """The message and each recipient's outcome."""
@@ -667,6 +874,38 @@ class Messenger(SyncClient):
     def inbox(self, agent_id: str, count: int = 20) -> list[InboxEntry]:
         """The agent's latest messages, oldest first (kept even when its pane is gone)."""
         return self._executor.run(self.ops.inbox(agent_id, count))
+
+    def acknowledge(self, message_id: str, agent_id: str) -> Acknowledged:
+        """``agent_id`` acknowledges ``message_id``: its outcome becomes ``acknowledged`` (with
+        Redis time) and it is not typed again. Idempotent: acknowledging again changes nothing
+        and returns the first time with ``already=True``. Raises ``MessageNotFound`` (unknown
+        or expired) and ``NotARecipient`` (not sent to ``agent_id``), changing nothing."""
+        return self._executor.run(self.ops.acknowledge(message_id, agent_id))
+
+    def thread(self, message_id: str) -> list[Message]:
+        """The thread of ``message_id`` (any message of it): the root, then each reply in the
+        order sent, with their outcomes; ``MessageNotFound`` if ``message_id`` is absent."""
+        return self._executor.run(self.ops.thread(message_id))
+
+    def remind(self, limit: int = 1000) -> Reminded:
+        """Re-deliver the messages whose acknowledgement is overdue (their recipients become
+        ``pending`` again and the message is due in the host's outbox, dispatched by
+        :meth:`redispatch`), or give the recipients up as ``unacknowledged`` after
+        ``ack_redeliveries``. The workers' sweep calls it; safe anywhere, any time."""
+        return self._executor.run(self.ops.remind(limit))
+
+    def reset_rate_limit(self, sender: str) -> int:
+        """Empty ``sender``'s rate-limit window (an operator's decision); returns how many
+        messages it held."""
+        cleared = self._executor.run(self.ops.reset_rate_limit(sender))
+        log.info("rate limit reset", swarm=self.keys.swarm, sender=sender, cleared=cleared)
+        return cleared
+
+    def rate_usage(self, sender: str) -> RateUsage:
+        """How much of its window ``sender`` has used, without counting a message."""
+        return self._executor.run(
+            usage(self.keys, sender, self.settings.rate_limit_per_minute, window_ms(self.settings))
+        )
 
     def redispatch(
         self,
@@ -817,17 +1056,24 @@ class AsyncMessenger(SwarmClient[aioredis.Redis]):
     async def broadcast(
         self,
         content: str,
-        msg_type: MessageType | str = MessageType.INFO,
+        msg_type: MessageTypeLike = MessageType.INFO,
         sender: str = DEFAULT_SENDER,
         recipients: list[str] | None = None,
         message_id: str | None = None,
+        *,
+        reply_to: str | None = None,
+        requires_ack: bool = False,
+        include_self: bool = False,
     ) -> str:
         """See :meth:`Messenger.broadcast`."""
-        args = (content, msg_type, sender, recipients, self.settings)
+        make = functools.partial(
+            prepare, content, msg_type, sender, recipients, self.settings,
+            reply_to=reply_to, requires_ack=requires_ack, include_self=include_self,
+        )  # fmt: skip
         if isinstance(content, str) and len(content) > _THREAD_CLEAN_ABOVE:
-            outgoing = await asyncio.to_thread(prepare, *args)
+            outgoing = await asyncio.to_thread(make)
         else:
-            outgoing = prepare(*args)
+            outgoing = make()
         posted = await self._executor.run(self.ops.post(outgoing, message_id))
         try:
             await asyncio.to_thread(
@@ -841,15 +1087,45 @@ class AsyncMessenger(SwarmClient[aioredis.Redis]):
         self,
         recipient: str,
         content: str,
-        msg_type: MessageType | str = MessageType.INFO,
+        msg_type: MessageTypeLike = MessageType.INFO,
         sender: str = DEFAULT_SENDER,
         message_id: str | None = None,
+        *,
+        reply_to: str | None = None,
+        requires_ack: bool = False,
     ) -> str:
         """See :meth:`Messenger.send`."""
-        return await self.broadcast(content, msg_type, sender, [recipient], message_id)
+        return await self.broadcast(
+            content, msg_type, sender, [recipient], message_id,
+            reply_to=reply_to, requires_ack=requires_ack,
+        )  # fmt: skip
 
     async def get(self, message_id: str) -> Message:
         return await self._executor.run(self.ops.get(message_id))
 
     async def inbox(self, agent_id: str, count: int = 20) -> list[InboxEntry]:
         return await self._executor.run(self.ops.inbox(agent_id, count))
+
+    async def acknowledge(self, message_id: str, agent_id: str) -> Acknowledged:
+        """See :meth:`Messenger.acknowledge`."""
+        return await self._executor.run(self.ops.acknowledge(message_id, agent_id))
+
+    async def thread(self, message_id: str) -> list[Message]:
+        """See :meth:`Messenger.thread`."""
+        return await self._executor.run(self.ops.thread(message_id))
+
+    async def remind(self, limit: int = 1000) -> Reminded:
+        """See :meth:`Messenger.remind`."""
+        return await self._executor.run(self.ops.remind(limit))
+
+    async def rate_usage(self, sender: str) -> RateUsage:
+        """See :meth:`Messenger.rate_usage`."""
+        return await self._executor.run(
+            usage(self.keys, sender, self.settings.rate_limit_per_minute, window_ms(self.settings))
+        )
+
+    async def reset_rate_limit(self, sender: str) -> int:
+        """See :meth:`Messenger.reset_rate_limit`."""
+        cleared = await self._executor.run(self.ops.reset_rate_limit(sender))
+        log.info("rate limit reset", swarm=self.keys.swarm, sender=sender, cleared=cleared)
+        return cleared

@@ -1,7 +1,9 @@
 """Per-sender rate limit of messages, shared by every process and host through Redis.
 
 A sender may send ``rate_limit_per_minute`` messages (default 10) in any sliding window of
-:data:`WINDOW_SECONDS`. The check and the count happen inside ``lua/msg_send.lua`` (see
+``rate_limit_window_seconds`` (default :data:`WINDOW_SECONDS`, a minute); an operator empties a
+sender's window with ``swarmqueue ratelimit reset SENDER`` (:meth:`Messenger.reset_rate_limit`).
+The check and the count happen inside ``lua/msg_send.lua`` (see
 ``lua/include/ratelimit.lua``) in the same atomic step that records the message, by Redis time,
 so two processes cannot both take the last slot and a refused message leaves no trace::
 
@@ -31,20 +33,25 @@ class RateUsage(BaseModel):
     used: int
     limit: int
     retry_after: float
+    window_seconds: float = WINDOW_SECONDS
 
 
-def usage(keys: SwarmKeys, sender: str, limit: int) -> Op[RateUsage]:
+def usage(
+    keys: SwarmKeys, sender: str, limit: int, window_ms: int = WINDOW_SECONDS * 1000
+) -> Op[RateUsage]:
     """Read a sender's usage without counting a message."""
     validated_agent_id(sender)
     time_reply, clock = yield Batch((Command(("TIME",)), Command(("GET", keys.clock))))
     now = redis_now_ms(time_reply, clock)
-    window_ms = WINDOW_SECONDS * 1000
     recent = yield Command(
         ("ZRANGEBYSCORE", keys.rate(sender), now - window_ms + 1, "+inf", "WITHSCORES")
     )
     scores = _scores(recent)
     wait = 0.0 if len(scores) < limit else max(0.0, (scores[0] + window_ms - now) / 1000)
-    return RateUsage(sender=sender, used=len(scores), limit=limit, retry_after=wait)
+    return RateUsage(
+        sender=sender, used=len(scores), limit=limit, retry_after=wait,
+        window_seconds=window_ms / 1000,
+    )  # fmt: skip
 
 
 def _scores(reply: list[object]) -> list[float]:

@@ -32,6 +32,11 @@ key (after the prefix)     type         holds
 ``outbox:<host>``          sorted set   messages with recipients on ``host`` not all final;
                                         score = when a worker's sweep next looks at it (ms)
 ``hosts``                  set          every host a message of the swarm was sent to
+``acks``                   sorted set   messages with recipients whose acknowledgement is
+                                        awaited; score = when the next re-delivery (or the
+                                        give-up) of one of them is due (ms)
+``thread:<root id>``       sorted set   a thread: its root (score 0) and the replies, score =
+                                        their order (``lua/msg_send.lua``)
 ``delivering:<id>:<host>`` string       the lease of the job delivering message ``id`` on
                                         ``host``: ``<worker> <attempt>``, expiring (PX)
 =========================  ===========  ====================================================
@@ -139,6 +144,13 @@ class SwarmKeys:
     @property
     def hosts(self) -> str:
         return self.prefix + "hosts"
+
+    @property
+    def acks(self) -> str:
+        return self.prefix + "acks"
+
+    def thread(self, root_id: str) -> str:
+        return f"{self.prefix}thread:{root_id}"
 
     def delivering(self, message_id: str, host: str) -> str:
         return f"{self.prefix}delivering:{message_id}:{host}"

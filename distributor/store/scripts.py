@@ -40,6 +40,8 @@ MESSAGING_SCRIPT_NAMES = (
     "msg_finish",
     "msg_lease",
     "msg_redispatch",
+    "msg_ack",
+    "msg_remind",
 )
 _INCLUDE_RE = re.compile(r"^--@include (\w+)$", re.MULTILINE)
 

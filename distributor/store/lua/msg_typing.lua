@@ -2,7 +2,8 @@
   KEYS[1] deliveries:<id>, KEYS[2] delivering:<id>:<host>, KEYS[3] clock
   ARGV[1] holder ('<worker> <attempt>'), ARGV[2] lease ms, ARGV[3] attempt id,
   ARGV[4] agent ids (JSON list)
-  Each listed recipient that is neither delivered nor failed for good becomes `typing`, with
+  Each listed recipient that is not final (delivered, failed for good, acknowledged or
+  unacknowledged) becomes `typing`, with
   the attempt id and Redis time (`typing_at`), and the lease is renewed: {'ok', {}}. A later
   job that finds `typing` knows the attempt stopped between this record and its outcome, and
   checks the pane before typing again (workers/delivery.py). If the lease is no longer
@@ -19,7 +20,8 @@ for _, id in ipairs(cjson.decode(ARGV[4])) do
   local raw = rcall('HGET', K_DELIVERIES, id)
   if raw then
     local d = cjson.decode(raw)
-    if d.status ~= 'delivered' and not (d.status == 'failed' and d.final) then
+    if d.status ~= 'delivered' and d.status ~= 'acknowledged' and d.status ~= 'unacknowledged'
+        and not (d.status == 'failed' and d.final) then
       d.status, d.attempt, d.typing_at = 'typing', ATTEMPT, now
       rcall('HSET', K_DELIVERIES, id, cjson.encode(d))
     end
