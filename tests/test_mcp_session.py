@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import pytest
 import redis.asyncio
 
-from distributor.errors import CannotBlockTask, RedisUnavailable, StaleClaim
+from distributor.errors import CannotBlockTask, MessageNotFound, RedisUnavailable, StaleClaim
 from distributor.mcp.session import AgentSession
 from distributor.tasks.aio import AsyncTaskQueue
 from distributor.tasks.queue import TaskQueue
@@ -146,3 +146,34 @@ def test_add_task_records_discovered_work_that_blocks_a_waiting_task(
     assert new.discovered_from == "t0" and new.files == ["tests/x.py"]
     assert added["id"] in sync_queue.get("t1").dependencies
     assert [t.title for t in sync_queue.tasks()].count("too late") == 0
+
+
+def test_acknowledge_a_required_ack_message_reply_in_its_thread(
+    sync_queue: TaskQueue, async_client_factory: Callable[[], redis.asyncio.Redis]
+) -> None:
+    m = Messaging(sync_queue.redis, sync_queue.swarm)
+    try:
+        m.registry.register("A", "%1", host=m.host)
+        m.registry.register("B", "%2", host=m.host)
+        asked = m.messenger.send("A", "schema changed, ack please", sender="B", requires_ack=True)
+
+        async def body(s: AgentSession) -> tuple[dict[str, Any], ...]:
+            inbox = await s.inbox()
+            first = await s.acknowledge(asked)
+            again = await s.acknowledge(asked)
+            reply = await s.send("B", "seen", "ACK", reply_to=asked)
+            with pytest.raises(MessageNotFound):
+                await s.acknowledge("no-such-message")
+            return inbox, first, again, reply, await s.thread(asked)
+
+        inbox, first, again, reply, thread = run(async_client_factory, sync_queue, body)
+        [message] = inbox["messages"]
+        assert message["requires_ack"] is True and message["message_id"] == asked
+        assert first["already"] is False and again["already"] is True
+        assert again["acknowledged_at"] == first["acknowledged_at"]
+        [delivery] = m.messenger.get(asked).deliveries
+        assert delivery.agent_id == "A" and delivery.status.value == "acknowledged"
+        assert [t["message_id"] for t in thread["messages"]] == [asked, reply["message_id"]]
+        assert thread["messages"][1]["reply_to"] == asked
+    finally:
+        m.close()

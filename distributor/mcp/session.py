@@ -76,6 +76,8 @@ def shown_message(entry: InboxEntry) -> dict[str, Any]:
         "type": entry.type.value,
         "at": entry.at.isoformat(),
         "content": strip_controls(entry.content, keep_newlines=True),
+        "reply_to": entry.reply_to,
+        "requires_ack": entry.requires_ack,
     }
 
 
@@ -365,15 +367,58 @@ class AgentSession:
 
     # -- messages ------------------------------------------------------------------------------
 
-    async def send(self, to: str, text: str, msg_type: str = "INFO") -> dict[str, Any]:
-        message_id = await self.messenger.send(to, text, msg_type, sender=self.agent)
+    async def send(
+        self,
+        to: str,
+        text: str,
+        msg_type: str = "INFO",
+        reply_to: str | None = None,
+        requires_ack: bool = False,
+    ) -> dict[str, Any]:
+        message_id = await self.messenger.send(
+            to, text, msg_type, sender=self.agent, reply_to=reply_to, requires_ack=requires_ack
+        )
         return {"message_id": message_id}
 
     async def broadcast(
-        self, text: str, msg_type: str = "INFO", to: list[str] | None = None
+        self,
+        text: str,
+        msg_type: str = "INFO",
+        to: list[str] | None = None,
+        reply_to: str | None = None,
+        requires_ack: bool = False,
     ) -> dict[str, Any]:
-        message_id = await self.messenger.broadcast(text, msg_type, self.agent, to)
+        message_id = await self.messenger.broadcast(
+            text, msg_type, self.agent, to, reply_to=reply_to, requires_ack=requires_ack
+        )
         return {"message_id": message_id}
+
+    async def acknowledge(self, message_id: str) -> dict[str, Any]:
+        """Acknowledge a message this agent received (stops its re-deliveries)."""
+        ack = await self.messenger.acknowledge(message_id, self.agent)
+        return {
+            "message_id": ack.message_id,
+            "acknowledged_at": ack.acked_at.isoformat(),
+            "already": ack.already,
+            "late": ack.late,
+        }
+
+    async def thread(self, message_id: str) -> dict[str, Any]:
+        """The thread ``message_id`` belongs to: root first, then replies in send order."""
+        messages = await self.messenger.thread(message_id)
+        return {
+            "note": DATA_NOTE,
+            "messages": [
+                {
+                    "message_id": m.id,
+                    "from": strip_controls(m.sender),
+                    "type": m.type.value,
+                    "reply_to": m.reply_to,
+                    "content": strip_controls(m.content, keep_newlines=True),
+                }
+                for m in messages
+            ],
+        }
 
     async def inbox(self, count: int = 20, only_new: bool = True) -> dict[str, Any]:
         """The latest messages to this agent, oldest first; ``only_new``: those this server has
