@@ -28,7 +28,10 @@ class Holdings:
                 self._sub[a].append((r, p))
 
     def conflicts(
-        self, pattern: str | Pattern, agent_id: str | None, shared: bool = False,
+        self,
+        pattern: str | Pattern,
+        agent_id: str | None,
+        shared: bool = False,
         task_id: str | None = None,
     ) -> list[Reservation]:
         """Reservations of agents other than ``agent_id`` (``None``: of every agent) that keep

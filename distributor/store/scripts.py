@@ -55,10 +55,13 @@ def source(name: str) -> str:
     """The full source of script ``name``, includes inlined."""
     if name not in SCRIPT_NAMES and name not in MESSAGING_SCRIPT_NAMES:
         raise KeyError(f"no Lua script named {name!r}")
-    return _inline(_read(f"{name}.lua"))
+    return inline_includes(_read(f"{name}.lua"))
 
 
-def _inline(text: str, depth: int = 0) -> str:
+def inline_includes(text: str, depth: int = 0) -> str:
+    """``text`` with each ``--@include name`` line replaced by that include, recursively."""
     if depth > 3:
         raise ValueError("Lua includes nest too deeply")
-    return _INCLUDE_RE.sub(lambda m: _inline(_read(f"include/{m.group(1)}.lua"), depth + 1), text)
+    return _INCLUDE_RE.sub(
+        lambda m: inline_includes(_read(f"include/{m.group(1)}.lua"), depth + 1), text
+    )

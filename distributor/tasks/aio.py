@@ -193,9 +193,7 @@ class AsyncTaskQueue(AsyncClient):
         (default ``settings.reservation_ttl_seconds``), all or none. Raises ``FilesReserved``
         naming the holders when another agent's live reservation conflicts (nothing is
         written); reserving a path again renews it."""
-        return await self._run(
-            self.ops.reserve(paths, agent_id, ttl, shared, reason, request_id)
-        )
+        return await self._run(self.ops.reserve(paths, agent_id, ttl, shared, reason, request_id))
 
     async def unreserve(
         self, agent_id: str, paths: list[str] | None = None, *, request_id: str | None = None

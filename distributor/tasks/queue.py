@@ -197,9 +197,7 @@ class TaskQueue(SyncClient):
         (default ``settings.reservation_ttl_seconds``), all or none. Raises ``FilesReserved``
         naming the holders when another agent's live reservation conflicts (nothing is
         written); reserving a path again renews it."""
-        return self._run(
-            self.ops.reserve(paths, agent_id, ttl, shared, reason, request_id)
-        )
+        return self._run(self.ops.reserve(paths, agent_id, ttl, shared, reason, request_id))
 
     def unreserve(
         self, agent_id: str, paths: list[str] | None = None, *, request_id: str | None = None
