@@ -21,7 +21,7 @@ def git(
     repo: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["git", *args], cwd=repo, env=env, capture_output=True, text=True, timeout=60
+        ["git", *args], cwd=repo, env=env, capture_output=True, text=True, timeout=60, check=False
     )
 
 
