@@ -79,26 +79,25 @@ local function drop_resv(rid)
 end
 
 -- Append to `out` the live reservations of other agents that conflict with pattern
--- (kind, key, shared) wanted by `agent` for `task` ('' explicit); `seen` skips rids already
--- looked at. Each holder comes back as its record with `id` and `x` (expiry ms).
+-- (kind, key, shared) wanted by `agent` for `task` ('' explicit); `seen` holds the rids
+-- already in `out` (one holder is named once). Each holder comes back as its record with
+-- `id` and `x` (expiry ms).
 local function conflicts(now, agent, task, kind, key, shared, out, seen)
   local node = node_of(kind, key)
   local lists = {rcall('SMEMBERS', r_at(node)), rcall('SMEMBERS', r_sub(node))}
   for _, a in ipairs(ancestors(node)) do lists[#lists + 1] = rcall('SMEMBERS', r_at(a)) end
   for _, rids in ipairs(lists) do
     for _, rid in ipairs(rids) do
-      if not seen[rid] then
-        seen[rid] = true
-        local raw = rcall('HGET', R_ALL, rid)
-        if raw then
-          local r = cjson.decode(raw)
-          if r.a ~= agent and (task == '' or r.t ~= task) and not (shared and r.s == 1)
-              and overlap(kind, key, r.k, r.p) then
-            local x = tonumber(rcall('ZSCORE', R_EXP, rid))
-            if x and x > now then
-              r.id, r.x = rid, x
-              out[#out + 1] = r
-            end
+      local raw = not seen[rid] and rcall('HGET', R_ALL, rid)
+      if raw then
+        local r = cjson.decode(raw)
+        if r.a ~= agent and (task == '' or r.t ~= task) and not (shared and r.s == 1)
+            and overlap(kind, key, r.k, r.p) then
+          local x = tonumber(rcall('ZSCORE', R_EXP, rid))
+          if x and x > now then
+            seen[rid] = true
+            r.id, r.x = rid, x
+            out[#out + 1] = r
           end
         end
       end
