@@ -22,7 +22,7 @@ def report() -> dict[str, Any]:
         [sys.executable, str(BENCH), "--quick", "--json"],
         capture_output=True,
         text=True,
-        timeout=110,
+        timeout=150,  # the reservations section included
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
