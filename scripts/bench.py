@@ -385,19 +385,24 @@ def reservations(report: Report, url: str, sizes: Sizes) -> None:
     table = Table(
         "7. File reservations: median claim_next (µs), tasks of 5 files (3 path levels), by"
         " live reservations of other agents",
-        ["reservations", "claim_next", "vs 0 live", "vs no files"],
+        ["reservations", "claim_next", "vs 0 live", "vs no files", "in Redis", "vs 0 live"],
     )
     base = next(c for c in costs if c.live == 0 and c.label != "no files")
     plain = costs[0]
     for c in costs:
         table.rows.append(
             [c.label, number(c.claim_next_us, 1), ratio(c.claim_next_us, base.claim_next_us),
-             ratio(c.claim_next_us, plain.claim_next_us)]
+             ratio(c.claim_next_us, plain.claim_next_us), number(c.redis_us, 1),
+             ratio(c.redis_us, base.redis_us)]
         )  # fmt: skip
     most = costs[-1]
     report.goals.append(
         Goal(f"claim_next with {most.live:,} live reservations vs 0",
              most.claim_next_us / base.claim_next_us, "<=", 1.5, "x")
+    )  # fmt: skip
+    report.goals.append(
+        Goal(f"claim_next in Redis with {most.live:,} live reservations vs 0",
+             most.redis_us / base.redis_us, "<=", 1.5, "x")
     )  # fmt: skip
     life = Table(
         f"   Lifecycle (tasks/s), {sizes.tasks:,} tasks as in table 1, each reserving 5 files"

@@ -6,6 +6,9 @@ every index set on the way (the root, ``d3``, ``d3/e7``) is the one a real swarm
 The timed agent's tasks conflict with none of them: the cost measured is the check, not a
 skip. Each timed claim is completed before the next (untimed), so the timed agent never
 holds reservations itself; "no files" is the same swarm with tasks that reserve nothing.
+Besides the time the client waits, Redis' own time for each timed script (``INFO
+commandstats``, read before and after it) is kept: on a loaded machine it shows the script's
+cost with less of the scheduling noise.
 The sizes take turns, ``rounds`` times, so a change in the machine's load affects all alike.
 """
 
@@ -32,6 +35,7 @@ class ClaimCost:
     live: int
     samples: int
     claim_next_us: float
+    redis_us: float  # Redis' own time per claim_next script (median)
 
 
 def _files(n: int) -> list[str]:
@@ -63,22 +67,31 @@ def claim_costs(url: str, live_counts: list[int], samples: int, rounds: int = 5)
     setups = [("no files", 0, False)] + [(f"{n:,} live", n, True) for n in live_counts]
     queues = [_swarm(url, live, samples, files) for _, live, files in setups]
     times: list[list[float]] = [[] for _ in setups]
+    server: list[list[float]] = [[] for _ in setups]
     try:
         per_round = [samples // rounds + (r < samples % rounds) for r in range(rounds)]
         for count in per_round:
-            for queue, timed in zip(queues, times, strict=True):
+            for queue, timed, inside in zip(queues, times, server, strict=True):
                 for _ in range(count):
+                    before = _script_usec(queue)
                     start = time.perf_counter()
                     claim = queue.claim_next("agent")
                     timed.append(time.perf_counter() - start)
+                    inside.append(_script_usec(queue) - before)
                     if claim is None or not claim.task_id.startswith("w"):
                         raise RuntimeError("reservation benchmark: claimed the wrong task")
                     queue.complete(claim.task_id, "agent", claim.token)
         return [
-            ClaimCost(label, live, len(t), statistics.median(t) * 1e6)
-            for (label, live, _), t in zip(setups, times, strict=True)
+            ClaimCost(label, live, len(t), statistics.median(t) * 1e6, statistics.median(r))
+            for (label, live, _), t, r in zip(setups, times, server, strict=True)
         ]
     finally:
         for queue in queues:
             delete_swarm(queue)
             queue.redis.close()
+
+
+def _script_usec(queue: TaskQueue) -> float:
+    """Microseconds Redis has spent in EVALSHA so far (``INFO commandstats``)."""
+    stats: Any = queue.redis.info("commandstats")
+    return float(stats["cmdstat_evalsha"]["usec"])
