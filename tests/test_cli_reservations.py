@@ -62,6 +62,12 @@ def test_next_claim_task_plan_show_and_status_show_held_files(
     taken = run(cli_obj, "next", "--agent", "bob", "--json")  # jwt passed over: docs reads app/
     assert taken.exit_code == 1, taken.output  # ... but app/ (shared) overlaps alice's too
     assert "2 ready task(s) wait for files: app/security/ held by alice (exclusive" in taken.stderr
+    waited = run(cli_obj, "next", "--agent", "bob", "--wait", "0.2")
+    assert waited.exit_code == 1
+    assert (
+        "no task became ready within 0.2s: ready tasks wait for files: app/security/ held by"
+        in (waited.stderr)
+    )
     claim = run(cli_obj, "claim", "jwt", "--agent", "bob")
     assert claim.exit_code == 1
     assert "task 'jwt' not claimed: its files are reserved: app/security/ held by alice" in (

@@ -171,7 +171,16 @@ def next_task(
         if wait:
             claim = obj.queue.claim_next(agent_id, lease=lease, request_id=rid, wait=wait)
             if claim is None:
-                raise CliError(f"no task became ready within {wait:g}s", EXIT_REFUSED)
+                held = {
+                    r.id: r
+                    for holders in obj.queue.held_up().values()
+                    for r in holders
+                    if r.agent_id != agent_id
+                }
+                why = (
+                    f": ready tasks wait for files: {held_by(list(held.values()))}" if held else ""
+                )
+                raise CliError(f"no task became ready within {wait:g}s{why}", EXIT_REFUSED)
         else:
             outcome = obj.queue.next_claim(agent_id, lease=lease, request_id=rid)
             claim = outcome.claim
