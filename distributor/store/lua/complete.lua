@@ -21,7 +21,7 @@ local now = now_ms()
 move(tkey, held.status, 'completed', 'completed_at', int(now))
 rcall('ZREM', K_CLAIMED, id)
 rcall('HDEL', tkey, 'lease_expires_at')
-free_task_files(tkey, id, 'completed')
+free_task_files(tkey, id, 'completed', now)
 local unblocked = {}
 for dep in string.gmatch(held.dependents or '', '[^,]+') do
   local dkey = task_key(dep)

@@ -149,8 +149,8 @@ local function check_holder(tkey, agent, token)
 end
 
 -- Forget who held a task (its claim ended without completion: `why`) and free its files.
-local function clear_claim(tkey, id, why)
-  free_task_files(tkey, id, why or 'ended')
+local function clear_claim(tkey, id, why, now)
+  free_task_files(tkey, id, why or 'ended', now)
   rcall('ZREM', K_CLAIMED, id)
   rcall('HDEL', tkey, 'agent_id', 'claimed_at', 'started_at', 'lease_expires_at', 'lease_ms_claim')
 end
@@ -173,7 +173,7 @@ end
 local function expire(now, id)
   local tkey = task_key(id)
   local t = task_table(tkey)
-  clear_claim(tkey, id, 'expired')
+  clear_claim(tkey, id, 'expired', now)
   local attempts, max = tonumber(t.attempts), tonumber(t.max_attempts)
   if attempts >= max then
     give_up(now, tkey, id, t.status, 'lease expired on attempt ' .. attempts .. ' of ' .. max)

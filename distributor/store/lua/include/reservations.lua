@@ -144,8 +144,9 @@ local function take_task_files(now, id, tkey, agent, expires)
   record(now, 'reserved', id, agent, {'reservations', cjson.encode(taken), 'until', int(expires)})
 end
 
--- Free a task's reservations (its claim ended: `why`); records an `unreserved` event.
-local function free_task_files(tkey, id, why)
+-- Free a task's reservations (its claim ended: `why`, at `now`, Redis time when not given);
+-- records an `unreserved` event.
+local function free_task_files(tkey, id, why, now)
   local entries = task_entries(tkey)
   if not entries then return end
   local freed, agent = {}, ''
@@ -157,7 +158,7 @@ local function free_task_files(tkey, id, why)
     end
   end
   if #freed > 0 then
-    record(now_ms(), 'unreserved', id, agent, {'ids', cjson.encode(freed), 'reason', why})
+    record(now or now_ms(), 'unreserved', id, agent, {'ids', cjson.encode(freed), 'reason', why})
   end
 end
 
