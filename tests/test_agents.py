@@ -112,9 +112,7 @@ def test_prune_forgets_only_agents_unseen_past_the_window(redis_client: redis.Re
     import uuid
 
     m = Messaging(
-        redis_client,
-        f"test-{uuid.uuid4().hex[:12]}",
-        agent_stale_seconds=60,
+        redis_client, f"test-{uuid.uuid4().hex[:12]}", agent_stale_seconds=60,
         agent_prune_seconds=3600,
     )
     try:

@@ -129,7 +129,9 @@ def test_plan_logs_one_submitted_event_per_task_and_wakes_once(queue: TaskQueue)
     queue.submit(plan)
 
     events = queue.events()
-    assert [(e.type, e.task_id) for e in events] == [("submitted", t["id"]) for t in plan["tasks"]]
+    assert [(e.type, e.task_id) for e in events] == [
+        ("submitted", t["id"]) for t in plan["tasks"]
+    ]
     assert [e.data for e in events[:2]] == [{"status": "available"}, {"status": "blocked"}]
     assert events[-1].data == {"status": "available"}
     woken = pubsub.get_message(timeout=5)

@@ -192,7 +192,9 @@ def applied_once(queue: TaskQueue, done: Completion) -> None:
     assert (progress["completed"], progress["claimed"]) == (1, 1)
 
 
-def test_complete_and_claim_next_rides_out_a_restart(server: AofRedis, proxy: LossyProxy) -> None:
+def test_complete_and_claim_next_rides_out_a_restart(
+    server: AofRedis, proxy: LossyProxy
+) -> None:
     queue = TaskQueue.from_url(proxy.url, settings=settings(budget=20))
     queue.submit(PLAN)
     claim, _ = claimed(queue)

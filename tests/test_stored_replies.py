@@ -209,7 +209,9 @@ def test_an_unanswered_command_keeps_its_request_id_and_a_re_run_replays(
     assert run(cli_obj, "done", "t1", "--agent", "a").exit_code == 0  # its token was kept
 
 
-def test_a_refused_command_drops_its_request_id(cli_obj: CliContext, sync_queue: TaskQueue) -> None:
+def test_a_refused_command_drops_its_request_id(
+    cli_obj: CliContext, sync_queue: TaskQueue
+) -> None:
     sync_queue.submit(PLAN)
     refused = run(cli_obj, "fail", "t0", "--agent", "a", "--token", "1", "--reason", "x")
     assert refused.exit_code == 1  # not held: a definite answer

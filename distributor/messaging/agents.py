@@ -175,7 +175,9 @@ class AgentOps:
         """Forget agents unseen for ``agent_prune_seconds`` (and their inboxes); their ids."""
         k = self.keys
         window_ms = round(self.settings.agent_prune_seconds * 1000)
-        reply = yield ScriptCall("agent_prune", [k.agents, k.clock], [k.prefix, window_ms, limit])
+        reply = yield ScriptCall(
+            "agent_prune", [k.agents, k.clock], [k.prefix, window_ms, limit]
+        )
         _, body = script_reply(reply)
         return [str(i) for i in body["pruned"]]
 

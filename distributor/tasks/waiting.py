@@ -69,7 +69,6 @@ class AsyncWaitingClient(Protocol):
     @property
     def max_block(self) -> float: ...
 
-
 # Events after which a task may be claimable, or the next due moment earlier than known
 # ("claimed" starts a lease that may end before anything else is due).
 WAKE_TYPES = frozenset(
