@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 
@@ -120,3 +122,19 @@ def test_hostile_paths_are_refused_and_nothing_is_written(queue: TaskQueue, bad:
     with pytest.raises(ValidationError):
         queue.submit(_plan(("a", [bad])))
     assert queue.reservations() == [] and queue.tasks() == []
+
+
+def test_a_waiting_agent_wakes_when_the_files_are_freed(queue: TaskQueue) -> None:
+    queue.submit(_plan(("a", ["lib/x.py"])))
+    queue.reserve(["lib/"], "human", ttl=600)
+    found: list[object] = []
+    waiter = threading.Thread(target=lambda: found.append(queue.claim_next("agent-1", wait=20)))
+    waiter.start()
+    time.sleep(0.5)  # the agent is waiting: its claim passed over "a"
+    assert found == []
+    started = time.monotonic()
+    queue.unreserve("human")
+    waiter.join(timeout=20)
+    claim = found[0]
+    assert claim is not None and getattr(claim, "task_id", None) == "a"
+    assert time.monotonic() - started < 10  # woken by the unreserved event, not a timeout
