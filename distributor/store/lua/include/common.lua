@@ -227,24 +227,26 @@ end
 -- The best ready task whose files `agent` may take, taken off `ready`; else nil and the
 -- holders that kept the first `scan` ready tasks (the tasks passed over keep their place).
 -- Without live reservations this is one ZPOPMIN. Beyond `scan` tasks nothing is looked at:
--- the claim answers as if every task conflicted (docs: "File reservations").
+-- the claim answers as if every task conflicted (README: "File reservations").
 local function pick_ready(now, agent, scan, limit)
+  local held, skipped, seen = {}, {}, {}
+  local function note_skips()  -- one `reserve-refused` event per claim that passed tasks over
+    if #skipped > 0 then
+      record(now, 'reserve-refused', skipped[1], agent,
+             {'skipped', cjson.encode(skipped), 'holders', cjson.encode(holders_json(held))})
+    end
+  end
   if rcall('ZCARD', R_EXP) == 0 then
     local popped = rcall('ZPOPMIN', K_READY)
     if #popped > 0 then return popped[1] end
     return nil
   end
   purge_expired(now, limit)
-  local ids = rcall('ZRANGE', K_READY, 0, scan - 1)
-  local held, skipped, seen = {}, {}, {}
-  for _, id in ipairs(ids) do
+  for _, id in ipairs(rcall('ZRANGE', K_READY, 0, scan - 1)) do
     local found = task_conflicts(now, id, task_key(id), agent)
     if #found == 0 then
       rcall('ZREM', K_READY, id)
-      if #skipped > 0 then
-        record(now, 'reserve-refused', skipped[1], agent,
-               {'skipped', cjson.encode(skipped), 'holders', cjson.encode(holders_json(held))})
-      end
+      note_skips()
       return id
     end
     skipped[#skipped + 1] = id
@@ -255,10 +257,7 @@ local function pick_ready(now, agent, scan, limit)
       end
     end
   end
-  if #skipped > 0 then
-    record(now, 'reserve-refused', skipped[1], agent,
-           {'skipped', cjson.encode(skipped), 'holders', cjson.encode(holders_json(held))})
-  end
+  note_skips()
   return nil, held, skipped
 end
 
