@@ -6,7 +6,7 @@
   Keys (after the swarm's prefix):
     resv:all         hash  rid -> JSON {a agent, k kind ('p' path | 'g' glob), p key (folded
                            path, or a glob's literal prefix), s shared 0/1, t task ('' for an
-                           explicit one), d the pattern as written, r reason, c created ms}
+                           explicit one), d the pattern (normalised), r reason, c created ms}
     resv:exp         zset  rid -> expiry ms (Redis time); a task's expire with its lease
     resv:at:<node>   set   rids filed at node: a path at itself, a glob at the directory of
                            its prefix ('' is the root)
@@ -121,7 +121,8 @@ local function task_conflicts(now, id, tkey, agent)
   return out
 end
 
--- A short form of holders for replies and events: {id, agent, pattern, shared, until, task}.
+-- Holders as replies and events name them: {id, a agent, d pattern, s shared, x until ms,
+-- t task ('' explicit), r reason}.
 local function holders_json(found)
   local list = {}
   for _, r in ipairs(found) do
