@@ -181,7 +181,8 @@ def held_up(keys: SwarmKeys) -> Op[dict[str, list[Reservation]]]:
         return {}
     holdings = Holdings(found)
     result: dict[str, list[Reservation]] = {}
-    for t in (yield from tasks(keys, TaskStatus.AVAILABLE)):
+    ready = [text(i) for i in (yield Command(("ZRANGE", keys.ready, 0, -1)))]
+    for t in (yield from many(keys, ready)):  # the ready set: no walk over the whole swarm
         holders = [r for _, _, rs in file_states(holdings, t.files, t.shared_files) for r in rs]
         if holders:
             result[t.id] = list({r.id: r for r in holders}.values())
