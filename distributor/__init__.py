@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from distributor.errors import (
         DependencyCycle,
         DuplicateTask,
+        FilesReserved,
         InvalidTransition,
         RedisUnavailable,
         RequestIdReused,
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
         ValidationError,
     )
     from distributor.planning.distributor import BroadcastSummary, WorkDistributor
+    from distributor.reservations.models import Reservation
     from distributor.settings import Settings
     from distributor.tasks.aio import AsyncTaskQueue
     from distributor.tasks.models import (
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
         Completion,
         Event,
         FailOutcome,
+        NextClaim,
         Plan,
         Task,
         TaskStatus,
@@ -43,6 +46,7 @@ _HOMES = {
     "WorkDistributor": "distributor.planning.distributor",
     "TaskQueue": "distributor.tasks.queue",
     "Settings": "distributor.settings",
+    "Reservation": "distributor.reservations.models",
     **dict.fromkeys(
         (
             "Claim",
@@ -50,6 +54,7 @@ _HOMES = {
             "Completion",
             "Event",
             "FailOutcome",
+            "NextClaim",
             "Plan",
             "Task",
             "TaskStatus",
@@ -60,6 +65,7 @@ _HOMES = {
         (
             "DependencyCycle",
             "DuplicateTask",
+            "FilesReserved",
             "InvalidTransition",
             "RedisUnavailable",
             "RequestIdReused",
@@ -93,10 +99,13 @@ __all__ = [
     "DuplicateTask",
     "Event",
     "FailOutcome",
+    "FilesReserved",
     "InvalidTransition",
+    "NextClaim",
     "Plan",
     "RedisUnavailable",
     "RequestIdReused",
+    "Reservation",
     "Settings",
     "StaleClaim",
     "SwarmQueueError",

@@ -345,3 +345,38 @@ class PaneProgramChanged(TmuxError):
 
 class DemoError(SwarmQueueError):
     """The demo could not start (no tmux, Redis did not come up) or did not finish in time."""
+
+
+# -- file reservations ---------------------------------------------------------------------------
+
+
+class FilesReserved(RefusedError):
+    """Paths asked for are held by other agents' live reservations; nothing was reserved.
+
+    ``holders`` lists them (:class:`distributor.reservations.models.Reservation`).
+    """
+
+    def __init__(self, holders: list[object], what: str = "cannot reserve") -> None:
+        super().__init__(holders, what)
+        self.holders = holders
+        self.what = what
+
+    def __str__(self) -> str:
+        return f"{self.what}: {held_by(self.holders)}"
+
+
+def held_by(holders: list[object], limit: int = 5) -> str:
+    """Holders in one line: ``src/a.py held by agent-2 (exclusive, until 12:00:03Z, task t1)``."""
+    parts = []
+    for h in holders[:limit]:
+        task = getattr(h, "task_id", None)
+        until = getattr(h, "expires_at", None)
+        shown_until = until.strftime("%H:%M:%SZ") if until is not None else "?"
+        parts.append(
+            f"{getattr(h, 'pattern', '?')} held by {getattr(h, 'agent_id', '?')}"
+            f" ({'shared' if getattr(h, 'shared', False) else 'exclusive'}, until {shown_until}"
+            + (f", task {task}" if task else "")
+            + ")"
+        )
+    more = f"; and {len(holders) - limit} more" if len(holders) > limit else ""
+    return "; ".join(parts) + more

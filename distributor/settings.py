@@ -193,6 +193,17 @@ class Settings(BaseSettings):
     announce_rate_limit_per_minute: int = Field(
         600, ge=1, description="rate limit of the announcing sender (one per transition)"
     )
+    # File reservations (distributor.reservations; lua/include/reservations.lua).
+    reservation_ttl_seconds: float = Field(
+        3600.0, gt=0, le=7 * 24 * 3600, description="default lifetime of an explicit reservation"
+    )
+    reservation_scan: int = Field(
+        64,
+        ge=1,
+        le=10_000,
+        description="ready tasks one claim_next looks at when files are reserved; beyond them it"
+        " answers as if every ready task were held",
+    )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = Field("INFO", description="one of " + ", ".join(LOG_LEVELS))
 

@@ -10,7 +10,9 @@ figures and ratios, then every goal marked met or missed. Writes nothing to disk
 prints the report as JSON on stdout. ``--quick`` uses tiny sizes (the test suite runs it to
 check the benchmark's own counting, never its speed). See docs/benchmarks.md.
 
-Sections: lifecycle, growth, memory, wakeup, broadcast, recovery, mcp.
+Sections: lifecycle, growth, memory, wakeup, broadcast, recovery, mcp, reservations (file
+reservations: claim_next's cost by live reservations, and the lifecycle with every task
+reserving its files beside the same run without).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from benchmarks import growth as bench_growth
 from benchmarks import lifecycle as bench_lifecycle
 from benchmarks import memory as bench_memory
 from benchmarks import recovery as bench_recovery
+from benchmarks import reservations as bench_reservations
 from benchmarks import rq as bench_rq
 from benchmarks import wakeup as bench_wakeup
 from benchmarks.procs import GroupRun
@@ -43,7 +46,9 @@ from benchmarks.report import Goal, Report, Table, number, ratio
 from benchmarks.server import PrivateRedis, redis_version
 from distributor.log import configure_logging
 
-SECTIONS = ("lifecycle", "growth", "memory", "wakeup", "broadcast", "recovery", "mcp")
+SECTIONS = (
+    "lifecycle", "growth", "memory", "wakeup", "broadcast", "recovery", "mcp", "reservations",
+)
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,8 @@ class Sizes:
     recovery_points: tuple[str, ...]  # where the killed worker stopped (workers/delivery.py)
     recovery_panes: int
     timeout: float  # seconds any one group of processes may take
+    reservations_live: tuple[int, ...] = (0, 100, 1_000)  # live reservations of other agents
+    reservation_samples: int = 500
     repeats: int = 1  # lifecycle runs per system and process count; the best one counts
 
 
@@ -107,6 +114,8 @@ QUICK = Sizes(
     recovery_points=("typed",),
     recovery_panes=3,
     timeout=60.0,
+    reservations_live=(0, 10, 50),
+    reservation_samples=10,
 )
 
 
@@ -395,6 +404,60 @@ def mcp(report: Report, url: str, sizes: Sizes) -> None:
     report.figures["mcp"] = figures
 
 
+def reservations(report: Report, url: str, sizes: Sizes) -> None:
+    costs = bench_reservations.claim_costs(
+        url, list(sizes.reservations_live), sizes.reservation_samples
+    )
+    table = Table(
+        "8. File reservations: median claim_next (µs), tasks of 5 files (3 path levels), by"
+        " live reservations of other agents",
+        ["reservations", "claim_next", "vs 0 live", "vs no files", "in Redis", "vs 0 live"],
+    )
+    base = next(c for c in costs if c.live == 0 and c.label != "no files")
+    plain = costs[0]
+    for c in costs:
+        table.rows.append(
+            [c.label, number(c.claim_next_us, 1), ratio(c.claim_next_us, base.claim_next_us),
+             ratio(c.claim_next_us, plain.claim_next_us), number(c.redis_us, 1),
+             ratio(c.redis_us, base.redis_us)]
+        )  # fmt: skip
+    most = costs[-1]
+    report.goals.append(
+        Goal(f"claim_next with {most.live:,} live reservations vs 0",
+             most.claim_next_us / base.claim_next_us, "<=", 1.5, "x")
+    )  # fmt: skip
+    report.goals.append(
+        Goal(f"claim_next in Redis with {most.live:,} live reservations vs 0",
+             most.redis_us / base.redis_us, "<=", 1.5, "x")
+    )  # fmt: skip
+    life = Table(
+        f"   Lifecycle (tasks/s), {sizes.tasks:,} tasks as in table 1, each reserving 5 files"
+        " when claimed (freed when completed)",
+        ["processes", "no files", "5 files each", "ratio"],
+    )
+    figures: dict[str, Any] = {}
+    for procs in sizes.processes:
+        row: dict[str, Any] = {}
+        for label, files in (("plain", 0), ("files", bench_reservations.FILES)):
+            best = None
+            for _ in range(sizes.repeats):
+                run = bench_lifecycle.run_swarmqueue(
+                    url, sizes.tasks, sizes.width, procs, sizes.timeout, files
+                )
+                if best is None or run.per_second > best.per_second:
+                    best = run
+            assert best is not None
+            row[label] = {"completed": best.count, "distinct": len(set(best.ids)),
+                          "seconds": best.seconds, "per_second": best.per_second}  # fmt: skip
+        figures[str(procs)] = row
+        plain_rate, files_rate = row["plain"]["per_second"], row["files"]["per_second"]
+        life.rows.append(
+            [str(procs), number(plain_rate), number(files_rate), ratio(files_rate, plain_rate)]
+        )
+    report.tables += [table, life]
+    report.figures["reservations"] = {"claim_next": [vars(c) for c in costs], "lifecycle": figures}
+
+
 RUNNERS: dict[str, Callable[[Report, str, Sizes], None]] = {
     "lifecycle": lifecycle,
     "growth": growth,
@@ -403,6 +466,7 @@ RUNNERS: dict[str, Callable[[Report, str, Sizes], None]] = {
     "broadcast": broadcast,
     "recovery": recovery,
     "mcp": mcp,
+    "reservations": reservations,
 }
 
 

@@ -22,7 +22,7 @@ def report() -> dict[str, Any]:
         [sys.executable, str(BENCH), "--quick", "--json"],
         capture_output=True,
         text=True,
-        timeout=110,
+        timeout=150,  # the reservations section included
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -61,6 +61,15 @@ def test_memory_wakeup_and_broadcast_were_measured(report: dict[str, Any]) -> No
     assert figures["broadcast"]["broadcast"]["samples"] == 10
     panes = figures["broadcast"]["panes"]
     assert {n: p["delivered"] for n, p in panes.items()} == {"2": 2, "4": 4}
+
+
+def test_reservation_costs_and_lifecycle_were_measured(report: dict[str, Any]) -> None:
+    figures = report["figures"]["reservations"]
+    assert [c["live"] for c in figures["claim_next"]] == [0, 0, 10, 50]  # no files, then files
+    assert all(c["samples"] == 10 for c in figures["claim_next"])
+    for row in figures["lifecycle"].values():
+        for run in row.values():
+            assert run["completed"] == run["distinct"] == 120
 
 
 def test_every_goal_is_marked(report: dict[str, Any]) -> None:

@@ -63,6 +63,12 @@ def check_summary(summary: dict[str, Any]) -> None:
         for dep in task["dependencies"]:
             assert datetime.fromisoformat(task["start"]) >= ends[dep]
     assert tasks[2]["attempts"] == 2  # its first attempt failed and was retried
+    # agent-1 reviewed app/security/jwt.py first: a claim passed over the JWT task for it
+    skips = summary["skips"]
+    assert skips and {s["task"] for s in skips} == {t3}
+    assert all(s["agent"] != "agent-1" and "app/security/jwt.py held by agent-1" in s["held"]
+               for s in skips)  # fmt: skip
+    assert datetime.fromisoformat(skips[0]["at"]) < datetime.fromisoformat(tasks[2]["start"])
     messages = summary["messages"]
     types = [m["type"] for m in messages]
     assert types.count("TASK_AVAILABLE") == 1

@@ -18,6 +18,7 @@ LAYERS = (
     "distributor.log",
     "distributor.settings",
     "distributor.store",
+    "distributor.reservations",
     "distributor.tasks",
     "distributor.messaging",
     "distributor.planning",

@@ -21,6 +21,8 @@ _MODULES = {
     "distributor.cli.swarms": ("swarms", "swarm"),
     "distributor.cli.mcp": ("mcp",),
     "distributor.cli.prime": ("prime",),
+    "distributor.cli.reservations": ("reserve", "unreserve", "reservations"),
+    "distributor.cli.guard": ("guard",),
     "distributor.demo.command": ("demo",),
 }  # fmt: skip
 main.lazy.update({name: module for module, names in _MODULES.items() for name in names})

@@ -13,8 +13,9 @@ import yaml
 
 from distributor.cli.app import EXIT_INVALID, CliContext, CliError
 from distributor.cli.output import emit, json_option
-from distributor.cli.tasks import pending, shown_status
+from distributor.cli.tasks import file_lines, file_states, pending, shown_status, states_json
 from distributor.planning.decompose import decompose
+from distributor.reservations.index import Holdings
 from distributor.tasks.models import Plan, Task, TaskStatus
 
 MAX_PLAN_FILE_BYTES = 64 * 1024 * 1024
@@ -114,15 +115,21 @@ def show(obj: CliContext, as_json: bool) -> None:
     """Show the swarm's tasks in dependency layers, with status and agent."""
     tasks = obj.queue.tasks()
     layers = dependency_layers(tasks)
+    holdings = Holdings(obj.queue.reservations())
     lines: list[str] = []
+    shown: list[list[dict[str, object]]] = []
     for depth, layer in enumerate(layers):
         lines.append(f"layer {depth}:")
+        shown.append([])
         for t in layer:
             who = f" by {t.agent_id}" if t.agent_id else ""
             after = f" after {', '.join(t.dependencies)}" if t.dependencies else ""
             links = soft_links(t)
             lines.append(f"  [{shown_status(t)}{who}] {t.id}: {t.title}{after}{links}")
-    emit(as_json, [[t.model_dump(mode="json") for t in layer] for layer in layers], lines)
+            states = file_states(holdings, t)
+            lines += [f"      {line}" for line in file_lines(t, states)]
+            shown[-1].append({**t.model_dump(mode="json"), "file_states": states_json(states)})
+    emit(as_json, shown, lines)
 
 
 def soft_links(task: Task) -> str:

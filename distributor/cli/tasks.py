@@ -12,8 +12,11 @@ import redis
 from distributor.cli import tokens
 from distributor.cli.app import EXIT_INVALID, EXIT_REFUSED, CliContext, CliError
 from distributor.cli.output import emit, json_option, when
-from distributor.errors import ConfigError, RedisUnavailable, SwarmQueueError
+from distributor.errors import ConfigError, RedisUnavailable, SwarmQueueError, held_by
 from distributor.log import get_logger
+from distributor.reservations import index
+from distributor.reservations.index import Holdings
+from distributor.reservations.models import Reservation
 from distributor.tasks.models import Claim, Task, TaskStatus
 from distributor.tasks.ops import derived_request_id, new_request_id
 
@@ -165,12 +168,30 @@ def next_task(
     """Claim the best ready task (exit 1 when none is ready, or none became ready in --wait)."""
     tokens.check_writable(obj.settings.swarm, agent_id)
     with pending(obj, agent_id, request_id, "next", lease) as rid:
-        claim = obj.queue.claim_next(agent_id, lease=lease, request_id=rid, wait=wait)
-        if claim is None:
-            raise CliError(
-                f"no task became ready within {wait:g}s" if wait else "no task is ready",
-                EXIT_REFUSED,
-            )
+        if wait:
+            claim = obj.queue.claim_next(agent_id, lease=lease, request_id=rid, wait=wait)
+            if claim is None:
+                held = {
+                    r.id: r
+                    for holders in obj.queue.held_up().values()
+                    for r in holders
+                    if r.agent_id != agent_id
+                }
+                why = (
+                    f": ready tasks wait for files: {held_by(list(held.values()))}" if held else ""
+                )
+                raise CliError(f"no task became ready within {wait:g}s{why}", EXIT_REFUSED)
+        else:
+            outcome = obj.queue.next_claim(agent_id, lease=lease, request_id=rid)
+            claim = outcome.claim
+            if claim is None and outcome.held_up:
+                raise CliError(
+                    f"no task is ready for {agent_id}: {len(outcome.skipped)} ready task(s)"
+                    f" wait for files: {held_by(list(outcome.holders))}",
+                    EXIT_REFUSED,
+                )
+            if claim is None:
+                raise CliError("no task is ready", EXIT_REFUSED)
         _claim_out(obj, claim, as_json)
 
 
@@ -195,6 +216,8 @@ def claim(
         result = obj.queue.claim(task_id, agent_id, lease=lease, request_id=rid)
         if result.claim is None:
             why = shown_status(result.task) if result.task and result.reason == "waiting" else None
+            if result.reason == "reserved":
+                why = f"its files are reserved: {held_by(list(result.holders))}"
             raise CliError(f"task {task_id!r} not claimed: {why or result.reason}", EXIT_REFUSED)
         _claim_out(obj, result.claim, as_json)
 
@@ -456,7 +479,10 @@ def task_cmd(obj: CliContext, task_id: str, as_json: bool) -> None:
         lines.append(f"  discovered from: {t.discovered_from or '-'}, related: {related}")
     if t.last_error:
         lines.append(f"  last error: {t.last_error}")
-    emit(as_json, t, lines)
+    states = file_states(Holdings(obj.queue.reservations()), t) if t.files or t.shared_files else []
+    lines += [f"  file {line}" for line in file_lines(t, states)]
+    data = {**t.model_dump(mode="json"), "file_states": states_json(states)}
+    emit(as_json, data, lines)
 
 
 @click.command("status")
@@ -465,6 +491,8 @@ def task_cmd(obj: CliContext, task_id: str, as_json: bool) -> None:
 def status(obj: CliContext, as_json: bool) -> None:
     """Progress of the swarm: counts per status, and which failed tasks block others."""
     p = obj.queue.progress()
+    held = obj.queue.held_up()
+    p["waiting_on_reservations"] = len(held)
     lines = [
         f"swarm {obj.settings.swarm}: {p['completed']}/{p['total']} completed "
         f"({p['completion_pct']}%)",
@@ -472,7 +500,45 @@ def status(obj: CliContext, as_json: bool) -> None:
     ]
     for failed, waiting in p["blocked_by_failed"].items():
         lines.append(f"  failed {failed} blocks: {', '.join(waiting)}")
+    if held:
+        shown = ", ".join(sorted(held)[:20]) + (" ..." if len(held) > 20 else "")
+        lines.append(f"  {len(held)} available task(s) wait only on reserved files: {shown}")
     emit(as_json, p, lines)
+
+
+FileStates = list[tuple[str, bool, list[Reservation]]]
+
+
+def file_states(holdings: Holdings, t: Task) -> FileStates:
+    """Each of the task's files and who, besides its own claim, keeps it (empty: free)."""
+    return index.file_states(holdings, t.files, t.shared_files, t.agent_id, t.id)
+
+
+def file_lines(t: Task, states: FileStates) -> list[str]:
+    """A task's files for people: ``src/a.py (exclusive): free`` or who holds it."""
+    lines = []
+    for pattern, shared, holders in states:
+        mode = "shared" if shared else "exclusive"
+        if holders:
+            state = f"held: {held_by(list(holders))}"
+        elif t.agent_id and t.status in (TaskStatus.CLAIMED, TaskStatus.IN_PROGRESS):
+            state = f"reserved by its claim ({t.agent_id})"
+        else:
+            state = "free"
+        lines.append(f"{pattern} ({mode}): {state}")
+    return lines
+
+
+def states_json(states: FileStates) -> list[dict[str, object]]:
+    return [
+        {
+            "pattern": p,
+            "shared": s,
+            "free": not h,
+            "holders": [r.model_dump(mode="json") for r in h],
+        }
+        for p, s, h in states
+    ]
 
 
 COMMANDS = [

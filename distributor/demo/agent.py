@@ -7,7 +7,11 @@ Run in a tmux pane as ``python -m distributor.demo.agent --agent agent-1``, it l
     swarmqueue done ID --agent A                # or, on the first attempt of one chosen task:
     swarmqueue fail ID --agent A --reason ...   # which the queue retries after its backoff
 
-until every task of the swarm is finished. Like an agent program, it reads its terminal in raw
+until every task of the swarm is finished. With ``--hold PATH`` it first reserves PATH like an
+agent reviewing a file (``swarmqueue reserve``), and frees it only once another agent's claim
+has passed over a task that needs it (a ``reserve-refused`` event naming it as the holder).
+
+Like an agent program, it reads its terminal in raw
 mode with bracketed paste on, so announcements typed into the pane by the delivery worker reach
 this program (which prints them) and never a shell. Once the work is done it keeps showing
 announcements until its pane is closed (``--exit-when-done`` ends it instead, for tests).
@@ -36,6 +40,7 @@ from types import FrameType
 from typing import Any
 
 from distributor.cli.events import finished
+from distributor.tasks.models import Event
 from distributor.tasks.queue import TaskQueue
 
 PASTE_START, PASTE_END = b"\x1b[200~", b"\x1b[201~"
@@ -139,6 +144,8 @@ class Agent:
         self.work = (float(args.work_min) * args.work_scale, float(args.work_max) * args.work_scale)
         self.fail_suffix = str(args.fail_first_attempt_of or "")
         self.report_dir = Path(args.report_dir) if args.report_dir else None
+        self.hold = str(args.hold or "")
+        self.hold_seconds = float(args.hold_seconds)
         self.cli = cli_command()
         self.queue = TaskQueue.from_url()
         self.child: subprocess.Popen[str] | None = None
@@ -198,9 +205,49 @@ class Agent:
         else:
             say(f"done refused -> {result.stderr.strip()}", "\x1b[31m")
 
+    def reserve_held(self) -> bool:
+        """``--hold``: reserve the path before any work (True when reserved)."""
+        result = self.run_cli(
+            "reserve", self.hold, "--agent", self.agent, "--ttl", f"{self.hold_seconds:g}",
+            "--reason", "reviewing it first",
+        )  # fmt: skip
+        if result.returncode != 0:
+            say(f"reserve refused -> {result.stderr.strip()}", "\x1b[31m")
+            return False
+        say(f"reserve -> {result.stdout.strip()}; tasks that need it must wait", "\x1b[33m")
+        return True
+
+    def _passed_over_for_me(self, event: Event) -> bool:
+        if event.type != "reserve-refused":
+            return False
+        holders = json.loads(event.data.get("holders") or "[]")
+        return any(h.get("a") == self.agent for h in holders if isinstance(h, dict))
+
+    def free_held_when_passed_over(self) -> None:
+        """Keep the reservation until another agent's claim passes over a task for it (or it
+        runs out, or the swarm finishes), then free it: the task is claimed next."""
+        cursor = "0"
+        deadline = time.monotonic() + self.hold_seconds
+        while time.monotonic() < deadline and not self.stopping and not self.swarm_finished():
+            for event in self.queue.events(since=cursor, count=100, wait=_CHECK_EVERY):
+                cursor = event.id
+                if self._passed_over_for_me(event):
+                    say(
+                        f"{event.agent_id} passed over {event.task_id}: it needs {self.hold},"
+                        " which I hold; freeing it",
+                        "\x1b[33m",
+                    )
+                    deadline = 0.0
+                    break
+        result = self.run_cli("unreserve", self.hold, "--agent", self.agent)
+        say(f"unreserve -> {(result.stdout or result.stderr).strip()}", "\x1b[33m")
+
     def loop(self) -> None:
         errors = 0
+        holding = bool(self.hold) and self.reserve_held()
         say(f"{self.agent} {READY_MARK}")
+        if holding:
+            self.free_held_when_passed_over()
         while not self.stopping:
             try:
                 task = self.next_task()
@@ -244,6 +291,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--exit-when-done", action="store_true", help="exit when the swarm is finished"
+    )
+    parser.add_argument(
+        "--hold", metavar="PATH", help="reserve PATH first; free it once a claim passed it over"
+    )
+    parser.add_argument(
+        "--hold-seconds", type=float, default=60.0, help="hold PATH at most this long"
     )
     return parser.parse_args(argv)
 

@@ -38,6 +38,7 @@ from distributor.demo.summary import (
     DemoSummary,
     announcement_ids,
     build_summary,
+    held_files,
     messages_of,
     pending_deliveries,
 )
@@ -54,6 +55,10 @@ log = get_logger(__name__)
 
 DEFAULT_FEATURE = "Add JWT authentication to FastAPI app"
 FAIL_SUFFIX = "-3"  # the first attempt of the plan's third task fails, and is retried
+# agent-1 reviews this file of the default feature's third task first (a file reservation):
+# the agent that would take that task passes it over for the fourth, then agent-1 frees it
+HELD_FILE = "app/security/jwt.py"
+HOLDER = "agent-1"
 _READY_TIMEOUT = 20.0
 _SETTLE_TIMEOUT = 20.0
 _WORKER_STOP_TIMEOUT = 5.0
@@ -115,6 +120,8 @@ def short_event(event: Event) -> str:
     elif event.type == "failed":
         retry = "for good" if event.data.get("final") else "will be retried"
         extra = f" ({event.data.get('reason', '?')}; {retry})"
+    elif event.type == "reserve-refused":
+        extra = f" passed over: {held_files(event)}"
     return f"{event.at:%H:%M:%S} {event.type:<10}{event.task_id}{by}{extra}"
 
 
@@ -199,10 +206,12 @@ class DemoRun:
         return proc
 
     def _agent_command(self, agent_id: str, reports: Path) -> list[str]:
+        hold = agent_id == HOLDER and self.options.feature == DEFAULT_FEATURE
         return [
             sys.executable, "-m", "distributor.demo.agent", "--agent", agent_id,
             "--work-scale", f"{self.options.work_scale:g}",
             "--fail-first-attempt-of", FAIL_SUFFIX, "--report-dir", str(reports),
+            *(["--hold", HELD_FILE] if hold else []),
         ]  # fmt: skip
 
     def _open_panes(self, env: dict[str, str], reports: Path) -> list[str]:

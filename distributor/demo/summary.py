@@ -7,6 +7,7 @@ outcomes), so the summary shows what the swarm recorded, not what the demo belie
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from pydantic import BaseModel
 
 from distributor.messaging.agents import Agent
 from distributor.messaging.messages import DeliveryStatus, Message, Messenger
+from distributor.messaging.sanitize import strip_controls
 from distributor.tasks.models import Event, Task, TaskStatus
 from distributor.tasks.queue import TaskQueue
 
@@ -62,6 +64,15 @@ class PaneRow(BaseModel):
     failures: list[str]
 
 
+class SkipRow(BaseModel):
+    """A claim that passed over a ready task because another agent held its files."""
+
+    task: str
+    agent: str
+    at: datetime
+    held: str
+
+
 class DemoSummary(BaseModel):
     """What the demo shows at the end (and prints with ``--json``)."""
 
@@ -76,6 +87,7 @@ class DemoSummary(BaseModel):
     order: OrderCheck
     messages: list[MessageRow]
     panes: list[PaneRow]
+    skips: list[SkipRow] = []
 
 
 def check_order(tasks: list[Task], events: list[Event]) -> OrderCheck:
@@ -97,6 +109,29 @@ def check_order(tasks: list[Task], events: list[Event]) -> OrderCheck:
             if task.claimed_at is not None and (ended is None or task.claimed_at < ended):
                 violations.append(f"{task.id} started before {dep} ended")
     return OrderCheck(ok=not violations, violations=list(dict.fromkeys(violations)))
+
+
+def held_files(event: Event) -> str:
+    """A ``reserve-refused`` event's holders: ``app/x.py held by agent-1``."""
+    try:
+        holders = json.loads(event.data.get("holders") or "[]")
+    except ValueError:
+        return "?"
+    shown = [f"{h.get('d')} held by {h.get('a')}" for h in holders if isinstance(h, dict)]
+    return strip_controls(", ".join(shown)) or "?"
+
+
+def skip_rows(events: list[Event]) -> list[SkipRow]:
+    """Each task a claim passed over for held files, once per (task, agent)."""
+    rows: dict[tuple[str, str], SkipRow] = {}
+    for e in events:
+        if e.type == "reserve-refused" and e.task_id:
+            for task in json.loads(e.data.get("skipped") or "[]"):
+                key = (str(task), e.agent_id or "-")
+                rows.setdefault(
+                    key, SkipRow(task=key[0], agent=key[1], at=e.at, held=held_files(e))
+                )
+    return list(rows.values())
 
 
 def task_rows(tasks: list[Task]) -> list[TaskRow]:
@@ -178,6 +213,7 @@ def build_summary(
     tasks = queue.tasks()
     progress = queue.progress()
     messages = messages_of(messenger, announcement_ids(messenger, agents, sent))
+    events = queue.events()
     total = progress["total"]
     return DemoSummary(
         swarm=queue.swarm,
@@ -188,7 +224,7 @@ def build_summary(
         elapsed_seconds=round(elapsed, 2),
         progress=progress,
         tasks=task_rows(tasks),
-        order=check_order(tasks, queue.events()),
+        order=check_order(tasks, events),
         messages=[
             MessageRow(
                 id=m.id,
@@ -201,6 +237,7 @@ def build_summary(
             for m in messages
         ],
         panes=pane_rows(messages, agents),
+        skips=skip_rows(events),
     )
 
 
@@ -240,6 +277,11 @@ def summary_lines(s: DemoSummary) -> list[str]:
     else:
         lines.append("dependency order: VIOLATION")
         lines += [f"  {v}" for v in s.order.violations]
+    for skip in s.skips:
+        lines.append(
+            f"file reservation: {skip.agent}'s claim passed over {skip.task} at"
+            f" {_clock(skip.at)}: {skip.held}"
+        )
     delivered = sum(r.delivered for r in s.panes)
     failed = sum(r.failed for r in s.panes)
     pending = sum(r.pending for r in s.panes)

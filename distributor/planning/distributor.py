@@ -82,7 +82,9 @@ class WorkDistributor:
         """Submit tasks (all or nothing) and announce the ones available at once."""
         plan = tasks if isinstance(tasks, Plan) else Plan(tasks=list(tasks))
         ids = self.queue.submit(plan)
-        available = [t for t in self.queue.get_many(ids) if t.status == TaskStatus.AVAILABLE]
+        # not blocked when read back = available when submitted: an agent waiting for work may
+        # already have claimed (even finished) one, and it still belongs in the announcement
+        available = [t for t in self.queue.get_many(ids) if t.status != TaskStatus.BLOCKED]
         self.announcer.plan_submitted(available, len(ids))
         return ids
 

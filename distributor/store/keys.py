@@ -39,6 +39,11 @@ key (after the prefix)     type         holds
                                         their order (``lua/msg_send.lua``)
 ``delivering:<id>:<host>`` string       the lease of the job delivering message ``id`` on
                                         ``host``: ``<worker> <attempt>``, expiring (PX)
+``resv:all``               hash         file reservations: id -> JSON record
+``resv:exp``               sorted set   reservation ids; score = expiry ms
+``resv:at:<node>``         set          reservations filed at a path (see
+                                        ``lua/include/reservations.lua``)
+``resv:sub:<node>``        set          reservations filed under a directory
 =========================  ===========  ====================================================
 
 One key lives outside every swarm, so it has no hash tag and no script touches it:
@@ -111,6 +116,9 @@ class SwarmKeys:
     seq = property(lambda self: self._key("seq"))
     clock = property(lambda self: self._key("clock"))
     events = property(lambda self: self._key("events"))
+
+    resv_all = property(lambda self: self._key("resv:all"))
+    resv_exp = property(lambda self: self._key("resv:exp"))
 
     def task(self, task_id: str) -> str:
         return f"{self.prefix}task:{task_id}"

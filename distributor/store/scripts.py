@@ -1,7 +1,8 @@
 """The Lua scripts: read once from ``distributor/store/lua`` with includes inlined.
 
 Each operation is one ``<name>.lua`` file; a line ``--@include common`` is replaced by
-``lua/include/common.lua`` (shared helpers), the way BullMQ assembles its commands. Clients call
+``lua/include/common.lua`` (shared helpers), the way BullMQ assembles its commands; includes
+may include others (``common`` inlines ``reservations``). Clients call
 ``register_script`` on the sources, and redis-py loads them again by itself after a NOSCRIPT.
 """
 
@@ -25,6 +26,8 @@ SCRIPT_NAMES = (
     "reap",
     "counts",
     "add_task",
+    "reserve",
+    "unreserve",
 )
 # Agent registry and messaging (distributor.messaging.agents and .messages); these use their
 # own keys, so they do not include ``common``.
@@ -55,4 +58,13 @@ def source(name: str) -> str:
     """The full source of script ``name``, includes inlined."""
     if name not in SCRIPT_NAMES and name not in MESSAGING_SCRIPT_NAMES:
         raise KeyError(f"no Lua script named {name!r}")
-    return _INCLUDE_RE.sub(lambda m: _read(f"include/{m.group(1)}.lua"), _read(f"{name}.lua"))
+    return inline_includes(_read(f"{name}.lua"))
+
+
+def inline_includes(text: str, depth: int = 0) -> str:
+    """``text`` with each ``--@include name`` line replaced by that include, recursively."""
+    if depth > 3:
+        raise ValueError("Lua includes nest too deeply")
+    return _INCLUDE_RE.sub(
+        lambda m: inline_includes(_read(f"include/{m.group(1)}.lua"), depth + 1), text
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from distributor.reservations.models import script_entries
 from distributor.store.codec import decode_map
 from distributor.tasks.models import Task, TaskStatus, ms_to_datetime
 
@@ -33,6 +34,7 @@ def task_from_hash(raw: Any, unmet: list[str] | None = None) -> Task:
         "title": h["title"],
         "description": h.get("description", ""),
         "files": json.loads(h.get("files") or "[]"),
+        "shared_files": json.loads(h.get("shared_files") or "[]"),
         "dependencies": json.loads(h.get("dependencies") or "[]"),
         "priority": int(h.get("priority") or 0),
         "estimated_minutes": int(h["estimated_minutes"]) if h.get("estimated_minutes") else None,
@@ -60,6 +62,13 @@ def task_to_script(task: Task, default_lease_ms: int) -> dict[str, Any]:
         "title": task.title,
         "description": task.description,
         "files": json.dumps(task.files),
+        "shared_files": json.dumps(task.shared_files),
+        "rkeys": script_entries(
+            [*task.files, *task.shared_files],
+            [False] * len(task.files) + [True] * len(task.shared_files),
+        )
+        if task.files or task.shared_files
+        else "",
         "dependencies": json.dumps(task.dependencies),
         "deps": task.dependencies,
         "priority": task.priority,

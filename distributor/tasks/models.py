@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from pydantic import ValidationError as PydanticValidationError
 
 from distributor.errors import ValidationError
+from distributor.reservations.models import FilePattern, Reservation
 
 T = TypeVar("T")
 
@@ -94,10 +95,10 @@ class Task(BaseModel):
     id: TaskId
     title: Annotated[SingleLine, Field(min_length=1, max_length=MAX_TITLE)]
     description: Annotated[str, AfterValidator(_text), Field(max_length=MAX_DESCRIPTION)] = ""
-    files: Annotated[
-        list[Annotated[SingleLine, Field(min_length=1, max_length=500)]],
-        Field(max_length=MAX_FILES),
-    ] = []
+    # The paths the task changes (reserved exclusively while it is claimed) and those it only
+    # reads (reserved shared); normalised, see distributor.reservations.patterns.
+    files: Annotated[list[FilePattern], Field(max_length=MAX_FILES)] = []
+    shared_files: Annotated[list[FilePattern], Field(max_length=MAX_FILES)] = []
     dependencies: Annotated[list[TaskId], Field(max_length=MAX_DEPENDENCIES)] = []
     priority: Annotated[int, Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY)] = 0
     estimated_minutes: Annotated[int, Field(ge=0, le=100_000)] | None = None
@@ -161,7 +162,9 @@ class Claim(BaseModel):
         return self.task.id
 
 
-ClaimRefusal = Literal["not_found", "already_claimed", "blocked", "waiting", "not_available"]
+ClaimRefusal = Literal[
+    "not_found", "already_claimed", "blocked", "waiting", "not_available", "reserved"
+]
 
 
 class ClaimResult(BaseModel):
@@ -170,7 +173,8 @@ class ClaimResult(BaseModel):
     ``claimed`` is False for exactly one ``reason``:
     ``not_found`` (no such task), ``already_claimed`` (another claim holds it),
     ``blocked`` (a dependency is unfinished), ``waiting`` (in a retry backoff until
-    ``task.retry_at``) or ``not_available`` (completed or failed).
+    ``task.retry_at``), ``not_available`` (completed or failed) or ``reserved`` (another
+    agent's live reservation conflicts with the task's files: ``holders`` names them).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -179,6 +183,28 @@ class ClaimResult(BaseModel):
     reason: ClaimRefusal | None = None
     claim: Claim | None = None
     task: Task | None = None
+    holders: list[Reservation] = []
+
+
+class NextClaim(BaseModel):
+    """The answer to ``claim_next`` in full: the claim, or why there is none.
+
+    Without a claim, ``holders`` are the live reservations of other agents that kept the ready
+    tasks ``skipped`` (empty when simply nothing was ready), and ``next_due`` is when a retry
+    backoff, a lease or one of those reservations next ends.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    claim: Claim | None = None
+    holders: list[Reservation] = []
+    skipped: list[str] = []
+    next_due: datetime | None = None
+
+    @property
+    def held_up(self) -> bool:
+        """True when ready tasks exist but their files are held by other agents."""
+        return self.claim is None and bool(self.skipped)
 
 
 class Completion(BaseModel):

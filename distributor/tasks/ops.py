@@ -20,12 +20,20 @@ from distributor.errors import (
     DependencyCycle,
     DuplicateInPlan,
     DuplicateTask,
+    FilesReserved,
     InvalidTransition,
     RequestIdReused,
     StaleClaim,
     TaskNotFound,
     UnknownDependency,
     ValidationError,
+)
+from distributor.reservations.models import (
+    Reservation,
+    ReserveRequest,
+    UnreserveRequest,
+    from_script,
+    script_entries,
 )
 from distributor.settings import Settings
 from distributor.store import codec
@@ -39,6 +47,7 @@ from distributor.tasks.models import (
     ClaimResult,
     Completion,
     FailOutcome,
+    NextClaim,
     Plan,
     Task,
     check_agent_id,
@@ -215,7 +224,8 @@ class Operations:
             task = task_from_hash(body["task"])
             return ClaimResult(claimed=True, claim=Claim(task=task, token=task.token), task=task)
         task_or_none = task_from_hash(body["task"]) if "task" in body else None
-        return ClaimResult(claimed=False, reason=status, task=task_or_none)
+        holders = [from_script(h) for h in body.get("holders") or []]
+        return ClaimResult(claimed=False, reason=status, task=task_or_none, holders=holders)
 
     def claim_next(
         self, agent_id: str, lease: float | None, request_id: str | None
@@ -223,6 +233,19 @@ class Operations:
         """The claim, or ``None`` and when something may next become claimable."""
         claim, body = yield from self._claim_next(agent_id, lease, request_id)
         return claim, None if claim else ms_to_datetime(body.get("next_due"))
+
+    def next_claim(
+        self, agent_id: str, lease: float | None, request_id: str | None
+    ) -> Op[NextClaim]:
+        """The claim, or why there is none: the reservations that held the ready tasks."""
+        claim, body = yield from self._claim_next(agent_id, lease, request_id)
+        if claim:
+            return NextClaim(claim=claim)
+        return NextClaim(
+            holders=[from_script(h) for h in body.get("holders") or []],
+            skipped=[str(i) for i in body.get("skipped") or []],
+            next_due=ms_to_datetime(body.get("next_due")),
+        )
 
     def claim_next_in(
         self, agent_id: str, lease: float | None, request_id: str | None
@@ -245,7 +268,7 @@ class Operations:
             "claim_next",
             check_request_id(request_id),
             (agent_id, lease_ms(lease)),
-            (self.settings.reap_batch,),
+            (self.settings.reap_batch, self.settings.reservation_scan),
         )
         if status == "ok":
             task = task_from_hash(body["task"])
@@ -287,7 +310,7 @@ class Operations:
             token,
             request_id,
             ("1" if claim_next else "0", lease_ms(lease)),
-            (self.settings.reap_batch,),
+            (self.settings.reap_batch, self.settings.reservation_scan),
         )
         raw_next = body.get("next")
         next_task = task_from_hash(raw_next) if raw_next else None
@@ -355,6 +378,53 @@ class Operations:
 
     def cancel(self, task_id: str, reason: str) -> Op[Task]:
         return (yield from self._operator_op("cancel", task_id, clean_reason(reason)))
+
+    def reserve(
+        self,
+        patterns: list[str],
+        agent_id: str,
+        ttl: float | None,
+        shared: bool,
+        reason: str,
+        request_id: str | None,
+    ) -> Op[list[Reservation]]:
+        """Reserve ``patterns`` for ``agent_id``, all or none; ``FilesReserved`` names the
+        holders when another agent's live reservation conflicts (nothing is written)."""
+        try:
+            req = ReserveRequest(
+                agent_id=agent_id,
+                patterns=patterns,
+                ttl_seconds=self.settings.reservation_ttl_seconds if ttl is None else ttl,
+                shared=shared,
+                reason=reason,
+            )
+        except PydanticValidationError as exc:
+            raise validation_error(exc) from None
+        entries = script_entries(req.patterns, [req.shared] * len(req.patterns))
+        status, body = yield from self._script(
+            "reserve",
+            check_request_id(request_id),
+            (req.agent_id, entries, str(max(1, round(req.ttl_seconds * 1000))), req.reason),
+            (self.settings.reap_batch,),
+        )
+        if status == "conflict":
+            raise FilesReserved([from_script(h) for h in body["holders"]])
+        return [from_script(r) for r in body.get("reservations") or []]
+
+    def unreserve(
+        self, agent_id: str, patterns: list[str] | None, request_id: str | None
+    ) -> Op[list[str]]:
+        """Free ``agent_id``'s explicit reservations of ``patterns`` (``None``: all of them);
+        returns the patterns freed."""
+        try:
+            req = UnreserveRequest(agent_id=agent_id, patterns=patterns or [])
+        except PydanticValidationError as exc:
+            raise validation_error(exc) from None
+        _, body = yield from self._script(
+            "unreserve", check_request_id(request_id), (req.agent_id, json.dumps(req.patterns))
+        )
+        mine = f"a:{req.agent_id}:"
+        return [str(rid).removeprefix(mine) for rid in body.get("freed") or []]
 
     def reap_batch(self) -> Op[tuple[int, int]]:
         """Recover one batch of expired leases and due retries: (expired, promoted)."""

@@ -15,6 +15,9 @@ import json
 from typing import Any
 
 from distributor.errors import TaskNotFound, ValidationError
+from distributor.reservations import queries as reservation_queries
+from distributor.reservations.index import Holdings, file_states
+from distributor.reservations.models import Reservation
 from distributor.store import codec
 from distributor.store.calls import Batch, Command, Op, ScriptCall, text
 from distributor.store.keys import SwarmKeys
@@ -168,3 +171,19 @@ def workload(keys: SwarmKeys) -> Op[dict[str, list[str]]]:
         if agent is not None and status is not None and text(status) in active:
             result.setdefault(text(agent), []).append(task_id)
     return {agent: sorted(ids) for agent, ids in sorted(result.items())}
+
+
+def held_up(keys: SwarmKeys) -> Op[dict[str, list[Reservation]]]:
+    """Available tasks whose files another agent's live reservation holds: task id -> holders
+    (what ``status`` counts as waiting only on reservations; empty without reservations)."""
+    found = yield from reservation_queries.live(keys)
+    if not found:
+        return {}
+    holdings = Holdings(found)
+    result: dict[str, list[Reservation]] = {}
+    ready = [text(i) for i in (yield Command(("ZRANGE", keys.ready, 0, -1)))]
+    for t in (yield from many(keys, ready)):  # the ready set: no walk over the whole swarm
+        holders = [r for _, _, rs in file_states(holdings, t.files, t.shared_files) for r in rs]
+        if holders:
+            result[t.id] = list({r.id: r for r in holders}.values())
+    return result

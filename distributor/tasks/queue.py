@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
+from distributor.reservations import queries as reservation_queries
+from distributor.reservations.models import Reservation
 from distributor.store.calls import Command, Op
 from distributor.store.client import SyncClient
 from distributor.store.executor import SyncExecutor
@@ -28,6 +30,7 @@ from distributor.tasks.models import (
     Completion,
     Event,
     FailOutcome,
+    NextClaim,
     Plan,
     Task,
     TaskStatus,
@@ -218,6 +221,45 @@ class TaskQueue(SyncClient):
             total += expired
             if expired < self.settings.reap_batch and promoted < self.settings.reap_batch:
                 return total
+
+    # -- file reservations (see distributor.reservations) ---------------------------------------
+
+    def next_claim(
+        self, agent_id: str, *, lease: float | None = None, request_id: str | None = None
+    ) -> NextClaim:
+        """``claim_next`` in full: the claim, or the reservations that kept the ready tasks."""
+        return self._run(self.ops.next_claim(agent_id, lease, request_id))
+
+    def reserve(
+        self,
+        paths: list[str],
+        agent_id: str,
+        *,
+        ttl: float | None = None,
+        shared: bool = False,
+        reason: str = "",
+        request_id: str | None = None,
+    ) -> list[Reservation]:
+        """Reserve ``paths`` (files, directories, globs) for ``agent_id`` for ``ttl`` seconds
+        (default ``settings.reservation_ttl_seconds``), all or none. Raises ``FilesReserved``
+        naming the holders when another agent's live reservation conflicts (nothing is
+        written); reserving a path again renews it."""
+        return self._run(self.ops.reserve(paths, agent_id, ttl, shared, reason, request_id))
+
+    def unreserve(
+        self, agent_id: str, paths: list[str] | None = None, *, request_id: str | None = None
+    ) -> list[str]:
+        """Free ``agent_id``'s explicit reservations of ``paths`` (``None``: all of them);
+        returns the patterns freed. A claim's reservations end with the claim."""
+        return self._run(self.ops.unreserve(agent_id, paths, request_id))
+
+    def reservations(self) -> list[Reservation]:
+        """Every live reservation (explicit and taken by claims), soonest to expire first."""
+        return self._run(reservation_queries.live(self.keys))
+
+    def held_up(self) -> dict[str, list[Reservation]]:
+        """Available tasks whose files other agents hold: task id -> the holders."""
+        return self._run(queries.held_up(self.keys))
 
     # -- reads ---------------------------------------------------------------------------------
 

@@ -70,9 +70,11 @@ class AsyncWaitingClient(Protocol):
     def max_block(self) -> float: ...
 
 # Events after which a task may be claimable, or the next due moment earlier than known
-# ("claimed" starts a lease that may end before anything else is due).
+# ("claimed" starts a lease that may end before anything else is due; "unreserved": files a
+# ready task waited for were freed).
 WAKE_TYPES = frozenset(
-    {"submitted", "completed", "released", "expired", "retried", "failed", "claimed", "task_added"}
+    {"submitted", "completed", "released", "expired", "retried", "failed", "claimed", "task_added",
+     "unreserved"}
 )
 # Wake a hair after next_due: Redis times are whole milliseconds.
 _DUE_MARGIN = 0.002

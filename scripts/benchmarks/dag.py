@@ -21,13 +21,23 @@ def parent(i: int, width: int) -> int | None:
     return i - width if i >= width else None
 
 
-def plans(count: int, width: int, offset: int = 0) -> list[list[dict[str, Any]]]:
-    """The graph as swarmqueue plans of at most :data:`PLAN_LIMIT` tasks, in submission order."""
+def column_files(column: int, files: int) -> list[str]:
+    """The files a column's tasks reserve (3 path levels); the next task of the column takes
+    them once the one before completed, and no two columns share one."""
+    return [f"c{column}/m{k}/f{k}.py" for k in range(files)]
+
+
+def plans(count: int, width: int, offset: int = 0, files: int = 0) -> list[list[dict[str, Any]]]:
+    """The graph as swarmqueue plans of at most :data:`PLAN_LIMIT` tasks, in submission order
+    (each task reserving ``files`` files of its column when claimed)."""
     tasks = []
     for i in range(count):
         dep = parent(i, width)
         deps = [] if dep is None else [task_id(offset + dep)]
-        tasks.append({"id": task_id(offset + i), "title": "noop", "dependencies": deps})
+        task: dict[str, Any] = {"id": task_id(offset + i), "title": "noop", "dependencies": deps}
+        if files:
+            task["files"] = column_files(i % width, files)
+        tasks.append(task)
     return [tasks[s : s + PLAN_LIMIT] for s in range(0, count, PLAN_LIMIT)]
 
 

@@ -33,9 +33,9 @@ def new_swarm() -> str:
     return uuid.uuid4().hex[:8]
 
 
-def submit_dag(queue: TaskQueue, count: int, width: int, offset: int = 0) -> None:
-    """Submit the layered graph (in plans of at most 10,000 tasks)."""
-    for plan in bench_dag.plans(count, width, offset):
+def submit_dag(queue: TaskQueue, count: int, width: int, offset: int = 0, files: int = 0) -> None:
+    """Submit the layered graph (in plans of at most 10,000 tasks; ``files`` per task)."""
+    for plan in bench_dag.plans(count, width, offset, files):
         queue.submit(plan)
 
 
@@ -69,11 +69,14 @@ def _agent(url: str, swarm: str, total: int, timeout: float) -> Callable[..., Do
     return work
 
 
-def run_swarmqueue(url: str, count: int, width: int, processes: int, timeout: float) -> GroupRun:
-    """Submit the graph to a fresh swarm and let ``processes`` agents finish it."""
+def run_swarmqueue(
+    url: str, count: int, width: int, processes: int, timeout: float, files: int = 0
+) -> GroupRun:
+    """Submit the graph to a fresh swarm and let ``processes`` agents finish it (each claim
+    reserving its task's ``files`` files, see docs/benchmarks.md "File reservations")."""
     swarm = new_swarm()
     queue = TaskQueue.from_url(url, swarm, settings=Settings(swarm=swarm))
-    submit_dag(queue, count, width)
+    submit_dag(queue, count, width, files=files)
     try:
         run = run_group(_agent(url, swarm, count, timeout), processes, timeout)
         progress = queue.progress()

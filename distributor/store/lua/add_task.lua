@@ -109,7 +109,7 @@ local fields = {'id', new_id, 'title', t.title, 'priority', int(t.priority),
                 'status', status, 'attempts', '0', 'token', '0', 'unmet', int(unmet),
                 'created_at', int(now), 'rank', rank}
 for _, name in ipairs({'description', 'files', 'dependencies', 'estimated_minutes',
-                       'discovered_from', 'related'}) do
+                       'discovered_from', 'related', 'shared_files', 'rkeys'}) do
   if t[name] ~= '' and t[name] ~= '[]' then
     fields[#fields + 1] = name
     fields[#fields + 1] = t[name]

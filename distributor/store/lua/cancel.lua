@@ -14,7 +14,7 @@ end
 
 local now = now_ms()
 local agent = rcall('HGET', tkey, 'agent_id')
-clear_claim(tkey, id)
+clear_claim(tkey, id, 'cancelled', now)
 give_up(now, tkey, id, status, reason)
 emit(now, 'cancelled', id, agent, {'reason', reason})
 return done({task = task_table(tkey)})

@@ -4,7 +4,9 @@
   waiting task whose retry time has come is made available first.
   Returns 'ok' {task} (task.token is the fencing token), or a refusal with {task}:
   'not_found', 'already_claimed', 'blocked', 'waiting' (in a retry backoff until task.retry_at),
-  'not_available' (completed or failed); or 'request_id_reused' (see common.lua).
+  'not_available' (completed or failed), 'reserved' {task, holders}: another agent's live
+  reservation conflicts with the task's files (a `reserve-refused` event names them);
+  or 'request_id_reused' (see common.lua).
 ]]
 --@include common
 local prev = replay()
@@ -27,5 +29,12 @@ if status == 'waiting' and tonumber(rcall('HGET', tkey, 'retry_at')) <= now then
 end
 if status == 'blocked' or status == 'waiting' then return refuse(status, {task = task_table(tkey)}) end
 if status ~= 'available' then return refuse('not_available', {task = task_table(tkey)}) end
+local held = task_conflicts(now, id, tkey, agent)
+if #held > 0 then
+  local holders = holders_json(held)
+  record(now, 'reserve-refused', id, agent,
+         {'skipped', cjson.encode({id}), 'holders', cjson.encode(holders)})
+  return refuse('reserved', {task = task_table(tkey), holders = holders})
+end
 local task = grant(now, id, agent, lease)
 return done({task = task}, {t = ref(task, GRANT)})

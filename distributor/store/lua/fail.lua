@@ -19,7 +19,7 @@ if refused then return refused end
 
 local now = now_ms()
 local status, attempts, max = held.status, tonumber(held.attempts), tonumber(held.max_attempts)
-clear_claim(tkey, id)
+clear_claim(tkey, id, 'failed', now)
 if retry and attempts < max then
   local due = now + math.min(cap, base * 2 ^ (attempts - 1))
   move(tkey, status, 'waiting', 'retry_at', int(due), 'last_error', reason)

@@ -1,5 +1,6 @@
 --[[ heartbeat: the holder is alive; its lease is renewed from now.
   ARGV[6] task id, ARGV[7] agent id, ARGV[8] fencing token, ARGV[9] lease ms ('' = the claim's).
+  The task's file reservations are extended with the lease.
   Returns 'ok' {task}, or 'not_found' / 'stale' (then a `heartbeat-lost` event is recorded).
 ]]
 --@include common
@@ -16,4 +17,5 @@ if lease == '' then lease = rcall('HGET', tkey, 'lease_ms_claim') end
 local expires = now + tonumber(lease)
 rcall('HSET', tkey, 'lease_expires_at', int(expires))
 rcall('ZADD', K_CLAIMED, int(expires), id)
+extend_task_files(tkey, id, expires)
 return done({task = task_table(tkey)})

@@ -13,7 +13,7 @@ if refused then return refused end
 
 local now = now_ms()
 local status = rcall('HGET', tkey, 'status')
-clear_claim(tkey, id)
+clear_claim(tkey, id, 'released', now)
 rcall('HINCRBY', tkey, 'attempts', -1)
 make_available(tkey, id, status)
 emit(now, 'released', id, agent, {'token', token})

@@ -1,5 +1,6 @@
 --[[ start: the holder began work; claimed -> in_progress, and the lease is renewed.
   ARGV[6] task id, ARGV[7] agent id, ARGV[8] fencing token, ARGV[9] lease ms ('' = the claim's).
+  The task's file reservations are extended with the lease.
   Returns 'ok' {task}, or 'not_found' / 'stale' / 'request_id_reused'. Starting twice is harmless.
 ]]
 --@include common
@@ -16,6 +17,7 @@ if lease == '' then lease = rcall('HGET', tkey, 'lease_ms_claim') end
 local expires = now + tonumber(lease)
 rcall('HSET', tkey, 'lease_expires_at', int(expires))
 rcall('ZADD', K_CLAIMED, int(expires), id)
+extend_task_files(tkey, id, expires)
 local status = rcall('HGET', tkey, 'status')
 if status == 'claimed' then
   move(tkey, 'claimed', 'in_progress')

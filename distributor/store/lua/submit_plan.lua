@@ -1,7 +1,8 @@
 --[[ submit_plan: add a whole plan, all or nothing.
   ARGV[6]: JSON list of tasks in submission order (Python validated them and refused cycles):
            {id, title, description, files, dependencies (JSON text), deps (list), priority,
-            estimated_minutes ('' if unknown), max_attempts, lease_ms}
+            estimated_minutes ('' if unknown), max_attempts, lease_ms, shared_files (JSON text),
+            rkeys (the files as reservations take them, see include/reservations.lua)}
   Each task hash keeps `unmet` (how many dependencies are unfinished) and `dependents` (ids
   of unfinished tasks waiting on it, comma-separated), so a completion reads one field.
   Refuses, writing nothing: 'duplicate' {ids} when an id already exists in the swarm;
@@ -57,7 +58,8 @@ for _, t in ipairs(tasks) do
                   'status', status, 'attempts', '0', 'token', '0', 'unmet', int(unmet),
                   'created_at', int(now), 'rank', rank}
   -- optional fields are left out when empty (smaller hashes; readers default them)
-  for _, name in ipairs({'description', 'files', 'dependencies', 'estimated_minutes'}) do
+  for _, name in ipairs({'description', 'files', 'dependencies', 'estimated_minutes',
+                        'shared_files', 'rkeys'}) do
     if t[name] ~= '' and t[name] ~= '[]' then
       fields[#fields + 1] = name
       fields[#fields + 1] = t[name]

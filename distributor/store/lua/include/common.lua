@@ -61,6 +61,8 @@ local function task_table(tkey)
   return t
 end
 
+--@include reservations
+
 --[[ Idempotency. A reply that changed state is stored under its request id as
   <digest><compact reply JSON>, so the same request sent again (a client's retry through an
   outage, an agent re-running a command) gets the same reply; the same id with another
@@ -146,8 +148,9 @@ local function check_holder(tkey, agent, token)
   return nil, t
 end
 
--- Forget who held a task (its claim ended without completion).
-local function clear_claim(tkey, id)
+-- Forget who held a task (its claim ended without completion: `why`) and free its files.
+local function clear_claim(tkey, id, why, now)
+  free_task_files(tkey, id, why or 'ended', now)
   rcall('ZREM', K_CLAIMED, id)
   rcall('HDEL', tkey, 'agent_id', 'claimed_at', 'started_at', 'lease_expires_at', 'lease_ms_claim')
 end
@@ -170,7 +173,7 @@ end
 local function expire(now, id)
   local tkey = task_key(id)
   local t = task_table(tkey)
-  clear_claim(tkey, id)
+  clear_claim(tkey, id, 'expired', now)
   local attempts, max = tonumber(t.attempts), tonumber(t.max_attempts)
   if attempts >= max then
     give_up(now, tkey, id, t.status, 'lease expired on attempt ' .. attempts .. ' of ' .. max)
@@ -217,23 +220,65 @@ local function grant(now, id, agent, lease_override, popped)
   move(tkey, 'available', 'claimed', 'agent_id', agent, 'claimed_at', int(now),
        'lease_expires_at', int(expires), 'lease_ms_claim', int(lease))
   emit(now, 'claimed', id, agent, {'token', int(token)})
+  take_task_files(now, id, tkey, agent, expires)
   return task_table(tkey)
 end
 
--- Claim the best ready task (priority, then age) after recovering up to `limit` expired leases
--- and due retries. Returns the task, or nil and the earliest ms at which a retry backoff or a
--- lease ends (nil when none), so a waiting client knows when to look again.
-local function claim_best(now, agent, lease_override, limit)
+-- The best ready task whose files `agent` may take, taken off `ready`; else nil and the
+-- holders that kept the first `scan` ready tasks (the tasks passed over keep their place).
+-- Without live reservations this is one ZPOPMIN. Beyond `scan` tasks nothing is looked at:
+-- the claim answers as if every task conflicted (README: "File reservations").
+local function pick_ready(now, agent, scan, limit)
+  local held, skipped, seen = {}, {}, {}
+  local function note_skips()  -- one `reserve-refused` event per claim that passed tasks over
+    if #skipped > 0 then
+      record(now, 'reserve-refused', skipped[1], agent,
+             {'skipped', cjson.encode(skipped), 'holders', cjson.encode(holders_json(held))})
+    end
+  end
+  if rcall('ZCARD', R_EXP) == 0 then
+    local popped = rcall('ZPOPMIN', K_READY)
+    if #popped > 0 then return popped[1] end
+    return nil
+  end
+  purge_expired(now, limit)
+  for _, id in ipairs(rcall('ZRANGE', K_READY, 0, scan - 1)) do
+    local found = task_conflicts(now, id, task_key(id), agent)
+    if #found == 0 then
+      rcall('ZREM', K_READY, id)
+      note_skips()
+      return id
+    end
+    skipped[#skipped + 1] = id
+    for _, r in ipairs(found) do
+      if not seen[r.id] then
+        seen[r.id] = true
+        held[#held + 1] = r
+      end
+    end
+  end
+  note_skips()
+  return nil, held, skipped
+end
+
+-- Claim the best ready task (priority, then age) whose files are free for `agent`, after
+-- recovering up to `limit` expired leases and due retries. Returns the task, or nil, the
+-- earliest ms at which a retry backoff, a lease or a holding reservation ends (nil when none),
+-- so a waiting client knows when to look again, and the holders that kept ready tasks.
+local function claim_best(now, agent, lease_override, limit, scan)
   reap_expired(now, limit)
   promote_due(now, limit)
-  local popped = rcall('ZPOPMIN', K_READY)
-  if #popped > 0 then return grant(now, popped[1], agent, lease_override, true), nil end
+  local id, held, skipped = pick_ready(now, agent, tonumber(scan) or 64, limit)
+  if id then return grant(now, id, agent, lease_override, true), nil end
   local next_due = nil
+  for _, r in ipairs(held or {}) do
+    if next_due == nil or r.x < next_due then next_due = r.x end
+  end
   for _, key in ipairs({K_DELAYED, K_CLAIMED}) do
     local head = rcall('ZRANGE', key, 0, 0, 'WITHSCORES')
     if #head > 0 and (next_due == nil or tonumber(head[2]) < next_due) then
       next_due = tonumber(head[2])
     end
   end
-  return nil, next_due
+  return nil, next_due, held, skipped
 end
