@@ -11,7 +11,13 @@ from typing import Any, TypeVar
 import pytest
 import redis.asyncio
 
-from distributor.errors import CannotBlockTask, MessageNotFound, RedisUnavailable, StaleClaim
+from distributor.errors import (
+    CannotBlockTask,
+    FilesReserved,
+    MessageNotFound,
+    RedisUnavailable,
+    StaleClaim,
+)
 from distributor.mcp.session import AgentSession
 from distributor.tasks.aio import AsyncTaskQueue
 from distributor.tasks.queue import TaskQueue
@@ -177,3 +183,34 @@ def test_acknowledge_a_required_ack_message_reply_in_its_thread(
         assert thread["messages"][1]["reply_to"] == asked
     finally:
         m.close()
+
+
+def test_reservations_through_the_session_and_next_task_names_the_holders(
+    sync_queue: TaskQueue, async_client_factory: Callable[[], redis.asyncio.Redis]
+) -> None:
+    sync_queue.submit({"tasks": [{"id": "a", "title": "A", "files": ["src/auth/jwt.py"]}]})
+    sync_queue.reserve(["src/auth/"], "B", reason="refactor <auth>")
+
+    async def body(s: AgentSession) -> tuple[dict[str, Any], ...]:
+        held = await s.next_task()
+        with pytest.raises(FilesReserved):
+            await s.reserve(["src/auth/login.py"])
+        mine = await s.reserve(["docs/"], shared=True, reason="notes")
+        listed = await s.reservations()
+        freed = await s.unreserve()
+        return held, mine, listed, freed
+
+    held, mine, listed, freed = run(async_client_factory, sync_queue, body)
+    assert held["task"] is None and "held by other agents" in held["reason"]
+    [holder] = held["held_by"]["a"]
+    assert holder["agent"] == "B" and holder["pattern"] == "src/auth/"
+    assert holder["reason"] == "refactor <auth>"
+    assert [(r["agent"], r["pattern"], r["mode"]) for r in mine["reserved"]] == [
+        ("A", "docs/", "shared")
+    ]
+    assert {(r["agent"], r["pattern"]) for r in listed["reservations"]} == {
+        ("A", "docs/"),
+        ("B", "src/auth/"),
+    }
+    assert freed["freed"] == ["docs/"]
+    assert [r.agent_id for r in sync_queue.reservations()] == ["B"]

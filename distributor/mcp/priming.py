@@ -38,6 +38,8 @@ claims the best ready task; the server keeps its token for you.
 (take_next) and returns it; keep going with that one.
    fail_task (reason) when you cannot finish it (it is retried later, maybe by another agent); \
 release_task to hand it back unfinished.
+   A claim reserves its task's files; reserve / unreserve other files before and after you \
+edit them (reservations shows who holds what).
    add_task records work you discover on the way (discovered_from=your task) instead of \
 doing it unasked.
 4. Stop when next_task says nothing is ready and swarm_status shows nothing left for you.

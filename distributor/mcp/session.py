@@ -37,6 +37,7 @@ from distributor.planning.announce import (
     claim_text,
     completion_text,
 )
+from distributor.reservations.models import Reservation
 from distributor.settings import Settings
 from distributor.store.client import redis_from_url
 from distributor.tasks.aio import AsyncTaskQueue
@@ -49,6 +50,7 @@ log = get_logger(__name__)
 PENDING_KEPT = 32  # unanswered request ids kept; the oldest goes first
 PROGRESS_EVERY = 1.0  # seconds between progress notifications while next_task waits
 MAX_WAIT = 3600.0
+HELD_SHOWN = 5  # held-up tasks named when every ready task's files are held
 QUIET_SECONDS = 10.0  # no announcements this long after one found no agent to tell
 
 Progress = Callable[[float, float, str], Awaitable[None]]
@@ -78,6 +80,18 @@ def shown_message(entry: InboxEntry) -> dict[str, Any]:
         "content": strip_controls(entry.content, keep_newlines=True),
         "reply_to": entry.reply_to,
         "requires_ack": entry.requires_ack,
+    }
+
+
+def shown_reservation(r: Reservation) -> dict[str, Any]:
+    """A reservation as a reply shows it (inert text)."""
+    return {
+        "agent": strip_controls(r.agent_id),
+        "pattern": strip_controls(r.pattern),
+        "mode": r.mode,
+        "task": r.task_id,
+        "expires_at": r.expires_at.isoformat(),
+        "reason": strip_controls(r.reason),
     }
 
 
@@ -233,7 +247,15 @@ class AgentSession:
             claim = await self._claim_next(rid, wait, lease, progress)
         if claim is None:
             why = f"no task became ready within {wait:g}s" if wait else "no task is ready"
-            return {"task": None, "reason": why, "progress": await self.progress_counts()}
+            reply: dict[str, Any] = {"task": None, "reason": why}
+            held = await self.queue.held_up()
+            if held:
+                reply["reason"] = "every ready task's files are held by other agents"
+                reply["held_by"] = {
+                    task_id: [shown_reservation(r) for r in holders]
+                    for task_id, holders in list(held.items())[:HELD_SHOWN]
+                }
+            return {**reply, "progress": await self.progress_counts()}
         return {"task": self._took(claim)}
 
     async def start(self, task_id: str, token: int | None = None) -> dict[str, Any]:
@@ -343,6 +365,29 @@ class AgentSession:
                 request_id=rid,
             )
         return {"task": shown_task(task)}
+
+    # -- file reservations ---------------------------------------------------------------------
+
+    async def reserve(
+        self, paths: list[str], ttl: float | None = None, shared: bool = False, reason: str = ""
+    ) -> dict[str, Any]:
+        """Reserve files for work outside a task (all or none)."""
+        with self.pending("reserve", paths, ttl, shared, reason) as rid:
+            taken = await self.queue.reserve(
+                paths, self.agent, ttl=ttl, shared=shared, reason=reason, request_id=rid
+            )
+        return {"reserved": [shown_reservation(r) for r in taken]}
+
+    async def unreserve(self, paths: list[str] | None = None) -> dict[str, Any]:
+        """Free this agent's explicit reservations of ``paths`` (all of them when None)."""
+        with self.pending("unreserve", paths) as rid:
+            freed = await self.queue.unreserve(self.agent, paths, request_id=rid)
+        return {"freed": freed}
+
+    async def reservations(self) -> dict[str, Any]:
+        """Every live reservation: who holds which paths until when."""
+        live = await self.queue.reservations()
+        return {"reservations": [shown_reservation(r) for r in live]}
 
     # -- reads ---------------------------------------------------------------------------------
 

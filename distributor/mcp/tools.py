@@ -291,3 +291,38 @@ def register(mcp: MCPServer, session: AgentSession) -> None:
     )
     async def thread(message_id: MessageId) -> dict[str, Any]:
         return await session.thread(message_id)
+
+    @tool(
+        "Reserve files before you edit them outside a task you claimed (a claim already"
+        " reserves its task's files). Directories ('src/auth/') and globs work; refused, naming"
+        " the holders, when another agent holds an overlapping path; all or none."
+    )
+    async def reserve(
+        paths: Annotated[
+            list[str], Field(min_length=1, description="Repository-relative paths or globs.")
+        ],
+        ttl_seconds: Annotated[
+            float | None, Field(gt=0, description="How long (default: the swarm's).")
+        ] = None,
+        shared: Annotated[bool, Field(description="Read-only use: others may share.")] = False,
+        reason: Annotated[str, Field(max_length=200, description="Why, one line.")] = "",
+    ) -> dict[str, Any]:
+        return await session.reserve(paths, ttl_seconds, shared, reason)
+
+    @tool(
+        "Free files you reserved with reserve (all of them when paths is omitted). A claimed"
+        " task's files are freed when you complete, fail or release it.",
+        idempotent=True,
+    )
+    async def unreserve(
+        paths: Annotated[list[str] | None, Field(description="Only these patterns.")] = None,
+    ) -> dict[str, Any]:
+        return await session.unreserve(paths)
+
+    @tool(
+        "Who holds which files until when (explicit reservations and claimed tasks' files)."
+        " Use it before editing files outside your task.",
+        read_only=True,
+    )
+    async def reservations() -> dict[str, Any]:
+        return await session.reservations()
