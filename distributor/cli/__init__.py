@@ -18,6 +18,7 @@ _MODULES = {
     ),
     "distributor.cli.events": ("events", "watch"),
     "distributor.cli.swarms": ("swarms", "swarm"),
+    "distributor.cli.dashboard": ("dashboard", "metrics"),
     "distributor.demo.command": ("demo",),
 }  # fmt: skip
 main.lazy.update({name: module for module, names in _MODULES.items() for name in names})

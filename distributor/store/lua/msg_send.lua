@@ -8,7 +8,8 @@
   ARGV[10] inbox cap, ARGV[11] seconds the message and its outcomes are kept,
   ARGV[12] ms after which a worker's sweep checks that the delivery job exists
   Returns {'ok', {at, recipients, hosts}}, or with nothing written: {'not_found', {ids}}
-  (named agents unknown), {'no_agents', {}} (nobody active), {'rate_limited', {wait_ms}},
+  (named agents unknown), {'no_agents', {}} (nobody active), {'rate_limited', {wait_ms}} (only
+  the sender's count in refused is raised),
   {'id_taken', {}} (another message has this id).
   Every recipient starts `pending`; each host's outbox gets the message id, scored now + ARGV[12],
   until every recipient there is final (workers/sweep.py dispatches it again if its job is lost).
@@ -49,7 +50,10 @@ else
 end
 
 local wait = rate_wait(K_RATE, now, LIMIT, WINDOW_MS)
-if wait then return {'rate_limited', cjson.encode({wait_ms = int(wait)})} end
+if wait then
+  rcall('HINCRBY', PREFIX .. 'refused', SENDER, 1)  -- counted for the dashboard's /metrics
+  return {'rate_limited', cjson.encode({wait_ms = int(wait)})}
+end
 rate_take(K_RATE, now, WINDOW_MS, MSG_ID)
 
 local hosts, host_list = {}, {}

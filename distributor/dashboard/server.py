@@ -1,0 +1,82 @@
+"""Serve the dashboard with uvicorn, in the foreground (``swarmqueue dashboard``) or in a
+background thread (the demo's ``--dashboard``).
+
+A live page keeps its event stream open, so shutting down waits at most
+:data:`GRACEFUL_SECONDS` for pages before closing them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import uvicorn
+
+from distributor.dashboard.access import check_bind
+from distributor.dashboard.app import create_app
+from distributor.errors import ValidationError
+from distributor.settings import Settings
+from distributor.store.client import async_redis_from_url, redis_from_url
+
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8765
+GRACEFUL_SECONDS = 1
+
+
+def build(settings: Settings, token: str | None = None) -> Any:
+    """The dashboard app on the Redis of ``settings``."""
+    client = redis_from_url(settings.redis_url, settings.redis_retries)
+    return create_app(
+        client,
+        lambda: async_redis_from_url(settings.redis_url, settings.redis_retries),
+        settings,
+        token=token,
+    )
+
+
+def config(settings: Settings, host: str, port: int, token: str | None) -> uvicorn.Config:
+    """The uvicorn configuration; refuses a non-loopback ``host`` without ``token``."""
+    check_bind(host, token)
+    if not 0 < port < 65536:
+        raise ValidationError(f"invalid port {port}: must be 1-65535")
+    return uvicorn.Config(
+        build(settings, token),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=GRACEFUL_SECONDS,
+        lifespan="on",
+    )
+
+
+def url_of(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/"
+
+
+def serve(settings: Settings, host: str, port: int, token: str | None) -> None:
+    """Run until interrupted."""
+    uvicorn.Server(config(settings, host, port, token)).run()
+
+
+class Background:
+    """The dashboard served from a daemon thread until :meth:`stop`."""
+
+    def __init__(self, settings: Settings, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT):
+        self.server = uvicorn.Server(config(settings, host, port, None))
+        self.url = url_of(host, port)
+        self._thread = threading.Thread(target=self.server.run, name="dashboard", daemon=True)
+
+    def start(self, wait: float = 10.0) -> None:
+        """Start serving; return once the server listens (or after ``wait`` seconds)."""
+        self._thread.start()
+        deadline = time.monotonic() + wait
+        while not self.server.started and self._thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not self.server.started:
+            raise ValidationError(f"the dashboard did not start at {self.url} (port taken?)")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=GRACEFUL_SECONDS + 5)
