@@ -12,6 +12,7 @@ from typing import Any
 
 import uvicorn
 
+from distributor.dashboard.server import DashboardServer
 from distributor.errors import RateLimitExceeded
 from distributor.tasks.queue import TaskQueue
 from tests.messaging_support import Messaging, run_worker
@@ -83,7 +84,7 @@ def free_port() -> int:
 def served(app: Any) -> Iterator[str]:
     """Serve ``app`` with uvicorn on a free loopback port in a thread; yields its base URL."""
     port = free_port()
-    server = uvicorn.Server(
+    server = DashboardServer(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                        timeout_graceful_shutdown=1)
     )  # fmt: skip

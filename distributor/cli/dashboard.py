@@ -24,11 +24,9 @@ def dashboard(obj: CliContext, host: str, port: int, token: str | None) -> None:
     Pages: swarms, a swarm (progress, chart, DAG, retries, failures), a task, agents, workers,
     messages and the live event tail; /metrics for Prometheus. Pages update live.
     """
-    import uvicorn
+    from distributor.dashboard.server import DashboardServer, config, url_of
 
-    from distributor.dashboard.server import config, url_of
-
-    server = uvicorn.Server(config(obj.settings, host, port, token))
+    server = DashboardServer(config(obj.settings, host, port, token))
     click.echo(f"dashboard: {url_of(host, port)}" + (" (token required)" if token else ""))
     server.run()
 

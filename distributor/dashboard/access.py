@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import re
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qsl, urlencode
 
@@ -20,6 +21,7 @@ from distributor.errors import ValidationError
 
 COOKIE = "swarmqueue_dashboard_token"
 MIN_TOKEN_CHARS = 16
+_TOKEN_RE = re.compile(r"[A-Za-z0-9._~-]{16,256}")  # safe in a header, a cookie and a URL
 
 
 def is_loopback(host: str) -> bool:
@@ -34,8 +36,10 @@ def is_loopback(host: str) -> bool:
 
 def check_bind(host: str, token: str | None) -> None:
     """Refuse (``ValidationError``) a non-loopback address without a token, or a short token."""
-    if token is not None and len(token) < MIN_TOKEN_CHARS:
-        raise ValidationError(f"--token must be at least {MIN_TOKEN_CHARS} characters")
+    if token is not None and not _TOKEN_RE.fullmatch(token):
+        raise ValidationError(
+            f"--token must be {MIN_TOKEN_CHARS}-256 letters, digits, '.', '_', '~' or '-'"
+        )
     if token is None and not is_loopback(host):
         raise ValidationError(
             f"refusing to serve on {host} without --token: only loopback addresses are served"

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 WIDTH, HEIGHT, SLOTS = 600, 120, 40
+MIN_SPAN_SECONDS = 120.0  # a burst of a few seconds is drawn on two minutes, not stretched
 
 
 @dataclass
@@ -33,7 +34,7 @@ def completions_chart(times: Sequence[datetime], slots: int = SLOTS) -> Chart:
         return Chart([], "", None, None, 0, 0.0)
     ordered = sorted(times)
     start, end = ordered[0], ordered[-1]
-    span = max((end - start).total_seconds(), 1.0)
+    span = max((end - start).total_seconds(), MIN_SPAN_SECONDS)
     counts = [0] * slots
     for t in ordered:
         counts[min(int((t - start).total_seconds() / span * slots), slots - 1)] += 1

@@ -170,14 +170,22 @@ class Hub:
                     queue.get_nowait()
                     queue.put_nowait(None)
 
+    def end_streams(self) -> None:
+        """Tell every open page's stream to end (the server is stopping)."""
+        for feed in list(self.feeds.values()):
+            for queue in list(feed.subscribers):
+                with contextlib.suppress(asyncio.QueueFull, asyncio.QueueEmpty):
+                    if queue.full():
+                        queue.get_nowait()
+                    queue.put_nowait(None)
+
     async def close(self) -> None:
         """Stop every reader, tell every page to go, and close the client."""
+        self.end_streams()
         for feed in list(self.feeds.values()):
             if feed.task is not None:
                 feed.task.cancel()
-            for queue in feed.subscribers:
-                with contextlib.suppress(asyncio.QueueFull):
-                    queue.put_nowait(None)
         self.feeds.clear()
         if self._client is not None:
             await self._client.aclose()
+            self._client = self._executor = None

@@ -23,6 +23,18 @@ DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8765
 GRACEFUL_SECONDS = 1
 
 
+class DashboardServer(uvicorn.Server):
+    """uvicorn's server that first ends the pages' endless event streams when it stops, so
+    they close cleanly instead of being cancelled after the grace period."""
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        gate = self.config.app
+        hub = getattr(getattr(getattr(gate, "app", None), "state", None), "hub", None)
+        if hub is not None:
+            hub.end_streams()
+        await super().shutdown(sockets)
+
+
 def build(settings: Settings, token: str | None = None) -> Any:
     """The dashboard app on the Redis of ``settings``."""
     client = redis_from_url(settings.redis_url, settings.redis_retries)
@@ -57,14 +69,14 @@ def url_of(host: str, port: int) -> str:
 
 def serve(settings: Settings, host: str, port: int, token: str | None) -> None:
     """Run until interrupted."""
-    uvicorn.Server(config(settings, host, port, token)).run()
+    DashboardServer(config(settings, host, port, token)).run()
 
 
 class Background:
     """The dashboard served from a daemon thread until :meth:`stop`."""
 
     def __init__(self, settings: Settings, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT):
-        self.server = uvicorn.Server(config(settings, host, port, None))
+        self.server = DashboardServer(config(settings, host, port, None))
         self.url = url_of(host, port)
         self._thread = threading.Thread(target=self.server.run, name="dashboard", daemon=True)
 

@@ -32,6 +32,7 @@ from distributor.tasks.models import Event, Task, TaskStatus, ms_to_datetime
 
 HISTORY_WINDOW = 20_000
 TAIL = 200
+SWARM_TAIL = 20
 INBOX_WINDOW = 200
 MESSAGES_SHOWN = 300
 
@@ -88,6 +89,7 @@ class SwarmView:
     blocked_by: dict[str, list[str]]
     statuses: dict[str, str]
     last_event: str
+    tail: list[Event]
 
 
 def swarm_view(reader: Reader, swarm: str) -> SwarmView:
@@ -116,6 +118,7 @@ def swarm_view(reader: Reader, swarm: str) -> SwarmView:
         blocked_by=run(queries.blocked_by_failures(keys, [t.id for t in failed])),
         statuses={t.id: t.status.value for t in tasks},
         last_event=recent[-1].id if recent else "0-0",
+        tail=list(reversed(recent[-SWARM_TAIL:])),
     )
 
 

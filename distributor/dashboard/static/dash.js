@@ -86,7 +86,7 @@
     var fresh = u.events.filter(function (e) { return newer(e.id, lastSeen); });
     if (u.last && newer(u.last, lastSeen)) { lastSeen = u.last; }
     Object.keys(u.counts).forEach(function (s) { setText("count-" + s, u.counts[s]); });
-    setText("pct", u.pct);
+    setText("pct", Number(u.pct).toFixed(1));  // as the server renders it: 50.0
     setText("total", u.total);
     var bar = document.getElementById("progress");
     if (bar) { bar.style.width = u.pct + "%"; }
