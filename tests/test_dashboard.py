@@ -30,7 +30,6 @@ from distributor.dashboard.live import Hub
 from distributor.errors import ValidationError
 from distributor.settings import Settings
 from distributor.store.keys import SwarmKeys
-from distributor.tasks.models import Task
 from distributor.tasks.queue import TaskQueue
 from tests.dashboard_support import HOSTILE, Scene, exhaust_rate_limit, populate, served
 from tests.messaging_support import Messaging
@@ -295,8 +294,8 @@ def test_the_stream_sends_updates_to_an_open_page(
 
 
 def test_layers_and_collapsed_drawing() -> None:
-    def task(i: str, *deps: str) -> Task:
-        return Task(id=i, title=f"T {i}", dependencies=list(deps))
+    def task(i: str, *deps: str) -> graph.Item:
+        return graph.Item(i, f"T {i}", "blocked", list(deps))
 
     diamond = [task("a"), task("b", "a"), task("c", "a"), task("d", "b", "c"), task("e")]
     assert graph.layers(diamond) == {"a": 0, "e": 0, "b": 1, "c": 1, "d": 2}

@@ -17,12 +17,22 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from distributor.tasks.models import Task, TaskStatus
+from distributor.tasks.models import TaskStatus
 
 EXPANDED_MAX = 300
 NODE_W, NODE_H, COL_GAP, ROW_GAP, PAD = 170, 30, 70, 12, 10
 BOX_W, BOX_H = 190, 54
 STATUS_ORDER = tuple(s.value for s in TaskStatus)
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """What the drawing needs of a task (a page of 10,000 reads only these fields)."""
+
+    id: str
+    title: str
+    status: str
+    dependencies: list[str]
 
 
 @dataclass
@@ -77,7 +87,7 @@ class Drawing:
     edges: list[Edge] = field(default_factory=list)
 
 
-def layers(tasks: Sequence[Task]) -> dict[str, int]:
+def layers(tasks: Sequence[Item]) -> dict[str, int]:
     """Each task's layer: 0 without dependencies, else one more than its deepest dependency.
 
     Iterative (Kahn's order), so a chain of 10,000 tasks needs no recursion; a dependency that
@@ -105,7 +115,7 @@ def layers(tasks: Sequence[Task]) -> dict[str, int]:
 
 
 def draw(
-    tasks: Sequence[Task],
+    tasks: Sequence[Item],
     badges: Mapping[str, list[str]] | None = None,
     expanded_max: int = EXPANDED_MAX,
 ) -> Drawing:
@@ -118,7 +128,7 @@ def draw(
 
 
 def _expanded(
-    tasks: Sequence[Task], layer_of: dict[str, int], badges: Mapping[str, list[str]]
+    tasks: Sequence[Item], layer_of: dict[str, int], badges: Mapping[str, list[str]]
 ) -> Drawing:
     rows: Counter[int] = Counter()
     nodes: dict[str, Node] = {}
@@ -129,7 +139,7 @@ def _expanded(
         x = PAD + col * (NODE_W + COL_GAP)
         y = PAD + rows[col] * (NODE_H + ROW_GAP)
         rows[col] += 1
-        nodes[t.id] = Node(t.id, t.title, t.status.value, col, x, y, list(badges.get(t.id, [])))
+        nodes[t.id] = Node(t.id, t.title, t.status, col, x, y, list(badges.get(t.id, [])))
     edges = [
         Edge(src.x + NODE_W, src.y + NODE_H // 2, dst.x, dst.y + NODE_H // 2)
         for t in tasks
@@ -150,7 +160,7 @@ def _expanded(
 
 
 def _collapsed(
-    tasks: Sequence[Task], layer_of: dict[str, int], badges: Mapping[str, list[str]]
+    tasks: Sequence[Item], layer_of: dict[str, int], badges: Mapping[str, list[str]]
 ) -> Drawing:
     columns = max(layer_of.values(), default=-1) + 1
     per_row = 6
@@ -162,7 +172,7 @@ def _collapsed(
     for t in tasks:
         if t.id in layer_of:
             box = boxes[layer_of[t.id]]
-            box.counts[t.status.value] += 1
+            box.counts[t.status] += 1
             box.badges += len(badges.get(t.id, []))
     links: Counter[tuple[int, int]] = Counter(
         (layer_of[d], layer_of[t.id])
