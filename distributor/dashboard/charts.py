@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-WIDTH, HEIGHT, SLOTS = 600, 120, 40
-MIN_SPAN_SECONDS = 120.0  # a burst of a few seconds is drawn on two minutes, not stretched
+WIDTH, HEIGHT, SLOTS = 600, 90, 40
+MIN_SPAN_SECONDS = 30.0  # a burst of a few seconds is drawn on half a minute, not stretched
 
 
 @dataclass

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from distributor.tasks.models import TaskStatus
 
 EXPANDED_MAX = 300
-NODE_W, NODE_H, COL_GAP, ROW_GAP, PAD = 170, 30, 70, 12, 10
+NODE_W, NODE_H, COL_GAP, ROW_GAP, PAD = 160, 28, 50, 10, 10
 BOX_W, BOX_H = 190, 54
 STATUS_ORDER = tuple(s.value for s in TaskStatus)
 
@@ -132,9 +132,21 @@ def _expanded(
 ) -> Drawing:
     rows: Counter[int] = Counter()
     nodes: dict[str, Node] = {}
+    row_of: dict[str, int] = {}
+    by_layer: dict[int, list[Item]] = {}
     for t in tasks:
-        if t.id not in layer_of:
-            continue
+        if t.id in layer_of:
+            by_layer.setdefault(layer_of[t.id], []).append(t)
+    ordered: list[Item] = []
+    for col in sorted(by_layer):  # each task near its dependencies: fewer crossing edges
+        ranked = sorted(
+            enumerate(by_layer[col]),
+            key=lambda p: (_mean(row_of, p[1].dependencies, p[0]), p[0]),
+        )
+        for row, (_, t) in enumerate(ranked):
+            row_of[t.id] = row
+            ordered.append(t)
+    for t in ordered:
         col = layer_of[t.id]
         x = PAD + col * (NODE_W + COL_GAP)
         y = PAD + rows[col] * (NODE_H + ROW_GAP)
@@ -157,6 +169,12 @@ def _expanded(
         nodes=list(nodes.values()),
         edges=edges,
     )
+
+
+def _mean(row_of: dict[str, int], deps: list[str], default: int) -> float:
+    """The mean row of the dependencies already placed (``default`` without any)."""
+    rows = [row_of[d] for d in deps if d in row_of]
+    return sum(rows) / len(rows) if rows else float(default)
 
 
 def _collapsed(
