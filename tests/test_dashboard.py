@@ -306,3 +306,19 @@ def test_layers_and_collapsed_drawing() -> None:
     big = graph.draw(chain)  # no recursion limit on a long chain
     assert big.collapsed and len(big.boxes) == 5000 and big.layers_of["t4999"] == 4999
     assert sum(b.total for b in big.boxes) == 5000
+
+
+def test_a_large_swarm_is_drawn_by_layer(client: TestClient, sync_queue: TaskQueue) -> None:
+    sync_queue.submit(
+        {
+            "tasks": [
+                {"id": f"t{i}", "title": f"Task {i}", "dependencies": [f"t{i - 40}"] * (i >= 40)}
+                for i in range(400)
+            ]
+        }
+    )
+    page = client.get(f"/swarm/{sync_queue.swarm}")
+    assert page.status_code == 200
+    assert 'data-collapsed="1"' in page.text and "collapsed: 10 layers" in page.text
+    assert page.text.count('class="layer"') == 10 and 'data-task="t0"' not in page.text
+    assert "layer 0: <tspan class=\"layer-total\">40</tspan> tasks" in page.text

@@ -82,18 +82,32 @@
     });
     while (tail.rows.length > 200) { tail.deleteRow(tail.rows.length - 1); }
   }
+  var shown = {};
+  var statusFrom = {};  // task id -> the update (its newest event id) that set its status
   function apply(u) {
-    var fresh = u.events.filter(function (e) { return newer(e.id, lastSeen); });
-    if (u.last && newer(u.last, lastSeen)) { lastSeen = u.last; }
+    var fresh = u.events.filter(function (e) { return !shown[e.id]; });
+    fresh.forEach(function (e) { shown[e.id] = true; });
+    addEvents(fresh);
+    updates += 1;
+    document.body.dataset.updates = String(updates);
+    if (!u.last) { return; }
+    // an update about older events (a reconnect's catch-up) may arrive after a newer one: it
+    // must not undo what the newer one said, task by task and for the counts
+    var statuses = {};
+    Object.keys(u.statuses).forEach(function (id) {
+      if (!statusFrom[id] || newer(u.last, statusFrom[id])) {
+        statusFrom[id] = u.last;
+        statuses[id] = u.statuses[id];
+      }
+    });
+    applyStatuses(statuses);
+    if (!newer(u.last, lastSeen)) { return; }
+    lastSeen = u.last;
     Object.keys(u.counts).forEach(function (s) { setText("count-" + s, u.counts[s]); });
     setText("pct", Number(u.pct).toFixed(1));  // as the server renders it: 50.0
     setText("total", u.total);
     var bar = document.getElementById("progress");
     if (bar) { bar.style.width = u.pct + "%"; }
-    applyStatuses(u.statuses);
-    addEvents(fresh);
-    updates += 1;
-    document.body.dataset.updates = String(updates);
   }
   var live = document.getElementById("live");
   var source = new EventSource(url);
