@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -29,9 +30,17 @@ from distributor.dashboard.app import create_app
 from distributor.dashboard.live import Hub
 from distributor.errors import ValidationError
 from distributor.settings import Settings
+from distributor.store.client import redis_from_url
 from distributor.store.keys import SwarmKeys
 from distributor.tasks.queue import TaskQueue
-from tests.dashboard_support import HOSTILE, Scene, exhaust_rate_limit, populate, served
+from tests.dashboard_support import (
+    HOSTILE,
+    Scene,
+    exhaust_rate_limit,
+    free_port,
+    populate,
+    served,
+)
 from tests.messaging_support import Messaging
 
 TOKEN = "s3cret-token-0123456789"
@@ -322,3 +331,31 @@ def test_a_large_swarm_is_drawn_by_layer(client: TestClient, sync_queue: TaskQue
     assert 'data-collapsed="1"' in page.text and "collapsed: 10 layers" in page.text
     assert page.text.count('class="layer"') == 10 and 'data-task="t0"' not in page.text
     assert "layer 0: <tspan class=\"layer-total\">40</tspan> tasks" in page.text
+
+
+def test_cli_refuses_a_taken_port_and_an_unreachable_redis(real_redis_url: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(
+            main, ["--redis-url", real_redis_url, "dashboard", "--port", str(port)]
+        )
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"swarmqueue: cannot listen on 127.0.0.1:{port}")
+    nobody = f"redis://127.0.0.1:{free_port()}/0"
+    result = CliRunner().invoke(
+        main, ["--redis-url", nobody, "dashboard", "--port", str(free_port())],
+        env={"SWARMQUEUE_RETRY_BUDGET_SECONDS": "0"},
+    )  # fmt: skip
+    assert result.exit_code == 3, result.output
+    assert result.output.startswith("swarmqueue: cannot reach Redis")
+
+
+def test_pages_say_when_redis_cannot_be_read() -> None:
+    gone = redis_from_url(f"redis://127.0.0.1:{free_port()}/0", 0)  # no retries
+    with TestClient(create_app(gone, lambda: redis.asyncio.Redis(port=1))) as c:
+        for path in ("/", "/swarm/x", "/metrics"):
+            page = c.get(path)
+            assert page.status_code == 503, path
+            assert "Traceback" not in page.text

@@ -32,10 +32,13 @@ from distributor.dashboard import graph, views
 from distributor.dashboard.access import TokenGate
 from distributor.dashboard.live import Hub
 from distributor.dashboard.metrics import registry_for, render
-from distributor.errors import TaskNotFound, ValidationError
+from distributor.errors import RedisUnavailable, TaskNotFound, ValidationError
+from distributor.log import get_logger
 from distributor.settings import Settings
 from distributor.store.keys import NAMESPACE
 from distributor.tasks.events import check_since
+
+log = get_logger(__name__)
 
 KEEPALIVE_SECONDS = 15.0
 STATUS_COLOURS = {
@@ -180,6 +183,13 @@ def create_app(
         html = env.get_template("error.html").render(status=status, detail=detail)
         return HTMLResponse(html, status_code=status)
 
+    async def redis_trouble(request: Request, exc: Exception) -> HTMLResponse:
+        log.warning("dashboard page without redis", path=request.url.path, error=str(exc))
+        html = env.get_template("error.html").render(
+            status=503, detail="Redis cannot be read right now; reload once it answers"
+        )
+        return HTMLResponse(html, status_code=503)
+
     async def missing_swarm(request: Request, exc: Exception) -> HTMLResponse:
         html = env.get_template("error.html").render(status=404, detail="no such swarm")
         return HTMLResponse(html, status_code=404)
@@ -203,7 +213,12 @@ def create_app(
             Route("/swarm/{swarm}/events", event_tail),
             Route("/swarm/{swarm}/stream", stream),
         ],
-        exception_handlers={HTTPException: not_found, views.SwarmMissing: missing_swarm},
+        exception_handlers={
+            HTTPException: not_found,
+            views.SwarmMissing: missing_swarm,
+            RedisUnavailable: redis_trouble,  # also refused credentials, a failed TLS handshake
+            redis.RedisError: redis_trouble,
+        },
         lifespan=lifespan,
     )
     app.state.hub = hub

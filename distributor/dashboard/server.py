@@ -7,6 +7,7 @@ A live page keeps its event stream open, so shutting down waits at most
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from typing import Any
@@ -36,8 +37,10 @@ class DashboardServer(uvicorn.Server):
 
 
 def build(settings: Settings, token: str | None = None) -> Any:
-    """The dashboard app on the Redis of ``settings``."""
+    """The dashboard app on the Redis of ``settings`` (which must answer now: a wrong URL is
+    told at once, not on the first page)."""
     client = redis_from_url(settings.redis_url, settings.redis_retries)
+    client.ping()
     return create_app(
         client,
         lambda: async_redis_from_url(settings.redis_url, settings.redis_retries),
@@ -51,6 +54,7 @@ def config(settings: Settings, host: str, port: int, token: str | None) -> uvico
     check_bind(host, token)
     if not 0 < port < 65536:
         raise ValidationError(f"invalid port {port}: must be 1-65535")
+    check_free(host, port)
     return uvicorn.Config(
         build(settings, token),
         host=host,
@@ -60,6 +64,21 @@ def config(settings: Settings, host: str, port: int, token: str | None) -> uvico
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
         lifespan="on",
     )
+
+
+def check_free(host: str, port: int) -> None:
+    """Refuse a port something already listens on (uvicorn would log it and exit 1)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ValidationError(f"cannot listen on {host}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ValidationError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
 def url_of(host: str, port: int) -> str:
