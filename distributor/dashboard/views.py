@@ -131,10 +131,14 @@ def _rows(keys: SwarmKeys) -> Op[tuple[list[graph.Item], list[datetime]]]:
         state = text(status)
         if state == "waiting" and retry_at is not None and int(retry_at) <= now:
             state = "available"
-        items.append(graph.Item(text(task_id), text(title), state, dependencies))
+        items.append(graph.Item(_str(task_id), _str(title), state, dependencies))
         if completed_at:
             done.append(datetime.fromtimestamp(int(completed_at) / 1000, tz=UTC))
     return items, done
+
+
+def _str(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def swarm_view(reader: Reader, swarm: str) -> SwarmView:
