@@ -42,6 +42,7 @@ from tests.dashboard_support import (
     served,
 )
 from tests.messaging_support import Messaging
+from workers.worker import build_worker
 
 TOKEN = "s3cret-token-0123456789"
 
@@ -108,7 +109,15 @@ def test_every_page_shows_the_swarm(
     workers = client.get(f"/swarm/{s}/workers")
     assert workers.status_code == 200
     assert ms.host in workers.text and f"swarmqueue-deliver-{ms.host}" in workers.text
-    assert "finished" in workers.text  # the burst worker's job and its outcome
+    assert "finished: failed 2" in workers.text  # the burst worker's last job and its outcome
+    assert "none alive" in workers.text  # the burst worker has gone
+    worker = build_worker(ms.client, ms.host)
+    worker.register_birth()  # type: ignore[no-untyped-call]  # what a running worker did
+    try:
+        workers = client.get(f"/swarm/{s}/workers")
+        assert ">alive<" in workers.text and worker.name in workers.text
+    finally:
+        worker.register_death()  # type: ignore[no-untyped-call]
 
     messages = client.get(f"/swarm/{s}/messages")
     assert messages.status_code == 200
