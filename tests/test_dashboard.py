@@ -89,6 +89,7 @@ def test_every_page_shows_the_swarm(
 
     page = client.get(f"/swarm/{s}")
     assert page.status_code == 200
+    assert "script-src 'self';" in page.headers["content-security-policy"]
     assert 'id="pct">16.7<' in page.text  # 1 of 6 completed
     assert 'data-task="a"' in page.text and 'class="node st-completed"' in page.text
     assert "<svg class=\"chart\"" in page.text  # the completions chart
