@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -86,6 +87,9 @@ def test_every_page_shows_the_swarm(
     s = sync_queue.swarm
     home = client.get("/")
     assert home.status_code == 200 and f'href="/swarm/{s}"' in home.text
+    row = home.text.split(f'href="/swarm/{s}"', 1)[1].split("</tr>", 1)[0]
+    assert "</div></div> 16.7%</td>" in row  # the progress
+    assert re.search(r"<td>\d+s</td>", row)  # its age: seconds since its first event
 
     page = client.get(f"/swarm/{s}")
     assert page.status_code == 200

@@ -65,6 +65,21 @@ def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%SZ") if value else "-"
 
 
+def _duration(seconds: float | None) -> str:
+    """``3d 4h``, ``2h 5m``, ``4m 10s``, ``12s``."""
+    if seconds is None:
+        return "-"
+    whole = int(seconds)
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {secs}s" if minutes else f"{secs}s"
+
+
 def _json_script(value: Any) -> Markup:
     """``value`` as JSON safe inside a ``<script type="application/json">`` element."""
     raw = json.dumps(value, separators=(",", ":"))
@@ -81,6 +96,7 @@ def _environment() -> Environment:
     )
     env.filters["when"] = _when
     env.filters["json_script"] = _json_script
+    env.filters["duration"] = _duration
     env.globals["colours"] = STATUS_COLOURS
     env.globals["statuses"] = graph.STATUS_ORDER
     env.globals["node_w"], env.globals["node_h"] = graph.NODE_W, graph.NODE_H

@@ -70,12 +70,37 @@ class Reader:
         return keys
 
 
-def swarms(reader: Reader) -> list[SwarmSummary]:
-    """Every swarm with its progress (``admin.swarms.summary``)."""
-    return [
-        reader.executor.run(summary(SwarmKeys(n, reader.namespace)))
-        for n in find_swarms(reader.client, reader.namespace)
-    ]
+@dataclass
+class SwarmRow:
+    """One swarm on the swarms page: its summary and its age (since its oldest kept event)."""
+
+    summary: SwarmSummary
+    age_seconds: float | None
+
+
+def swarms(reader: Reader) -> list[SwarmRow]:
+    """Every swarm with its progress (``admin.swarms.summary``) and age."""
+    rows = []
+    for name in find_swarms(reader.client, reader.namespace):
+        keys = SwarmKeys(name, reader.namespace)
+        head = reader.executor.run(summary(keys))
+        rows.append(SwarmRow(head, reader.executor.run(_age(keys))))
+    return rows
+
+
+def _age(keys: SwarmKeys) -> Op[float | None]:
+    """Seconds since the swarm's oldest event still kept (Redis time), None without events."""
+    first, time_reply, clock = yield Batch(
+        (
+            Command(("XRANGE", keys.events, "-", "+", "COUNT", 1)),
+            Command(("TIME",)),
+            Command(("GET", keys.clock)),
+        )
+    )
+    if not first:
+        return None
+    born = event_log.event_from_entry(*first[0]).at
+    return max(0.0, codec.redis_now_ms(time_reply, clock) / 1000 - born.timestamp())
 
 
 @dataclass
