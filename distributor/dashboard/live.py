@@ -90,6 +90,7 @@ class Feed:
     task: asyncio.Task[None] | None = None
     position: str = "$"
     reads: int = 0  # Redis calls made by this reader (the benchmark and tests look at it)
+    updates: int = 0  # updates fanned out
 
 
 class Hub:
@@ -161,6 +162,7 @@ class Hub:
                 await asyncio.sleep(1.0)
                 continue
             feed.position = batch[-1].id
+            feed.updates += 1
             for queue in list(feed.subscribers):
                 try:
                     queue.put_nowait(update)
