@@ -16,6 +16,9 @@ source scripts/lib/setup.sh
 if [ "${SWARMQUEUE_TEST_PYTEST_ONLY:-0}" != "1" ]; then
     # openssl: tests/test_trust.py's certificates; zsh: tests/test_shell_safety.py's zsh pane
     need_system_packages redis-server tmux openssl zsh
+    # chromium + chromium-driver (its chromedriver): tests/test_dashboard_browser.py (marker browser)
+    need_system_packages chromium
+    command -v chromedriver >/dev/null 2>&1 || need_system_packages chromium-driver
     ensure_venv dev,bench  # bench: the peers scripts/bench.py compares with (tests/test_bench.py)
 fi
 

@@ -15,9 +15,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 import redis
 
+from distributor.demo.redis_source import free_port
 from distributor.store.keys import SwarmKeys
 
 pytestmark = pytest.mark.slow
@@ -96,10 +98,35 @@ def demo_env(**extra: str) -> dict[str, str]:
 
 
 def test_demo_on_the_embedded_fakeredis_fallback() -> None:
-    summary, _ = run_demo("--redis", "fakeredis", env=demo_env())
+    """Also with --dashboard: the demo prints the swarm page's URL, which answers meanwhile."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(CLI), "demo", "--work-scale", "0.1", "--timeout", "90", "--json", "--redis",
+         "fakeredis", "--dashboard", "--dashboard-port", str(port)],
+        env=demo_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        url = next(
+            line.split("dashboard: ", 1)[1].split()[0]
+            for line in proc.stderr
+            if line.startswith("dashboard: ")
+        )
+        assert url.startswith(f"http://127.0.0.1:{port}/swarm/demo-")
+        page = httpx2.get(url, timeout=10)
+        assert page.status_code == 200 and "<h1>Swarm demo-" in page.text
+        out, err = proc.communicate(timeout=110)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, f"demo exited {proc.returncode}: {err[-3000:]}"
+    summary = json.loads(out)
     assert summary["redis"].startswith("an embedded fakeredis server")
     check_summary(summary)
     check_gone(summary)
+    with pytest.raises(httpx2.ConnectError):  # the dashboard stopped with the demo
+        httpx2.get(url, timeout=5)
 
 
 def test_demo_on_a_real_redis_cleans_its_keys(real_redis_url: str) -> None:

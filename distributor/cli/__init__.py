@@ -23,6 +23,7 @@ _MODULES = {
     "distributor.cli.prime": ("prime",),
     "distributor.cli.reservations": ("reserve", "unreserve", "reservations"),
     "distributor.cli.guard": ("guard",),
+    "distributor.cli.dashboard": ("dashboard", "metrics"),
     "distributor.demo.command": ("demo",),
 }  # fmt: skip
 main.lazy.update({name: module for module, names in _MODULES.items() for name in names})

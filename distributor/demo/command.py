@@ -43,6 +43,14 @@ from distributor.log import configure_logging
     help="Multiply the agents' simulated work time (0.3-1.5 s per task).",
 )  # fmt: skip
 @click.option("--feature", default=DEFAULT_FEATURE, show_default=True, help="What to build.")
+@click.option(
+    "--dashboard", is_flag=True,
+    help="Serve the web dashboard on 127.0.0.1 while the demo runs and print its URL.",
+)  # fmt: skip
+@click.option(
+    "--dashboard-port", type=click.IntRange(1, 65535), default=8765, show_default=True,
+    help="The dashboard's port (with --dashboard).",
+)  # fmt: skip
 @json_option
 @click.pass_obj
 def demo(
@@ -53,6 +61,8 @@ def demo(
     attach: bool,
     work_scale: float,
     feature: str,
+    dashboard: bool,
+    dashboard_port: int,
     as_json: bool,
 ) -> None:
     """Watch a swarm of scripted agents build a feature, end to end, on a fresh swarm.
@@ -77,6 +87,7 @@ def demo(
         attach=attach,
         work_scale=work_scale,
         feature=feature,
+        dashboard_port=dashboard_port if dashboard else None,
     )
     try:
         result = run_demo(options, settings, sys.stderr if as_json else sys.stdout)

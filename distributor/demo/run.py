@@ -76,6 +76,7 @@ class DemoOptions:
     linger: float = 5.0
     work_scale: float = 1.0
     feature: str = DEFAULT_FEATURE
+    dashboard_port: int | None = None  # serve the dashboard on 127.0.0.1 at this port
 
 
 @dataclass
@@ -301,6 +302,15 @@ class DemoRun:
                 self.client.kill()
                 self.client.wait()
 
+    def _serve_dashboard(self, stack: contextlib.ExitStack, settings: Settings, port: int) -> None:
+        """Serve the web dashboard (loopback only) until the demo ends, and say where."""
+        from distributor.dashboard.server import Background
+
+        board = Background(settings, port=port)
+        board.start()
+        stack.callback(board.stop)
+        self.say(f"dashboard: {board.url}swarm/{self.swarm} (open it to watch the swarm live)")
+
     def _show_worker_log(self, path: Path, lines: int = 20) -> None:
         """The end of the worker's log on stderr (the file goes with the temporary directory)."""
         tail = path.read_text(errors="replace").splitlines()[-lines:] if path.exists() else []
@@ -337,6 +347,8 @@ class DemoRun:
             stack.callback(self.session.kill)
             panes = self._open_panes(env, reports)
             agents = self._register(queue, settings, panes)
+            if options.dashboard_port is not None:  # the swarm exists now: its page answers
+                self._serve_dashboard(stack, settings, options.dashboard_port)
             if options.attach:
                 self._attach(env)
                 self.display.muted = self.attached

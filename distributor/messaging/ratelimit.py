@@ -5,7 +5,8 @@ A sender may send ``rate_limit_per_minute`` messages (default 10) in any sliding
 sender's window with ``swarmqueue ratelimit reset SENDER`` (:meth:`Messenger.reset_rate_limit`).
 The check and the count happen inside ``lua/msg_send.lua`` (see
 ``lua/include/ratelimit.lua``) in the same atomic step that records the message, by Redis time,
-so two processes cannot both take the last slot and a refused message leaves no trace::
+so two processes cannot both take the last slot and a refused message leaves no trace but a
+count of refusals per sender (``refused``, for the dashboard's metrics)::
 
     t=0s    alice sends messages 1..10        all accepted (rate:alice holds 10 times)
     t=20s   alice sends message 11            RateLimitExceeded(retry_after=40.0)

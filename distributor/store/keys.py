@@ -29,6 +29,7 @@ key (after the prefix)     type         holds
 ``deliveries:<id>``        hash         per recipient of a message: its outcome as JSON
 ``inbox:<agent>``          stream       messages addressed to the agent, capped by length
 ``rate:<sender>``          sorted set   the sender's messages in the last minute (rate limit)
+``refused``                hash         per sender, messages refused by the rate limit (metrics)
 ``outbox:<host>``          sorted set   messages with recipients on ``host`` not all final;
                                         score = when a worker's sweep next looks at it (ms)
 ``hosts``                  set          every host a message of the swarm was sent to
@@ -145,6 +146,10 @@ class SwarmKeys:
 
     def rate(self, sender: str) -> str:
         return f"{self.prefix}rate:{sender}"
+
+    @property
+    def refused(self) -> str:
+        return self.prefix + "refused"
 
     def outbox(self, host: str) -> str:
         return f"{self.prefix}outbox:{host}"

@@ -14,7 +14,7 @@
   Returns {'ok', {at, recipients, hosts, thread}}, or with nothing written: {'not_found', {ids}}
   (named agents unknown), {'no_agents', {}} (nobody active), {'rate_limited', {wait_ms}},
   {'id_taken', {}} (another message has this id), {'no_parent', {}} (ARGV[13] is not
-  recorded, or expired).
+  recorded, or expired); on rate_limited only the sender's count in refused is raised.
   A reply joins its parent's thread: msg:<id> keeps `reply_to` and `thread` (the root's id), and
   thread:<root> lists the root (score 0) and the replies in the order they were sent.
   A recipient of a message to acknowledge carries `ack`, `ack_max` and `ack_delay` (ms) in its
@@ -73,7 +73,10 @@ else
 end
 
 local wait = rate_wait(K_RATE, now, LIMIT, WINDOW_MS)
-if wait then return {'rate_limited', cjson.encode({wait_ms = int(wait)})} end
+if wait then
+  rcall('HINCRBY', PREFIX .. 'refused', SENDER, 1)  -- counted for the dashboard's /metrics
+  return {'rate_limited', cjson.encode({wait_ms = int(wait)})}
+end
 rate_take(K_RATE, now, WINDOW_MS, MSG_ID)
 
 local hosts, host_list = {}, {}
