@@ -40,6 +40,7 @@ from distributor.errors import (
     ValidationError,
 )
 from distributor.log import configure_logging
+from distributor.messaging.broker import delivery_url
 from distributor.messaging.sanitize import strip_controls
 from distributor.settings import Settings
 from distributor.store.client import check_redis_url, redact_url
@@ -256,7 +257,10 @@ def main(
     try:
         check_swarm(settings.swarm)
         check_redis_url(settings.redis_url)
-    except ValueError as exc:  # InvalidRedisUrl is a ValueError too
+        if settings.delivery_redis_url:
+            check_redis_url(settings.delivery_redis_url)
+        delivery_url(settings)  # a cluster store needs a delivery broker (exit 2 without)
+    except ValueError as exc:  # InvalidRedisUrl and DeliveryBrokerRequired are ValueErrors too
         raise CliError(str(exc), EXIT_INVALID) from None
     configure_logging(settings.log_level, settings.log_format)
     if not isinstance(ctx.obj, CliContext):  # tests may pass a prepared context as obj

@@ -15,9 +15,6 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-import redis
-import redis.asyncio as aioredis
-
 from distributor.store.calls import (
     NO_RETRY,
     Call,
@@ -28,6 +25,7 @@ from distributor.store.calls import (
     run_async,
     run_sync,
 )
+from distributor.store.connect import AsyncRedis, SyncRedis
 from distributor.store.scripts import MESSAGING_SCRIPT_NAMES, source
 
 T = TypeVar("T")
@@ -38,7 +36,7 @@ class SyncExecutor:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: SyncRedis,
         names: tuple[str, ...] = MESSAGING_SCRIPT_NAMES,
         retry_budget: RetryBudget = NO_RETRY,
     ):
@@ -53,7 +51,7 @@ class SyncExecutor:
             return self.client.execute_command(*call.args)  # type: ignore[no-untyped-call]
         pipe = self.client.pipeline(transaction=False)
         for command in call.commands:
-            pipe.execute_command(*command.args)  # type: ignore[no-untyped-call]
+            pipe.execute_command(*command.args)  # type: ignore[no-untyped-call, unused-ignore]
         return pipe.execute()
 
     def run(self, op: Op[T]) -> T:
@@ -65,7 +63,7 @@ class AsyncExecutor:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: AsyncRedis,
         names: tuple[str, ...] = MESSAGING_SCRIPT_NAMES,
         retry_budget: RetryBudget = NO_RETRY,
     ) -> None:
@@ -77,7 +75,7 @@ class AsyncExecutor:
         if isinstance(call, ScriptCall):
             return await self._scripts[call.name](keys=call.keys, args=call.args)
         if isinstance(call, Command):
-            return await self.client.execute_command(*call.args)  # type: ignore[no-untyped-call]
+            return await self.client.execute_command(*call.args)  # type: ignore[no-untyped-call, unused-ignore]
         async with self.client.pipeline(transaction=False) as pipe:
             for command in call.commands:
                 pipe.execute_command(*command.args)

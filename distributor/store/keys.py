@@ -34,6 +34,9 @@ key (after the prefix)     type         holds
 ``hosts``                  set          every host a message of the swarm was sent to
 ``delivering:<id>:<host>`` string       the lease of the job delivering message ``id`` on
                                         ``host``: ``<worker> <attempt>``, expiring (PX)
+``counters``               hash         what failed after a transition committed (a failed
+                                        announcement or enqueue, a replication shortfall),
+                                        by kind, and the last reason of each
 =========================  ===========  ====================================================
 
 One key lives outside every swarm, so it has no hash tag and no script touches it:
@@ -135,6 +138,12 @@ class SwarmKeys:
 
     def outbox(self, host: str) -> str:
         return f"{self.prefix}outbox:{host}"
+
+    @property
+    def counters(self) -> str:
+        """Hash of what went wrong after a transition committed (announcements, enqueues,
+        replication shortfalls); see :mod:`distributor.store.counters`."""
+        return self.prefix + "counters"
 
     @property
     def hosts(self) -> str:

@@ -14,6 +14,8 @@ from types import TracebackType
 
 import redis
 
+from distributor.store.connect import SyncRedis
+
 START_TIMEOUT = 10.0
 
 
@@ -34,7 +36,7 @@ def redis_version(url: str) -> str:
         client.close()
 
 
-def used_memory(client: redis.Redis) -> int:
+def used_memory(client: SyncRedis) -> int:
     """``INFO memory`` ``used_memory`` in bytes."""
     return int(client.info("memory")["used_memory"])
 
