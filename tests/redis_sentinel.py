@@ -121,7 +121,7 @@ class SentinelSet:
                 return False
         with redis.Redis(port=self.replica.port) as replica:
             info = replica.info("replication")
-        return info.get("master_link_status") == "up"
+        return bool(info.get("master_link_status") == "up")
 
     def master_port(self) -> int:
         """The master's port as the first sentinel sees it now."""

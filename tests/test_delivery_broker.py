@@ -127,7 +127,8 @@ def test_announcer_counts_errors_that_are_no_redis_errors(
         raise RedisClusterException("Redis Cluster cannot be connected")
 
     monkeypatch.setattr(Messenger, "broadcast", cluster_down)
-    claim = sync_queue.submit(PLAN) and sync_queue.claim_next("agent-1")
+    sync_queue.submit(PLAN)
+    claim = sync_queue.claim_next("agent-1")
     assert claim is not None
     assert announcer.claimed(claim.task) is None
     assert announcer.failures == {"RedisClusterException": 1}
