@@ -82,11 +82,15 @@ class Sentinel:
 class SentinelSet:
     """Master + replica + 3 sentinels in ``folder``; :meth:`close` stops all of them."""
 
-    def __init__(self, folder: Path, sentinels: int = 3) -> None:
+    def __init__(self, folder: Path, sentinels: int = 3, *, for_failover: bool = True) -> None:
         self.folder = folder
-        self.master = RedisServer(folder / "master")
+        # a failover needs the sentinels to know each other (a few seconds of gossip); clients
+        # only need one sentinel that knows the master
+        self.for_failover = for_failover
+        fast = ("--repl-diskless-sync-delay", "0")  # a replica syncs at once, not after 5 s
+        self.master = RedisServer(folder / "master", *fast)
         self.replica = RedisServer(
-            folder / "replica", "--replicaof", "127.0.0.1", str(self.master.port)
+            folder / "replica", *fast, "--replicaof", "127.0.0.1", str(self.master.port)
         )
         self.sentinels = [
             Sentinel(folder / f"sentinel-{i}", self.master.port) for i in range(sentinels)
@@ -149,9 +153,11 @@ class SentinelSet:
 
 
 @contextlib.contextmanager
-def sentinel_set() -> Iterator[SentinelSet]:
-    """A started :class:`SentinelSet`, stopped and removed afterwards."""
-    deployment = SentinelSet(Path(tempfile.mkdtemp(prefix="sq-test-sentinel-")))
+def sentinel_set(*, for_failover: bool = True) -> Iterator[SentinelSet]:
+    """A started :class:`SentinelSet`, stopped and removed afterwards; ``for_failover=False``
+    returns before the sentinels have found each other (enough for clients, not failovers)."""
+    folder = Path(tempfile.mkdtemp(prefix="sq-test-sentinel-"))
+    deployment = SentinelSet(folder, for_failover=for_failover)
     try:
         yield deployment.start()
     finally:
