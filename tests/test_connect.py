@@ -120,7 +120,7 @@ def test_sentinel_url_reaches_the_master_sync_and_async(
     assert isinstance(sentinel_queue.redis, redis.Redis)
     pool = sentinel_queue.redis.connection_pool
     assert isinstance(pool, redis.sentinel.SentinelConnectionPool)
-    assert pool.get_master_address() == ("127.0.0.1", sentinels.master.port)
+    assert pool.get_master_address() == ("127.0.0.1", sentinels.master.port)  # type: ignore[no-untyped-call]
     sentinel_queue.submit(PLAN)
     claim = sentinel_queue.claim_next("agent-1")
     assert claim is not None and claim.task.id == "a"
@@ -178,7 +178,7 @@ def test_cluster_url_builds_cluster_clients(redis_cluster: LoopbackCluster) -> N
     client = redis_from_url(redis_cluster.url, 1)
     assert isinstance(client, redis.cluster.RedisCluster) and is_cluster(client)
     masters = {n.port for n in redis_cluster.masters()}
-    assert masters <= {n.port for n in client.get_nodes()} <= {n.port for n in redis_cluster.nodes}
+    assert masters <= {n.port for n in client.get_nodes()} <= {n.port for n in redis_cluster.nodes}  # type: ignore[no-untyped-call]
     queue = TaskQueue(client, f"test-cluster-{unique_host()[10:]}")
     try:
         queue.submit(PLAN)
