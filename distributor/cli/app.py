@@ -201,6 +201,13 @@ class CliContext:
             self._queue = TaskQueue.from_url(settings=self.settings.model_copy(update=cli))
         return self._queue
 
+    def warn_under_replicated(self) -> None:
+        """One stderr line when ``min_replicas`` replicas did not acknowledge this command's
+        state change in time (it happened; the exit code stays that of the command)."""
+        shortfalls = self._queue.shortfalls if self._queue is not None else []
+        if shortfalls:
+            click.echo(f"swarmqueue: warning: under-replicated: {shortfalls[-1]}", err=True)
+
     @property
     def announcer(self) -> Announcer:
         """Announces this command's transitions to the agents (failures are only logged)."""
@@ -265,3 +272,4 @@ def main(
     configure_logging(settings.log_level, settings.log_format)
     if not isinstance(ctx.obj, CliContext):  # tests may pass a prepared context as obj
         ctx.obj = CliContext(settings)
+    ctx.call_on_close(ctx.obj.warn_under_replicated)

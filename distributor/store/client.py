@@ -14,7 +14,13 @@ from __future__ import annotations
 
 from typing import Generic, Self, TypeVar
 
+import redis
+import redis.asyncio as aioredis
+import redis.cluster
+
+from distributor.errors import ConfigError
 from distributor.settings import Settings
+from distributor.store import counters
 from distributor.store.calls import RetryBudget
 from distributor.store.connect import (
     SCHEMES,
@@ -30,6 +36,7 @@ from distributor.store.connect import (
     redact_url,
     redis_from_url,
 )
+from distributor.store.durability import Durability, Replication
 from distributor.store.executor import AsyncExecutor, SyncExecutor
 from distributor.store.keys import NAMESPACE, SwarmKeys
 
@@ -88,10 +95,31 @@ class SwarmClient(Generic[R]):
         self.settings = settings or Settings()
         self.redis: R = redis_client
         self.keys = SwarmKeys(swarm or self.settings.swarm, namespace)
+        self.last_replication: Replication | None = None
+        self.shortfalls: list[Replication] = []
         self._setup()
         executor = getattr(self, "_executor", None)  # every subclass's _setup makes one
         if isinstance(executor, SyncExecutor | AsyncExecutor):
             executor.retry_budget = RetryBudget(self.settings.retry_budget_seconds)
+            if self.settings.min_replicas > 0:
+                if isinstance(redis_client, aioredis.RedisCluster):
+                    raise ConfigError(
+                        "min_replicas is not supported on an asyncio Redis Cluster client"
+                    )
+                executor.durability = Durability(
+                    self.settings.min_replicas,
+                    self.settings.min_replicas_timeout_ms,
+                    self._replicated,
+                )
+
+    def _replicated(self, replication: Replication) -> None:
+        """What ``WAIT`` said about the last state change (``min_replicas`` > 0); shortfalls
+        are kept in ``shortfalls`` for the caller and counted in the swarm's counters."""
+        self.last_replication = replication
+        if not replication.ok:
+            self.shortfalls.append(replication)
+            if isinstance(self.redis, redis.Redis | redis.cluster.RedisCluster):
+                counters.count(self.redis, self.keys, "under_replicated", str(replication))
 
     def _setup(self) -> None:
         """Build the client's operations and executor (subclasses)."""

@@ -26,6 +26,7 @@ from distributor.store.calls import (
     run_sync,
 )
 from distributor.store.connect import AsyncRedis, SyncRedis
+from distributor.store.durability import Durability
 from distributor.store.scripts import MESSAGING_SCRIPT_NAMES, source
 
 T = TypeVar("T")
@@ -42,10 +43,13 @@ class SyncExecutor:
     ):
         self.client = client
         self.retry_budget = retry_budget
+        self.durability: Durability | None = None  # set by SwarmClient for min_replicas > 0
         self._scripts = {name: client.register_script(source(name)) for name in names}
 
     def execute(self, call: Call) -> Any:
         if isinstance(call, ScriptCall):
+            if self.durability is not None and self.durability.applies(call):
+                return self.durability.run_sync(self.client, self._scripts[call.name], call)
             return self._scripts[call.name](keys=call.keys, args=call.args)
         if isinstance(call, Command):
             return self.client.execute_command(*call.args)  # type: ignore[no-untyped-call]
@@ -69,10 +73,14 @@ class AsyncExecutor:
     ) -> None:
         self.client = client
         self.retry_budget = retry_budget
+        self.durability: Durability | None = None  # set by SwarmClient for min_replicas > 0
         self._scripts = {name: client.register_script(source(name)) for name in names}
 
     async def execute(self, call: Call) -> Any:
         if isinstance(call, ScriptCall):
+            if self.durability is not None and self.durability.applies(call):
+                script = self._scripts[call.name]
+                return await self.durability.run_async(self.client, script, call)
             return await self._scripts[call.name](keys=call.keys, args=call.args)
         if isinstance(call, Command):
             return await self.client.execute_command(*call.args)  # type: ignore[no-untyped-call, unused-ignore]
