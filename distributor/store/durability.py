@@ -45,15 +45,17 @@ class Replication:
     script: str
     wanted: int
     acked: int
+    error: str = ""  # WAIT itself failed (e.g. refused by an ACL, or a server without it)
 
     @property
     def ok(self) -> bool:
         return self.acked >= self.wanted
 
     def __str__(self) -> str:
+        why = f" (WAIT failed: {self.error})" if self.error else ""
         return (
-            f"{self.script}: {self.acked} of {self.wanted} replica(s) acknowledged it in time;"
-            " it is applied on the master, but a failover now could lose it"
+            f"{self.script}: {self.acked} of {self.wanted} replica(s) acknowledged it in time"
+            f"{why}; it is applied on the master, but a failover now could lose it"
         )
 
 
@@ -71,7 +73,12 @@ class Durability:
         return self.wanted > 0 and call.name not in READ_ONLY_SCRIPTS
 
     def _done(self, call: ScriptCall, acked: Any) -> None:
-        replication = Replication(call.name, self.wanted, int(acked))
+        """Report what ``WAIT`` answered; a failed ``WAIT`` is a shortfall, never an error
+        (the state change is applied by then)."""
+        if isinstance(acked, Exception):
+            replication = Replication(call.name, self.wanted, 0, f"{type(acked).__name__}: {acked}")
+        else:
+            replication = Replication(call.name, self.wanted, int(acked))
         if not replication.ok:
             log.warning(
                 "under_replicated",
@@ -79,6 +86,7 @@ class Durability:
                 wanted=self.wanted,
                 acked=replication.acked,
                 timeout_ms=self.timeout_ms,
+                error=replication.error or None,
             )
         self.on_replication(replication)
 
@@ -100,8 +108,6 @@ class Durability:
                 continue
             if isinstance(reply, Exception):
                 raise reply
-            if isinstance(acked, Exception):
-                raise acked
             self._done(call, acked)
             return reply
         raise AssertionError("unreachable")  # pragma: no cover
@@ -120,8 +126,6 @@ class Durability:
                 continue
             if isinstance(reply, Exception):
                 raise reply
-            if isinstance(acked, Exception):
-                raise acked
             self._done(call, acked)
             return reply
         raise AssertionError("unreachable")  # pragma: no cover
