@@ -456,16 +456,19 @@ def _sentinel_kwargs(target: RedisTarget) -> dict[str, Any]:
 # -- clients ---------------------------------------------------------------------------------
 
 
-def redis_from_url(url: str, retries: int, single_connection: bool = False) -> SyncRedis:
+def redis_from_url(
+    url: str, retries: int, single_connection: bool = False, **defaults: Any
+) -> SyncRedis:
     """A blocking client for a validated ``url`` (any kind) that retries transient errors.
 
     ``single_connection`` keeps one connection for the client's commands (pub/sub and pipelines
     still take their own): no pool bookkeeping per command, for single-threaded processes. A
     Sentinel or cluster client keeps its pools (a failover or a slot move needs new ones).
+    ``defaults`` replace the usual timeouts (a quick probe); options in the URL still win.
     """
     target = parse_redis_url(url)
     retry = connection_retry(retries)
-    options = {**connection_options(), **target.node_options}
+    options = {**connection_options(), **defaults, **target.node_options}
     if target.kind == "sentinel":
         sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
             list(target.nodes), sentinel_kwargs=_sentinel_kwargs(target)
@@ -487,8 +490,9 @@ def redis_from_url(url: str, retries: int, single_connection: bool = False) -> S
             **options,
         )
     tls = {"connection_class": TlsConnection} if target.tls else {}
+    plain = {**connection_options(), **defaults, **tls}
     return redis.Redis.from_url(
-        url, single_connection_client=single_connection, retry=retry, **connection_options(), **tls
+        url, single_connection_client=single_connection, retry=retry, **plain
     )
 
 
