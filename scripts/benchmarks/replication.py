@@ -2,7 +2,8 @@
 
 A private master and one replica of it (loopback, no persistence). The same loop of
 ``claim_next`` then ``complete`` on independent tasks runs with ``min_replicas`` 0 and 1;
-each call is timed on its own (one process, one connection).
+each call is timed on its own (one process, one connection); the settings alternate over
+``ROUNDS`` rounds and each keeps its best round.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from distributor.store.connect import redis_from_url
 from distributor.tasks.queue import TaskQueue
 
 FAST_SYNC = ("--repl-diskless-sync-delay", "0")
+ROUNDS = 3
 
 
 def _wait_online(master_url: str) -> None:
@@ -62,8 +64,15 @@ def measure_replication(samples: int) -> dict[str, Any]:
         with PrivateRedis(*FAST_SYNC, "--replicaof", "127.0.0.1", port):
             _wait_online(master_url)
             out: dict[str, Any] = {}
-            for wanted in (0, 1):
-                claim, complete, short = _run(master_url, samples, wanted)
-                out[str(wanted)] = {"claim": vars(claim), "complete": vars(complete),
-                                    "shortfalls": short}  # fmt: skip
+            # alternate the two settings, ROUNDS times, and keep each one's best round: on a
+            # loaded machine the rounds' spread is larger than the difference measured
+            for _ in range(ROUNDS):
+                for wanted in (0, 1):
+                    claim, complete, short = _run(master_url, samples, wanted)
+                    best = out.get(str(wanted))
+                    if best is None or claim.p50_ms + complete.p50_ms < (
+                        best["claim"]["p50_ms"] + best["complete"]["p50_ms"]
+                    ):
+                        out[str(wanted)] = {"claim": vars(claim), "complete": vars(complete),
+                                            "shortfalls": short}  # fmt: skip
             return out
