@@ -25,6 +25,7 @@ from distributor.messaging.agents import AgentRegistry
 from distributor.messaging.broker import broker_client
 from distributor.messaging.messages import Messenger
 from distributor.settings import Settings
+from distributor.store import counters
 from distributor.store.client import block_limit
 from distributor.store.connect import (
     AsyncSentinelTlsConnection,
@@ -208,16 +209,28 @@ def test_cluster_store_with_a_plain_broker_through_the_cli(
     monkeypatch.setenv("SWARMQUEUE_DELIVERY_REDIS_URL", real_redis_url)
     monkeypatch.setenv("SWARMQUEUE_SWARM", swarm)
     monkeypatch.setenv("SWARMQUEUE_HOST", host)
+    from workers.worker import run_worker
+
     settings = Settings()
     queue = TaskQueue.from_url(settings=settings)
     broker = broker_client(settings, queue.redis)
+    AgentRegistry(queue.redis, swarm, settings=settings).register(
+        "agent-1", "%1", socket="/nonexistent/tmux-socket", host=host
+    )
     try:
         runner = CliRunner()
         submitted = runner.invoke(main, ["plan", "submit", "-"], input=json.dumps(PLAN))
         assert submitted.exit_code == 0, submitted.output
+        assert "enqueue failed" not in submitted.stderr
         claimed = runner.invoke(main, ["next", "--agent", "agent-1", "--json"])
         assert claimed.exit_code == 0, claimed.output
         assert queue.get("a").status.value in ("claimed", "in_progress")
+        # the worker: RQ on the broker, the job opens the cluster store by its URL
+        assert run_worker(settings, host, burst=True)
+        assert counters.read(queue.redis, queue.keys)["enqueue_failed"] == 0
+        listed = runner.invoke(main, ["deliveries", "--pending", "--json"])
+        assert listed.exit_code == 0, listed.output
+        assert json.loads(listed.stdout) == []  # every message's recipient has its outcome
     finally:
         delete_swarm(queue)
         delete_rq_keys(broker, host)
