@@ -22,6 +22,7 @@ from distributor.cli.app import CliContext
 from distributor.errors import DeliveryBrokerRequired
 from distributor.messaging.agents import AgentRegistry
 from distributor.messaging.broker import broker_client, delivery_url
+from distributor.messaging.messages import Messenger
 from distributor.planning.announce import Announcer
 from distributor.settings import Settings
 from distributor.store import counters
@@ -117,8 +118,6 @@ def test_announcer_counts_errors_that_are_no_redis_errors(
     """A cluster client's own errors (RedisClusterException is no RedisError) are counted too,
     in the announcer and in the swarm's counters, and the caller gets None (not an error)."""
     from redis.exceptions import RedisClusterException
-
-    from distributor.messaging.messages import Messenger
 
     settings = registered(sync_queue, host, "")
     announcer = Announcer.on(sync_queue.redis, sync_queue.swarm, settings)
@@ -216,3 +215,34 @@ def test_cli_processes_ride_over_a_closed_broker_port(
     finally:
         delete_swarm(queue)
         delete_rq_keys(queue.redis, host)
+
+
+def test_a_separate_broker_carries_the_jobs_and_the_job_opens_the_store(
+    real_redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Store and broker on two Redis servers: the job is queued on the broker only, and the
+    worker's job records the outcome in the store it opened with the store URL."""
+    from workers.worker import run_worker
+
+    swarm, host = f"test-broker-{uuid.uuid4().hex[:10]}", unique_host()
+    with private_redis() as broker_server:
+        monkeypatch.setenv("SWARMQUEUE_REDIS_URL", real_redis_url)
+        monkeypatch.setenv("SWARMQUEUE_DELIVERY_REDIS_URL", broker_server.url)
+        settings = messaging_settings(swarm, host)
+        queue = TaskQueue.from_url(settings=settings)
+        AgentRegistry(queue.redis, swarm, settings=settings).register(
+            "agent-1", "%1", socket="/nonexistent/tmux-socket", host=host
+        )
+        messenger = Messenger.from_url(settings=settings)
+        try:
+            assert messenger.broker is not None and messenger.broker is not queue.redis
+            message_id = messenger.broadcast("via the broker")
+            assert messenger.broker.keys(f"rq:job:*{message_id}*")  # queued on the broker
+            assert queue.redis.keys(f"rq:*{message_id}*") == []  # and not in the store
+            assert run_worker(settings, host, burst=True)
+            (delivery,) = messenger.get(message_id).deliveries
+            assert (delivery.status.value, delivery.reason) == ("failed", "server_not_found")
+            assert counters.read(queue.redis, queue.keys)["enqueue_failed"] == 0
+        finally:
+            delete_swarm(queue)
+            delete_rq_keys(queue.redis, host)
