@@ -169,6 +169,23 @@ def test_cli_bad_url_exits_2_with_one_line(url: str, why: str) -> None:
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis+sentinel://s1:26379",
+        f"redis+sentinel://:{SECRET}@s1:26379/m/x",
+        "redis+cluster://n1:7000/2",
+        f"redis+cluster://u:{SECRET}@n1:port",
+        "redis+shard://n1:7000",
+    ],
+)
+def test_cli_bad_sentinel_or_cluster_url_exits_2(url: str) -> None:
+    result = CliRunner().invoke(main, ["--redis-url", url, "status"], catch_exceptions=False)
+    assert result.exit_code == 2
+    line = one_line_error(result.stderr)
+    assert line.startswith("swarmqueue: invalid Redis URL") and SECRET not in line
+
+
 def test_cli_bad_url_in_the_environment_exits_2_without_the_password(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
