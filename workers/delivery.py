@@ -1,7 +1,10 @@
 """The delivery job: type one message into the panes of one host, exactly once, and record every
 outcome.
 
-RQ runs :func:`deliver` on the host's queue (see :mod:`distributor.messaging.dispatch`). The job
+RQ runs :func:`deliver` on the host's queue (see :mod:`distributor.messaging.dispatch`), on the
+delivery broker (:mod:`distributor.messaging.broker`); the job works on the swarm's store, which
+is RQ's own connection when the broker is the store, else a client of the worker's
+``SWARMQUEUE_REDIS_URL`` (a Redis Cluster, or another Redis), kept for the process. The job
 first takes the delivery's lease (``lua/msg_begin.lua``): one job at a time types a given message on
 a host, whichever of its jobs (the first, or a replacement the sweep enqueued) runs first; the
 worker's keeper thread renews the lease while the job runs (``workers/sweep.py``), so a killed

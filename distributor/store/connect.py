@@ -16,7 +16,11 @@ same whatever kind of deployment the URL names:
 
 ``rediss+sentinel://`` and ``rediss+cluster://`` use TLS to the data nodes (Sentinel's own port
 stays plain unless ``sentinel_ssl=true``). ``user:password@`` is for the data nodes; Sentinel's
-own credentials are the options ``sentinel_username`` and ``sentinel_password``.
+own credentials are the options ``sentinel_username`` and ``sentinel_password``. One Redis and
+a Sentinel's master use :class:`TlsConnection` (the handshake bounded by the connect timeout and
+reported as :class:`TlsHandshakeFailed`); redis-py's cluster client always makes its nodes'
+connections with its own ``SSLConnection``, so on ``rediss+cluster://`` a handshake failure is
+an ordinary connection error (the same options and certificates apply).
 
 :func:`check_redis_url` validates a URL once, before redis-py sees it (one line, shown
 redacted); :func:`redact_url` is how a URL appears in any message or log. :data:`SyncRedis` and
