@@ -33,7 +33,6 @@ from distributor.errors import (
     ValidationError,
 )
 from distributor.settings import Settings
-from distributor.store.connect import SyncRedis
 from distributor.tasks.queue import TaskQueue
 from distributor.testing import delete_swarm
 from tests.conftest import chain_plan, snapshot
@@ -88,7 +87,7 @@ UNUSABLE_STATE_DIRS: dict[str, Callable[[Path], str]] = {
 def test_unusable_state_dir_refuses_the_claim_and_writes_nothing(
     cli_obj: CliContext,
     one_task: TaskQueue,
-    redis_client: SyncRedis,
+    redis_client: redis.Redis,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     kind: str,
@@ -104,7 +103,7 @@ def test_unusable_state_dir_refuses_the_claim_and_writes_nothing(
 def test_done_next_with_unusable_state_dir_completes_nothing(
     cli_obj: CliContext,
     one_task: TaskQueue,
-    redis_client: SyncRedis,
+    redis_client: redis.Redis,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -184,7 +183,7 @@ def test_forget_failing_after_done_only_warns(
 def test_token_files_stay_inside_the_state_dir(
     cli_obj: CliContext,
     one_task: TaskQueue,
-    redis_client: SyncRedis,
+    redis_client: redis.Redis,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -247,7 +246,7 @@ def test_unreadable_token_store_is_a_config_error_and_junk_is_ignored(
     ],
 )
 def test_no_token_remembered_is_a_refusal(
-    cli_obj: CliContext, one_task: TaskQueue, redis_client: SyncRedis, args: list[str]
+    cli_obj: CliContext, one_task: TaskQueue, redis_client: redis.Redis, args: list[str]
 ) -> None:
     before = snapshot(redis_client, one_task.keys.prefix)
     line = one_line(run(cli_obj, *args), 1)
@@ -256,7 +255,7 @@ def test_no_token_remembered_is_a_refusal(
 
 
 def test_not_holding_the_task_is_a_refusal(
-    cli_obj: CliContext, one_task: TaskQueue, redis_client: SyncRedis
+    cli_obj: CliContext, one_task: TaskQueue, redis_client: redis.Redis
 ) -> None:
     assert run(cli_obj, "claim", "a", "--agent", "alice").exit_code == 0
     before = snapshot(redis_client, one_task.keys.prefix)
@@ -289,7 +288,7 @@ PLAN_ERRORS: dict[str, tuple[list[dict[str, Any]], int, str]] = {
 def test_plan_errors_exit_by_one_rule(
     cli_obj: CliContext,
     one_task: TaskQueue,
-    redis_client: SyncRedis,
+    redis_client: redis.Redis,
     tmp_path: Path,
     kind: str,
 ) -> None:
@@ -345,7 +344,7 @@ def test_long_cycles_and_duplicate_lists_name_at_most_20_ids(
 def test_usage_errors_print_one_line(
     cli_obj: CliContext,
     one_task: TaskQueue,
-    redis_client: SyncRedis,
+    redis_client: redis.Redis,
     args: list[str],
     message: str,
 ) -> None:
@@ -393,7 +392,7 @@ CONFIG_FILES: dict[str, tuple[str | bytes, str]] = {
 def test_bad_config_file_exits_2_and_claims_nothing(
     cli_obj: CliContext,
     one_task: TaskQueue,
-    redis_client: SyncRedis,
+    redis_client: redis.Redis,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     kind: str,
@@ -429,7 +428,7 @@ def test_bad_config_file_exits_2_and_claims_nothing(
 def test_bad_settings_exit_2_with_one_line(
     cli_obj: CliContext,
     one_task: TaskQueue,
-    redis_client: SyncRedis,
+    redis_client: redis.Redis,
     monkeypatch: pytest.MonkeyPatch,
     args: list[str],
     env: dict[str, str],

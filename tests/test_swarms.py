@@ -6,13 +6,13 @@ import json
 from collections.abc import Iterator
 
 import pytest
+import redis
 from click.testing import CliRunner, Result
 
 from distributor.admin.swarms import delete_swarm, find_swarms, summaries
 from distributor.cli import main
 from distributor.cli.app import CliContext
 from distributor.messaging.dispatch import delivery_job_id
-from distributor.store.connect import SyncRedis
 from distributor.tasks.queue import TaskQueue
 from distributor.testing import advance_clock
 from tests.conftest import chain_plan, snapshot
@@ -24,7 +24,7 @@ def run(obj: CliContext, *args: str) -> Result:
 
 
 @pytest.fixture
-def ms(redis_client: SyncRedis, sync_queue: TaskQueue) -> Iterator[Messaging]:
+def ms(redis_client: redis.Redis, sync_queue: TaskQueue) -> Iterator[Messaging]:
     """Messaging on the same swarm as ``sync_queue``, with one registered agent."""
     m = Messaging(redis_client, sync_queue.swarm, agent_stale_seconds=60)
     m.registry.register("alice", "%1")
@@ -47,7 +47,7 @@ def test_summary_counts_progress_agents_and_activity(sync_queue: TaskQueue, ms: 
 
 
 def test_delete_removes_every_key_and_delivery_job_and_nothing_else(
-    redis_client: SyncRedis, sync_queue: TaskQueue, ms: Messaging
+    redis_client: redis.Redis, sync_queue: TaskQueue, ms: Messaging
 ) -> None:
     other = TaskQueue(redis_client, sync_queue.swarm + "-other", settings=sync_queue.settings)
     try:
