@@ -90,17 +90,18 @@ class Durability:
             )
         self.on_replication(replication)
 
-    def run_sync(self, client: SyncRedis, script: Script, call: ScriptCall) -> Any:
-        """``call``'s reply, after ``WAIT`` on the same connection."""
+    def run_sync(self, client: SyncRedis, script: Script, call: ScriptCall, keys: list[str]) -> Any:
+        """``call``'s reply (its script run with ``keys``, as the executor would), after
+        ``WAIT`` on the same connection."""
         node: redis.Redis
         if isinstance(client, redis.cluster.RedisCluster):
-            owner = client.get_node_from_key(call.keys[0])  # type: ignore[no-untyped-call]
+            owner = client.get_node_from_key(keys[0])  # type: ignore[no-untyped-call]
             node = owner.redis_connection
         else:
             node = client
         for attempt in (1, 2):
             pipe = node.pipeline(transaction=False)
-            pipe.evalsha(script.sha, len(call.keys), *call.keys, *call.args)
+            pipe.evalsha(script.sha, len(keys), *keys, *call.args)
             pipe.execute_command("WAIT", self.wanted, self.timeout_ms)  # type: ignore[no-untyped-call]
             reply, acked = pipe.execute(raise_on_error=False)
             if isinstance(reply, redis.exceptions.NoScriptError) and attempt == 1:
@@ -112,13 +113,15 @@ class Durability:
             return reply
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def run_async(self, client: AsyncRedis, script: AsyncScript, call: ScriptCall) -> Any:
+    async def run_async(
+        self, client: AsyncRedis, script: AsyncScript, call: ScriptCall, keys: list[str]
+    ) -> Any:
         """The asyncio twin of :meth:`run_sync` (one Redis or a Sentinel master)."""
         if not isinstance(client, aioredis.Redis):
             raise ConfigError("min_replicas is not supported on an asyncio Redis Cluster client")
         for attempt in (1, 2):
             async with client.pipeline(transaction=False) as pipe:
-                pipe.evalsha(script.sha, len(call.keys), *call.keys, *call.args)
+                pipe.evalsha(script.sha, len(keys), *keys, *call.args)
                 pipe.execute_command("WAIT", self.wanted, self.timeout_ms)
                 reply, acked = await pipe.execute(raise_on_error=False)
             if isinstance(reply, redis.exceptions.NoScriptError) and attempt == 1:

@@ -49,7 +49,8 @@ class SyncExecutor:
     def execute(self, call: Call) -> Any:
         if isinstance(call, ScriptCall):
             if self.durability is not None and self.durability.applies(call):
-                return self.durability.run_sync(self.client, self._scripts[call.name], call)
+                script = self._scripts[call.name]
+                return self.durability.run_sync(self.client, script, call, call.keys)
             return self._scripts[call.name](keys=call.keys, args=call.args)
         if isinstance(call, Command):
             return self.client.execute_command(*call.args)  # type: ignore[no-untyped-call]
@@ -80,7 +81,7 @@ class AsyncExecutor:
         if isinstance(call, ScriptCall):
             if self.durability is not None and self.durability.applies(call):
                 script = self._scripts[call.name]
-                return await self.durability.run_async(self.client, script, call)
+                return await self.durability.run_async(self.client, script, call, call.keys)
             return await self._scripts[call.name](keys=call.keys, args=call.args)
         if isinstance(call, Command):
             return await self.client.execute_command(*call.args)  # type: ignore[no-untyped-call, unused-ignore]
