@@ -198,6 +198,25 @@ def test_cluster_url_builds_cluster_clients(redis_cluster: LoopbackCluster) -> N
 
 
 @pytest.mark.cluster
+def test_min_replicas_on_a_cluster_waits_on_the_slot_owner(
+    redis_cluster: LoopbackCluster,  # noqa: F811
+) -> None:
+    """WAIT goes to the master that owns the swarm's slot, on the script's connection."""
+    client = redis_from_url(redis_cluster.url, 1)
+    settings = Settings(min_replicas=1, min_replicas_timeout_ms=5000)
+    queue = TaskQueue(client, f"test-cluster-{unique_host()[10:]}", settings=settings)
+    try:
+        queue.submit(PLAN)
+        assert queue.claim_next("agent-1") is not None
+        assert queue.last_replication is not None
+        assert (queue.last_replication.script, queue.last_replication.acked) == ("claim_next", 1)
+        assert queue.shortfalls == []
+    finally:
+        delete_swarm(queue)
+        client.close()
+
+
+@pytest.mark.cluster
 def test_cluster_store_with_a_plain_broker_through_the_cli(
     redis_cluster: LoopbackCluster,  # noqa: F811
     real_redis_url: str,
