@@ -127,6 +127,16 @@ def test_a_missing_replica_is_reported_never_an_error(replicated: Replicated) ->
         json.loads(CliRunner().invoke(main, ["status", "--json"], obj=obj).stdout)["completed"] == 1
     )
 
+    async def claim_b() -> int:
+        async with AsyncTaskQueue.from_url(replicated.master.url, settings=settings) as aq:
+            claim_b = await aq.claim_next("agent-2")
+            assert claim_b is not None and claim_b.task.id == "b"
+            return len(aq.shortfalls)
+
+    before = counters.read(queue.redis, queue.keys)["under_replicated"]
+    assert asyncio.run(claim_b()) == 1  # the asyncio client reports and counts it the same way
+    assert counters.read(queue.redis, queue.keys)["under_replicated"] == int(before) + 1
+
 
 def test_without_wait_support_the_change_stands_and_is_reported() -> None:
     """fakeredis (and an ACL without +wait) refuse WAIT: a shortfall, not an exit 4."""

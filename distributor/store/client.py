@@ -14,13 +14,10 @@ from __future__ import annotations
 
 from typing import Generic, Self, TypeVar
 
-import redis
 import redis.asyncio as aioredis
-import redis.cluster
 
 from distributor.errors import ConfigError
 from distributor.settings import Settings
-from distributor.store import counters
 from distributor.store.calls import RetryBudget
 from distributor.store.connect import (
     SCHEMES,
@@ -109,17 +106,16 @@ class SwarmClient(Generic[R]):
                 executor.durability = Durability(
                     self.settings.min_replicas,
                     self.settings.min_replicas_timeout_ms,
+                    self.keys,
                     self._replicated,
                 )
 
     def _replicated(self, replication: Replication) -> None:
         """What ``WAIT`` said about the last state change (``min_replicas`` > 0); shortfalls
-        are kept in ``shortfalls`` for the caller and counted in the swarm's counters."""
+        are kept in ``shortfalls`` for the caller (and counted by the executor)."""
         self.last_replication = replication
         if not replication.ok:
             self.shortfalls.append(replication)
-            if isinstance(self.redis, redis.Redis | redis.cluster.RedisCluster):
-                counters.count(self.redis, self.keys, "under_replicated", str(replication))
 
     def _setup(self) -> None:
         """Build the client's operations and executor (subclasses)."""

@@ -17,7 +17,7 @@ from redis.exceptions import RedisClusterException
 
 from distributor.log import get_logger
 from distributor.store.calls import text
-from distributor.store.connect import SyncRedis
+from distributor.store.connect import AsyncRedis, SyncRedis
 from distributor.store.keys import SwarmKeys
 
 log = get_logger(__name__)
@@ -34,6 +34,17 @@ def count(client: SyncRedis, keys: SwarmKeys, kind: CounterKind, reason: str) ->
         pipe.hincrby(keys.counters, kind, 1)
         pipe.hset(keys.counters, f"{kind}:last", " ".join(reason.split())[:_REASON_CHARS])
         pipe.execute()
+    except (redis.RedisError, RedisClusterException) as exc:
+        log.warning("counter_not_written", kind=kind, reason=reason, error=str(exc))
+
+
+async def acount(client: AsyncRedis, keys: SwarmKeys, kind: CounterKind, reason: str) -> None:
+    """The asyncio twin of :func:`count`."""
+    try:
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.hincrby(keys.counters, kind, 1)
+            pipe.hset(keys.counters, f"{kind}:last", " ".join(reason.split())[:_REASON_CHARS])
+            await pipe.execute()
     except (redis.RedisError, RedisClusterException) as exc:
         log.warning("counter_not_written", kind=kind, reason=reason, error=str(exc))
 

@@ -8,9 +8,9 @@ change, or when the timeout ends with fewer. Nothing is undone then (the master 
 and Redis cannot take it back): the shortfall is reported as a :class:`Replication` with
 ``ok`` False, to the client's ``on_replication`` callback (:class:`~distributor.store.client.
 SwarmClient` keeps it as ``last_replication`` and ``shortfalls``), logged (``under_replicated``)
-and counted in the swarm's counters. The CLI prints one warning line on stderr and still exits 0
-(the transition happened). The price is a round trip to the replicas on every state change
-(measured in docs/benchmarks.md); reads are never held.
+and counted in the swarm's counters (sync and asyncio clients alike). The CLI prints one
+warning line on stderr and still exits 0 (the transition happened). The price is a round trip
+to the replicas on every state change (measured in docs/benchmarks.md); reads are never held.
 
 The script and its ``WAIT`` go in one pipeline so they share a connection (``WAIT`` counts the
 writes of its own connection). On a Redis Cluster the pipeline goes to the node that owns the
@@ -30,8 +30,10 @@ from redis.commands.core import AsyncScript, Script
 
 from distributor.errors import ConfigError
 from distributor.log import get_logger
+from distributor.store import counters
 from distributor.store.calls import ScriptCall
 from distributor.store.connect import AsyncRedis, SyncRedis
+from distributor.store.keys import SwarmKeys
 
 log = get_logger(__name__)
 
@@ -63,16 +65,21 @@ class Durability:
     """Holds each state change until ``wanted`` replicas have it (see the module docstring)."""
 
     def __init__(
-        self, wanted: int, timeout_ms: int, on_replication: Callable[[Replication], None]
+        self,
+        wanted: int,
+        timeout_ms: int,
+        keys: SwarmKeys,
+        on_replication: Callable[[Replication], None],
     ) -> None:
         self.wanted = wanted
         self.timeout_ms = timeout_ms
+        self.keys = keys  # the swarm whose ``under_replicated`` counter a shortfall adds to
         self.on_replication = on_replication
 
     def applies(self, call: ScriptCall) -> bool:
         return self.wanted > 0 and call.name not in READ_ONLY_SCRIPTS
 
-    def _done(self, call: ScriptCall, acked: Any) -> None:
+    def _done(self, call: ScriptCall, acked: Any) -> Replication:
         """Report what ``WAIT`` answered; a failed ``WAIT`` is a shortfall, never an error
         (the state change is applied by then)."""
         if isinstance(acked, Exception):
@@ -89,6 +96,7 @@ class Durability:
                 error=replication.error or None,
             )
         self.on_replication(replication)
+        return replication
 
     def run_sync(self, client: SyncRedis, script: Script, call: ScriptCall, keys: list[str]) -> Any:
         """``call``'s reply (its script run with ``keys``, as the executor would), after
@@ -109,7 +117,9 @@ class Durability:
                 continue
             if isinstance(reply, Exception):
                 raise reply
-            self._done(call, acked)
+            replication = self._done(call, acked)
+            if not replication.ok:
+                counters.count(client, self.keys, "under_replicated", str(replication))
             return reply
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -129,6 +139,8 @@ class Durability:
                 continue
             if isinstance(reply, Exception):
                 raise reply
-            self._done(call, acked)
+            replication = self._done(call, acked)
+            if not replication.ok:
+                await counters.acount(client, self.keys, "under_replicated", str(replication))
             return reply
         raise AssertionError("unreachable")  # pragma: no cover
