@@ -21,6 +21,7 @@ import redis.sentinel
 from click.testing import CliRunner
 
 from distributor.cli import main
+from distributor.demo.redis_source import wait_for_redis
 from distributor.messaging.agents import AgentRegistry
 from distributor.messaging.broker import broker_client
 from distributor.messaging.messages import Messenger
@@ -147,6 +148,7 @@ def test_cli_on_a_sentinel_url(
     status = runner.invoke(main, ["status", "--json"])
     assert status.exit_code == 0, status.output
     assert json.loads(status.stdout)["total"] == 2
+    wait_for_redis(sentinels.url, timeout=5)  # the demo's probe takes the same URL
 
 
 def test_rq_delivers_through_the_sentinel_master(
