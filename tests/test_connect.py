@@ -3,7 +3,8 @@
 One Redis, TLS and a unix socket are checked on the clients' settings; Sentinel against a private
 master + replica + 3 sentinels (``tests/redis_sentinel.py``): the task queue, the asyncio queue,
 the CLI, and RQ (enqueue and a worker) on the Sentinel master; a Redis Cluster against the
-loopback cluster (``tests/redis_cluster.py``, marker ``cluster``).
+loopback cluster (``tests/redis_cluster.py``). Both are under marker ``cluster`` (they start
+servers); URL parsing and client construction run in the default suite.
 """
 
 from __future__ import annotations
@@ -116,6 +117,7 @@ def sentinel_queue(sentinels: SentinelSet) -> Iterator[TaskQueue]:
     queue.redis.close()
 
 
+@pytest.mark.cluster  # a private Sentinel: a few seconds to start
 def test_sentinel_url_reaches_the_master_sync_and_async(
     sentinels: SentinelSet, sentinel_queue: TaskQueue
 ) -> None:
@@ -137,6 +139,7 @@ def test_sentinel_url_reaches_the_master_sync_and_async(
         sentinels.wait_until(lambda: replica.exists(sentinel_queue.keys.task("b")), "replication")
 
 
+@pytest.mark.cluster  # a private Sentinel: a few seconds to start
 def test_cli_on_a_sentinel_url(
     sentinels: SentinelSet, sentinel_queue: TaskQueue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -151,6 +154,7 @@ def test_cli_on_a_sentinel_url(
     wait_for_redis(sentinels.url, timeout=5)  # the demo's probe takes the same URL
 
 
+@pytest.mark.cluster  # a private Sentinel: a few seconds to start
 def test_rq_delivers_through_the_sentinel_master(
     sentinels: SentinelSet, sentinel_queue: TaskQueue
 ) -> None:
