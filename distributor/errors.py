@@ -213,6 +213,12 @@ class ConfigError(ValidationError):
     """A setting, the config file or the state directory is unusable; nothing was done."""
 
 
+class DeliveryBrokerRequired(ConfigError):
+    """The delivery queues (RQ) have no usable Redis: the store is a Redis Cluster and
+    ``SWARMQUEUE_DELIVERY_REDIS_URL`` is unset, or that URL names a cluster (RQ is not
+    cluster-safe). Exit 2 in the CLI; nothing was done."""
+
+
 def _listed(ids: list[str], sep: str = ", ", limit: int = SHOWN_IDS) -> str:
     """``ids`` joined for one line of output: the first ``limit``, then how many more."""
     if len(ids) <= limit:

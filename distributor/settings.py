@@ -185,6 +185,22 @@ class Settings(BaseSettings):
     rate_limit_window_seconds: float = Field(
         60.0, gt=0, le=86_400, description="the sliding window of rate_limit_per_minute"
     )
+    # Beyond one Redis: the delivery broker and replication (distributor.messaging.broker,
+    # distributor.store.durability).
+    delivery_redis_url: str | None = Field(
+        None,
+        description="Redis of the delivery queues (RQ): redis://, rediss://, unix:// or"
+        " redis+sentinel://; default: redis_url, which must then not be a cluster",
+    )
+    min_replicas: int = Field(
+        0,
+        ge=0,
+        description="replicas that must acknowledge each state change (WAIT) before it is"
+        " reported durable; 0: do not wait",
+    )
+    min_replicas_timeout_ms: int = Field(
+        1000, ge=1, description="how long one state change waits for those replicas (ms)"
+    )
     # Announcements made by the work distributor (distributor.planning.announce).
     announce_plans: bool = Field(True, description="announce the available tasks of a new plan")
     announce_claims: bool = Field(True, description="announce who claimed which task")

@@ -12,7 +12,7 @@ check the benchmark's own counting, never its speed). See docs/benchmarks.md.
 
 Sections: lifecycle, growth, memory, wakeup, broadcast, recovery, mcp, reservations (file
 reservations: claim_next's cost by live reservations, and the lifecycle with every task
-reserving its files beside the same run without).
+reserving its files beside the same run without), replication.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from benchmarks import growth as bench_growth
 from benchmarks import lifecycle as bench_lifecycle
 from benchmarks import memory as bench_memory
 from benchmarks import recovery as bench_recovery
+from benchmarks import replication as bench_replication
 from benchmarks import reservations as bench_reservations
 from benchmarks import rq as bench_rq
 from benchmarks import wakeup as bench_wakeup
@@ -45,9 +46,11 @@ from benchmarks.procs import GroupRun
 from benchmarks.report import Goal, Report, Table, number, ratio
 from benchmarks.server import PrivateRedis, redis_version
 from distributor.log import configure_logging
+from distributor.store.connect import redis_from_url
 
 SECTIONS = (
     "lifecycle", "growth", "memory", "wakeup", "broadcast", "recovery", "mcp", "reservations",
+    "replication",
 )
 
 
@@ -315,7 +318,9 @@ def wakeup(report: Report, url: str, sizes: Sizes) -> None:
 
 
 def broadcast(report: Report, url: str, sizes: Sizes) -> None:
-    client = redis.Redis.from_url(url)
+    client = redis_from_url(url, 1)
+    if not isinstance(client, redis.Redis):
+        raise SystemExit("the broadcast section needs one Redis or a Sentinel URL (RQ)")
     try:
         lat = bench_broadcast.broadcast_latency(client, sizes.broadcasts)
         table = Table("5. Broadcast (ms)", ["measure", "samples", "p50", "p99 / max"])
@@ -458,6 +463,26 @@ def reservations(report: Report, url: str, sizes: Sizes) -> None:
     report.figures["reservations"] = {"claim_next": [vars(c) for c in costs], "lifecycle": figures}
 
 
+def replication(report: Report, url: str, sizes: Sizes) -> None:
+    """SWARMQUEUE_MIN_REPLICAS 0 vs 1 on a private master + replica (``url`` is not used)."""
+    table = Table(
+        "9. Durability: claim_next / complete latency (ms) with SWARMQUEUE_MIN_REPLICAS"
+        " (private master + 1 replica, loopback)",
+        ["min_replicas", "samples", "claim p50", "claim p99", "complete p50", "complete p99",
+         "shortfalls"],
+    )  # fmt: skip
+    figures = bench_replication.measure_replication(sizes.broadcasts)
+    for wanted, f in figures.items():
+        claim, complete = f["claim"], f["complete"]
+        table.rows.append(
+            [wanted, str(claim["samples"]), number(claim["p50_ms"], 3),
+             number(claim["p99_ms"], 3), number(complete["p50_ms"], 3),
+             number(complete["p99_ms"], 3), str(f["shortfalls"])]
+        )  # fmt: skip
+    report.tables.append(table)
+    report.figures["replication"] = figures
+
+
 RUNNERS: dict[str, Callable[[Report, str, Sizes], None]] = {
     "lifecycle": lifecycle,
     "growth": growth,
@@ -467,6 +492,7 @@ RUNNERS: dict[str, Callable[[Report, str, Sizes], None]] = {
     "recovery": recovery,
     "mcp": mcp,
     "reservations": reservations,
+    "replication": replication,
 }
 
 

@@ -19,6 +19,8 @@ if [ "${SWARMQUEUE_TEST_PYTEST_ONLY:-0}" != "1" ]; then
     # chromium + chromium-driver (its chromedriver): tests/test_dashboard_browser.py (marker browser)
     need_system_packages chromium
     command -v chromedriver >/dev/null 2>&1 || need_system_packages chromium-driver
+    # redis-sentinel: the Sentinel fixture (tests/redis_sentinel.py; falls back to redis-server --sentinel)
+    need_system_packages redis-sentinel
     ensure_venv dev,bench  # bench: the peers scripts/bench.py compares with (tests/test_bench.py)
 fi
 

@@ -19,6 +19,7 @@ import redis
 import redis.asyncio
 
 from distributor.settings import Settings
+from distributor.store.connect import SyncRedis
 from distributor.tasks.aio import AsyncTaskQueue
 from distributor.tasks.models import Event
 
@@ -31,7 +32,7 @@ class BlockingAsyncQueue:
     def __init__(
         self,
         make_client: Callable[[], redis.asyncio.Redis],
-        sync_client: redis.Redis,
+        sync_client: SyncRedis,
         swarm: str,
         settings: Settings,
     ) -> None:

@@ -31,6 +31,7 @@ from hypothesis import HealthCheck, settings
 
 from distributor.cli.app import CliContext
 from distributor.settings import Settings
+from distributor.store.connect import SyncRedis
 from distributor.tasks.queue import TaskQueue
 from distributor.testing import delete_swarm
 from tests.async_facade import BlockingAsyncQueue
@@ -210,7 +211,7 @@ def chain_plan(n: int, prefix: str = "t") -> dict[str, Any]:
     return {"tasks": tasks}
 
 
-def snapshot(client: redis.Redis, prefix: str) -> dict[str, Any]:
+def snapshot(client: SyncRedis, prefix: str) -> dict[str, Any]:
     """Every key under ``prefix`` with its type and content (to prove nothing changed)."""
     result: dict[str, Any] = {}
     for raw in client.scan_iter(match=prefix + "*"):

@@ -15,6 +15,7 @@ from rq import Queue, SimpleWorker
 
 from distributor.messaging.dispatch import delivery_queue_name
 from distributor.settings import Settings
+from distributor.store.connect import SyncRedis
 from distributor.store.keys import host_swarms_key
 from tests.processes import tmux_socket
 
@@ -40,7 +41,7 @@ def messaging_settings(swarm: str, host: str, **overrides: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
-def delete_rq_keys(client: redis.Redis, host: str) -> int:
+def delete_rq_keys(client: SyncRedis, host: str) -> int:
     """Delete the RQ keys of ``host``'s delivery queue, its jobs and test workers, and the
     host's set of swarms."""
     deleted = 0
@@ -136,10 +137,11 @@ def pasted(line: str) -> bytes:
 class Messaging:
     """One test's swarm on one client: host, settings, registry and messenger."""
 
-    def __init__(self, client: redis.Redis, swarm: str, **overrides: object) -> None:
+    def __init__(self, client: SyncRedis, swarm: str, **overrides: object) -> None:
         from distributor.messaging.agents import AgentRegistry
         from distributor.messaging.messages import Messenger
 
+        assert isinstance(client, redis.Redis)  # the tests' store is one Redis (or fakeredis)
         self.client = client
         self.swarm = swarm
         self.host = unique_host()

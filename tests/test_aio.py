@@ -121,6 +121,7 @@ def test_from_url_configures_retries(real_redis_url: str) -> None:
     async def body() -> None:
         settings = Settings(redis_retries=4)
         async with AsyncTaskQueue.from_url(real_redis_url, "aio-url", settings=settings) as aq:
+            assert isinstance(aq.redis, redis.asyncio.Redis)
             kwargs = aq.redis.connection_pool.connection_kwargs
             retry = kwargs["retry"]
             assert isinstance(retry, AsyncRetry)

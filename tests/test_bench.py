@@ -72,6 +72,14 @@ def test_reservation_costs_and_lifecycle_were_measured(report: dict[str, Any]) -
             assert run["completed"] == run["distinct"] == 120
 
 
+def test_replication_was_measured_with_and_without_wait(report: dict[str, Any]) -> None:
+    replication = report["figures"]["replication"]
+    assert set(replication) == {"0", "1"}
+    for figures in replication.values():
+        assert figures["claim"]["samples"] == figures["complete"]["samples"] == 10
+        assert figures["shortfalls"] == 0  # the replica acknowledged every state change
+
+
 def test_every_goal_is_marked(report: dict[str, Any]) -> None:
     goals = report["goals"]
     assert len(goals) >= 10

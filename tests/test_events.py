@@ -211,6 +211,7 @@ def test_follower_reconnecting_with_its_last_id_sees_each_event_once_in_order(
         seen.append(event)
         if len(seen) == 3:
             break  # disconnect mid-stream, with events still unread
+    assert isinstance(first.redis, redis.Redis)
     first.redis.connection_pool.disconnect()
     if isinstance(first, BlockingAsyncQueue):
         first.close()

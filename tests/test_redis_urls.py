@@ -48,6 +48,13 @@ GOOD_URLS = [
     "redis://host/0?health_check_interval=0&socket_keepalive=true&max_connections=4",
     "rediss://host:6380/0?ssl_cert_reqs=none&ssl_ca_certs=/etc/ca.pem",
     "unix:///run/redis/redis.sock?db=2",
+    "redis+sentinel://127.0.0.1:26379/mymaster",
+    "redis+sentinel://s1:26379,s2:26380,[::1]/mymaster/3?socket_timeout=2",
+    "redis+sentinel://:pw@s1/mymaster?sentinel_password=spw&sentinel_username=sentinel-user",
+    "rediss+sentinel://s1:26379/mymaster/0?ssl_cert_reqs=none&sentinel_ssl=true",
+    "redis+cluster://127.0.0.1:7000",
+    "redis+cluster://user:pw@n1:7000,n2:7001,n3/0?socket_connect_timeout=1",
+    "rediss+cluster://n1:7000?ssl_ca_certs=/etc/ca.pem",
 ]
 
 BAD_URLS = {
@@ -56,7 +63,20 @@ BAD_URLS = {
     "127.0.0.1:6379": "no scheme",
     "http://127.0.0.1:6379/0": "unsupported scheme 'http'",
     "REDIS://host/0": "unsupported scheme",
-    "redis+cluster://127.0.0.1:7000": "Redis Cluster URLs are not supported yet",
+    "redis+cluster://127.0.0.1:7000/1": "Redis Cluster has only database 0",
+    "redis+cluster://n1:7000,n2:x": "the port must be a number from 1 to 65535",
+    "redis+cluster://n1:7000,,n2": "is not host[:port]",
+    "redis+cluster://n1:7000?sentinel_password=x": "unknown option 'sentinel_password'",
+    "redis+cluster://n1?ssl_cert_reqs=none": "needs rediss+cluster://",
+    "redis+sentinel://s1:26379": "name the master's service",
+    "redis+sentinel://s1:26379/": "name the master's service",
+    "redis+sentinel://s1:26379/my master": "spaces",
+    "redis+sentinel://s1:26379/mymaster/x": "the database must be a number",
+    "redis+sentinel://s1:26379/mymaster/0/1": "the database must be a number",
+    "redis+sentinel://s1:0/mymaster": "the port must be a number from 1 to 65535",
+    "redis+sentinel://s1/mymaster?sentinel_ssl=maybe": "must be true or false",
+    "redis+shard://n1:7000": "unsupported scheme 'redis+shard'",
+    "redis://h1:6379,h2:6379/0": "several hosts need redis+sentinel://",
     "redis://127.0.0.1:99999/0": "port must be a number from 1 to 65535",
     "redis://127.0.0.1:0/0": "port must be a number from 1 to 65535",
     "redis://127.0.0.1:port/0": "port must be a number from 1 to 65535",
@@ -101,6 +121,12 @@ def test_bad_urls_are_refused_with_one_clear_line(url: str, why: str) -> None:
         (f"alice:{SECRET}@h:6379", "***@h:6379"),  # no scheme: still redacted
         (f"redis://h/0?password={SECRET}&db=1", "redis://h/0?password=***&db=1"),
         (f"rediss://h/0?ssl_password={SECRET}", "rediss://h/0?ssl_password=***"),
+        (f"redis+sentinel://:{SECRET}@s1:26379,s2/m", "redis+sentinel://***@s1:26379,s2/m"),
+        (
+            f"redis+sentinel://s1/m?sentinel_password={SECRET}&db=1",
+            "redis+sentinel://s1/m?sentinel_password=***&db=1",
+        ),
+        (f"redis+cluster://u:{SECRET}@n1:7000,n2:7001", "redis+cluster://***@n1:7000,n2:7001"),
     ],
 )
 def test_redact_url_hides_users_and_passwords(url: str, shown: str) -> None:
@@ -141,6 +167,23 @@ def test_cli_bad_url_exits_2_with_one_line(url: str, why: str) -> None:
     line = one_line_error(result.stderr)
     assert line.startswith("swarmqueue: invalid Redis URL") and why in line
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis+sentinel://s1:26379",
+        f"redis+sentinel://:{SECRET}@s1:26379/m/x",
+        "redis+cluster://n1:7000/2",
+        f"redis+cluster://u:{SECRET}@n1:port",
+        "redis+shard://n1:7000",
+    ],
+)
+def test_cli_bad_sentinel_or_cluster_url_exits_2(url: str) -> None:
+    result = CliRunner().invoke(main, ["--redis-url", url, "status"], catch_exceptions=False)
+    assert result.exit_code == 2
+    line = one_line_error(result.stderr)
+    assert line.startswith("swarmqueue: invalid Redis URL") and SECRET not in line
 
 
 def test_cli_bad_url_in_the_environment_exits_2_without_the_password(

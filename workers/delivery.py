@@ -1,7 +1,10 @@
 """The delivery job: type one message into the panes of one host, exactly once, and record every
 outcome.
 
-RQ runs :func:`deliver` on the host's queue (see :mod:`distributor.messaging.dispatch`). The job
+RQ runs :func:`deliver` on the host's queue (see :mod:`distributor.messaging.dispatch`), on the
+delivery broker (:mod:`distributor.messaging.broker`); the job works on the swarm's store, which
+is RQ's own connection when the broker is the store, else a client of the worker's
+``SWARMQUEUE_REDIS_URL`` (a Redis Cluster, or another Redis), kept for the process. The job
 first takes the delivery's lease (``lua/msg_begin.lua``): one job at a time types a given message on
 a host, whichever of its jobs (the first, or a replacement the sweep enqueued) runs first; the
 worker's keeper thread renews the lease while the job runs (``workers/sweep.py``), so a killed
@@ -74,6 +77,7 @@ from distributor.errors import (
     TmuxServerNotFound,
 )
 from distributor.log import get_logger
+from distributor.messaging.broker import separate_broker
 from distributor.messaging.messages import (
     Delivery,
     DeliveryStatus,
@@ -83,6 +87,7 @@ from distributor.messaging.messages import (
 )
 from distributor.messaging.sanitize import shell_comment
 from distributor.settings import Settings
+from distributor.store.connect import SyncRedis, redis_from_url, url_kind
 from distributor.store.executor import SyncExecutor
 from distributor.store.keys import SwarmKeys
 from workers.programs import Refusal, Typing, decide
@@ -146,21 +151,37 @@ def deliver(swarm: str, message_id: str, host: str) -> dict[str, Any]:
         raise RuntimeError("deliver() runs inside an RQ job; call deliver_message() directly")
     keys = SwarmKeys(swarm)  # an invalid name fails the job here, before anything is written
     _pause("start")
+    settings = Settings()
+    store = store_client(settings, job.connection)
     # the sweep of this host finds the swarm's outbox through this set (as agents register)
-    job.connection.sadd(keys.host_swarms(host), keys.swarm)
+    store.sadd(keys.host_swarms(host), keys.swarm)
     report = deliver_message(
-        job.connection,
+        store,
         swarm,
         message_id,
         host,
-        settings=Settings(),
+        settings=settings,
         worker=job.worker_name or "rq",
     )
     return report.model_dump()
 
 
+_STORES: dict[str, SyncRedis] = {}
+
+
+def store_client(settings: Settings, broker: redis.Redis) -> SyncRedis:
+    """The swarm's store for a job that ``broker`` (its RQ connection) handed out: the broker
+    itself when the store is the broker, else a client of ``settings.redis_url`` (the worker's
+    store URL; one per process, kept for the next jobs)."""
+    if not separate_broker(settings) and url_kind(settings.redis_url) != "cluster":
+        return broker
+    if settings.redis_url not in _STORES:
+        _STORES[settings.redis_url] = redis_from_url(settings.redis_url, settings.redis_retries)
+    return _STORES[settings.redis_url]
+
+
 def deliver_message(
-    client: redis.Redis,
+    client: SyncRedis,
     swarm: str,
     message_id: str,
     host: str,

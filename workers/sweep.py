@@ -40,6 +40,7 @@ from distributor.messaging.messages import MessageOps, Messenger, Redispatched, 
 from distributor.settings import Settings
 from distributor.store.calls import CONNECTION_ERRORS, text
 from distributor.store.codec import redis_now_ms
+from distributor.store.connect import SyncRedis
 from distributor.store.executor import SyncExecutor
 from distributor.store.keys import SwarmKeys, check_swarm, host_swarms_key
 from workers.delivery import LEASES
@@ -68,8 +69,15 @@ class SweepReport:
 class Sweeper:
     """The sweep of one host's outboxes (see the module docstring), on its own client."""
 
-    def __init__(self, client: redis.Redis, host: str, settings: Settings) -> None:
+    def __init__(
+        self,
+        client: SyncRedis,
+        host: str,
+        settings: Settings,
+        broker: redis.Redis | None = None,
+    ) -> None:
         self.client = client
+        self.broker = broker  # the delivery broker (default: the store, when it is one Redis)
         self.host = host
         self.settings = settings
         self._messengers: dict[str, Messenger] = {}
@@ -79,7 +87,9 @@ class Sweeper:
 
     def _messenger(self, swarm: str) -> Messenger:
         if swarm not in self._messengers:
-            self._messengers[swarm] = Messenger(self.client, swarm, settings=self.settings)
+            self._messengers[swarm] = Messenger(
+                self.client, swarm, settings=self.settings, broker=self.broker
+            )
         return self._messengers[swarm]
 
     def swarms(self) -> list[str]:

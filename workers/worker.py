@@ -155,14 +155,19 @@ def run_worker(settings: Settings, host: str | None = None, *, burst: bool = Fal
     The keeper thread runs beside the work loop; with ``burst``, one sweep runs first instead
     (jobs it replaces are then run). ``RedisUnavailable`` when Redis cannot be reached at the
     start, or when losing it ended the work loop (a Redis timeout, or a failed call outside
-    RQ's retry loop, such as mid-job).
+    RQ's retry loop, such as mid-job); ``DeliveryBrokerRequired`` when the store is a cluster
+    and ``settings.delivery_redis_url`` is unset.
     """
+    from distributor.messaging.broker import broker_client
     from distributor.store.client import redis_from_url
 
     host = host or settings.host
     route_rq_logs(settings.log_level)
-    connection = redis_from_url(settings.redis_url, settings.redis_retries)
-    sweeper = Sweeper(redis_from_url(settings.redis_url, settings.redis_retries), host, settings)
+    # RQ works on the delivery broker (the store itself unless it is a cluster or another
+    # broker is set); the keeper's sweep reads the outboxes in the store
+    store = redis_from_url(settings.redis_url, settings.redis_retries)
+    connection = broker_client(settings)
+    sweeper = Sweeper(store, host, settings, broker=broker_client(settings, store))
     keeper = None
     try:
         worker = build_worker(connection, host)  # RQ asks Redis about the client here already

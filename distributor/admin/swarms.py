@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from distributor.store import codec
 from distributor.store.calls import Batch, Command, Op, text
+from distributor.store.connect import SyncRedis
 from distributor.store.executor import SyncExecutor
 from distributor.store.keys import NAMESPACE, SwarmKeys, check_swarm, host_swarms_key
 from distributor.store.scripts import SCRIPT_NAMES
@@ -52,7 +53,7 @@ class Deleted(BaseModel):
     jobs: int
 
 
-def find_swarms(client: redis.Redis, namespace: str = NAMESPACE) -> list[str]:
+def find_swarms(client: SyncRedis, namespace: str = NAMESPACE) -> list[str]:
     """Names of every swarm with tasks, agents or events in this Redis, sorted."""
     pattern = re.compile(rf"{re.escape(namespace)}:\{{([^{{}}]+)\}}:")
     names: set[str] = set()
@@ -94,7 +95,7 @@ def summary(keys: SwarmKeys) -> Op[SwarmSummary]:
     )
 
 
-def summaries(client: redis.Redis, namespace: str = NAMESPACE) -> list[SwarmSummary]:
+def summaries(client: SyncRedis, namespace: str = NAMESPACE) -> list[SwarmSummary]:
     """The :func:`summary` of every swarm in this Redis, by name."""
     executor = SyncExecutor(client, SCRIPT_NAMES)
     return [executor.run(summary(SwarmKeys(n, namespace))) for n in find_swarms(client, namespace)]
@@ -112,7 +113,7 @@ def finished(s: SwarmSummary) -> bool:
 
 
 def prune_finished(
-    client: redis.Redis, older_than_seconds: float, namespace: str = NAMESPACE
+    client: SyncRedis, older_than_seconds: float, namespace: str = NAMESPACE
 ) -> list[Deleted]:
     """Delete the swarms that finished and saw no event for ``older_than_seconds`` (Redis time)."""
     executor = SyncExecutor(client, SCRIPT_NAMES)
@@ -132,15 +133,23 @@ def _now_ms(keys: SwarmKeys) -> Op[int]:
     return codec.redis_now_ms(time_reply, clock)
 
 
-def delete_swarm(client: redis.Redis, swarm: str, namespace: str = NAMESPACE) -> Deleted:
-    """Delete every key of ``swarm`` and the RQ jobs that would deliver its messages."""
+def delete_swarm(
+    client: SyncRedis,
+    swarm: str,
+    namespace: str = NAMESPACE,
+    broker: redis.Redis | None = None,
+) -> Deleted:
+    """Delete every key of ``swarm`` and the RQ jobs that would deliver its messages (on
+    ``broker``, the delivery broker; default: the store when it is one Redis)."""
     keys = SwarmKeys(swarm, namespace)
-    jobs = _delete_delivery_jobs(client, keys)
+    if broker is None and isinstance(client, redis.Redis):
+        broker = client
+    jobs = _delete_delivery_jobs(client, keys, broker) if broker is not None else 0
     forget_hosts(client, swarm, namespace)
     return Deleted(swarm=swarm, keys=delete_keys(client, keys.prefix), jobs=jobs)
 
 
-def forget_hosts(client: redis.Redis, swarm: str, namespace: str = NAMESPACE) -> None:
+def forget_hosts(client: SyncRedis, swarm: str, namespace: str = NAMESPACE) -> None:
     """Remove ``swarm`` from every host's set of swarms (``keys.host_swarms_key``); the workers'
     sweeps would drop it too, once it has no agents."""
     before, after = host_swarms_key("\x00", namespace).split("\x00")
@@ -149,7 +158,7 @@ def forget_hosts(client: redis.Redis, swarm: str, namespace: str = NAMESPACE) ->
         client.srem(key, swarm)
 
 
-def delete_keys(client: redis.Redis, prefix: str) -> int:
+def delete_keys(client: SyncRedis, prefix: str) -> int:
     """Delete every key that starts with ``prefix`` (and only those); returns how many."""
     deleted = 0
     batch: list[Any] = []
@@ -163,7 +172,7 @@ def delete_keys(client: redis.Redis, prefix: str) -> int:
     return deleted
 
 
-def _delete_delivery_jobs(client: redis.Redis, keys: SwarmKeys) -> int:
+def _delete_delivery_jobs(client: SyncRedis, keys: SwarmKeys, broker: redis.Redis) -> int:
     """Remove the swarm's delivery jobs from RQ (queues and registries); how many existed."""
     from rq.exceptions import NoSuchJobError
     from rq.job import Job
@@ -181,7 +190,7 @@ def _delete_delivery_jobs(client: redis.Redis, keys: SwarmKeys) -> int:
     removed = 0
     for job_id in job_ids:
         try:
-            Job.fetch(job_id, connection=client).delete(remove_from_queue=True)
+            Job.fetch(job_id, connection=broker).delete(remove_from_queue=True)
         except NoSuchJobError:
             continue
         removed += 1

@@ -31,6 +31,7 @@ import redis
 
 from distributor.errors import ConfigError, SwarmQueueError
 from distributor.log import configure_logging
+from distributor.messaging.broker import delivery_url
 from distributor.messaging.sanitize import strip_controls
 from distributor.settings import Settings
 from distributor.store.client import check_redis_url
@@ -168,6 +169,13 @@ class CliContext:
             self._queue = TaskQueue.from_url(settings=self.settings.model_copy(update=cli))
         return self._queue
 
+    def warn_under_replicated(self) -> None:
+        """One stderr line when ``min_replicas`` replicas did not acknowledge this command's
+        state change in time (it happened; the exit code stays that of the command)."""
+        shortfalls = self._queue.shortfalls if self._queue is not None else []
+        if shortfalls:
+            click.echo(f"swarmqueue: warning: under-replicated: {shortfalls[-1]}", err=True)
+
     @property
     def announcer(self) -> Announcer:
         """Announces this command's transitions to the agents (failures are only logged)."""
@@ -224,8 +232,12 @@ def main(
     try:
         check_swarm(settings.swarm)
         check_redis_url(settings.redis_url)
-    except ValueError as exc:  # InvalidRedisUrl is a ValueError too
+        if settings.delivery_redis_url:
+            check_redis_url(settings.delivery_redis_url)
+        delivery_url(settings)  # a cluster store needs a delivery broker (exit 2 without)
+    except ValueError as exc:  # InvalidRedisUrl and DeliveryBrokerRequired are ValueErrors too
         raise CliError(str(exc), EXIT_INVALID) from None
     configure_logging(settings.log_level, settings.log_format)
     if not isinstance(ctx.obj, CliContext):  # tests may pass a prepared context as obj
         ctx.obj = CliContext(settings)
+    ctx.call_on_close(ctx.obj.warn_under_replicated)

@@ -66,8 +66,13 @@ reply_option = click.option("--reply-to", help="The message this one answers (jo
 
 
 def messenger(obj: CliContext) -> Messenger:
-    """The messenger of the context's swarm, on the context's Redis connection."""
-    return Messenger(obj.queue.redis, obj.settings.swarm, settings=obj.settings)
+    """The messenger of the context's swarm, on the context's Redis connection; delivery jobs
+    go to the delivery broker (the same connection unless it is another Redis)."""
+    from distributor.messaging.broker import broker_client
+
+    store = obj.queue.redis
+    broker = broker_client(obj.settings, store)
+    return Messenger(store, obj.settings.swarm, settings=obj.settings, broker=broker)
 
 
 def pane_agent(obj: CliContext) -> str | None:

@@ -51,7 +51,9 @@ def delete(obj: CliContext, name: str, yes: bool, as_json: bool) -> None:
         raise CliError(f"no swarm named {name!r} in this Redis", EXIT_REFUSED)
     if not yes:
         raise CliError(f"deleting swarm {name!r} cannot be undone: pass --yes", EXIT_INVALID)
-    result = delete_swarm(client, name)
+    from distributor.messaging.broker import broker_client  # where its delivery jobs are
+
+    result = delete_swarm(client, name, broker=broker_client(obj.settings, client))
     emit(
         as_json,
         result,

@@ -18,7 +18,6 @@ from importlib import resources
 from typing import Any
 
 import redis
-import redis.asyncio as aioredis
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 from starlette.applications import Starlette
@@ -35,6 +34,7 @@ from distributor.dashboard.metrics import registry_for, render
 from distributor.errors import RedisUnavailable, TaskNotFound, ValidationError
 from distributor.log import get_logger
 from distributor.settings import Settings
+from distributor.store.connect import AsyncRedis, SyncRedis
 from distributor.store.keys import NAMESPACE
 from distributor.tasks.events import check_since
 
@@ -105,8 +105,8 @@ def _environment() -> Environment:
 
 
 def create_app(
-    client: redis.Redis,
-    async_client_factory: Callable[[], aioredis.Redis],
+    client: SyncRedis,
+    async_client_factory: Callable[[], AsyncRedis],
     settings: Settings | None = None,
     *,
     token: str | None = None,

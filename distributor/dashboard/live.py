@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-import redis.asyncio as aioredis
 
 from distributor.errors import SwarmQueueError
 from distributor.log import get_logger
 from distributor.store import codec
 from distributor.store.calls import Batch, Command, Op, text
+from distributor.store.connect import AsyncRedis
 from distributor.store.executor import AsyncExecutor
 from distributor.store.keys import SwarmKeys
 from distributor.store.scripts import SCRIPT_NAMES
@@ -96,9 +96,9 @@ class Feed:
 class Hub:
     """The feeds of every watched swarm, on one asyncio Redis client."""
 
-    def __init__(self, client_factory: Callable[[], aioredis.Redis]) -> None:
+    def __init__(self, client_factory: Callable[[], AsyncRedis]) -> None:
         self._factory = client_factory
-        self._client: aioredis.Redis | None = None
+        self._client: AsyncRedis | None = None
         self._executor: AsyncExecutor | None = None
         self.feeds: dict[str, Feed] = {}
 

@@ -20,10 +20,12 @@ from distributor.dashboard import charts, graph
 from distributor.dashboard.hosts import HostView, hosts_of
 from distributor.errors import MessageNotFound
 from distributor.messaging.agents import Agent, AgentOps
+from distributor.messaging.broker import broker_client
 from distributor.messaging.messages import DeliveryStatus, Message, MessageOps
 from distributor.settings import Settings
 from distributor.store import codec
 from distributor.store.calls import Batch, Command, Op, text
+from distributor.store.connect import SyncRedis
 from distributor.store.executor import SyncExecutor
 from distributor.store.keys import NAMESPACE, SwarmKeys, check_swarm
 from distributor.store.scripts import SCRIPT_NAMES
@@ -46,13 +48,22 @@ class SwarmMissing(LookupError):
 class Reader:
     """A blocking client with the executor that runs the read operations on it."""
 
-    client: redis.Redis
+    client: SyncRedis
     settings: Settings
     namespace: str = NAMESPACE
     executor: SyncExecutor = field(init=False)
+    _broker: redis.Redis | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.executor = SyncExecutor(self.client, SCRIPT_NAMES)
+
+    @property
+    def broker(self) -> redis.Redis:
+        """The delivery broker, where the RQ workers and queues are (the store itself unless
+        ``SWARMQUEUE_DELIVERY_REDIS_URL`` names another Redis)."""
+        if self._broker is None:
+            self._broker = broker_client(self.settings, self.client)
+        return self._broker
 
     def keys(self, swarm: str) -> SwarmKeys:
         try:
@@ -314,7 +325,7 @@ def workers_view(reader: Reader, swarm: str) -> list[HostView]:
     keys = reader.swarm(swarm)
     agents = reader.executor.run(AgentOps(keys, reader.settings).list())
     hosts = {text(h) for h in reader.client.smembers(keys.hosts)} | {a.host for a in agents}
-    return hosts_of(reader.client, sorted(hosts))
+    return hosts_of(reader.broker, sorted(hosts))
 
 
 def as_json_statuses(view: SwarmView) -> dict[str, Any]:

@@ -6,15 +6,14 @@ else. A private redis-server or fakeredis server is simply stopped instead.
 
 from __future__ import annotations
 
-import redis
-
 from distributor.messaging.dispatch import delivery_queue_name
+from distributor.store.connect import SyncRedis
 from distributor.store.keys import host_swarms_key
 from distributor.tasks.queue import TaskQueue
 from distributor.testing import delete_swarm
 
 
-def delete_rq_keys(client: redis.Redis, host: str) -> int:
+def delete_rq_keys(client: SyncRedis, host: str) -> int:
     """Delete the RQ keys of ``host``'s delivery queue, its jobs and its worker registrations,
     and the host's set of swarms."""
     deleted = 0

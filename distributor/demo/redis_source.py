@@ -25,7 +25,7 @@ import redis
 
 from distributor.errors import DemoError
 from distributor.log import get_logger
-from distributor.store.client import check_redis_url, redact_url
+from distributor.store.client import redact_url, redis_from_url
 
 log = get_logger(__name__)
 
@@ -61,9 +61,7 @@ def free_port() -> int:
 def wait_for_redis(url: str, timeout: float = _START_TIMEOUT) -> None:
     """Return once ``url`` answers PING; ``DemoError`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    client = redis.Redis.from_url(
-        check_redis_url(url), socket_connect_timeout=0.5, socket_timeout=1
-    )
+    client = redis_from_url(url, 0, socket_connect_timeout=0.5, socket_timeout=1)
     try:
         while True:
             try:

@@ -29,6 +29,7 @@ import redis
 from distributor.errors import AgentNotFoundError, RedisUnavailable, StaleClaim, SwarmQueueError
 from distributor.log import get_logger
 from distributor.mcp.priming import DATA_NOTE, Brief, brief
+from distributor.messaging.broker import broker_client
 from distributor.messaging.messages import AsyncMessenger, InboxEntry, MessageType
 from distributor.messaging.sanitize import strip_controls
 from distributor.planning.announce import (
@@ -120,7 +121,9 @@ class AgentSession:
             await asyncio.wait(self._background, timeout=5)
         for messenger in (self._messenger, self._announcer):
             if messenger is not None:
-                messenger.rq_redis.close()
+                for client in (messenger.rq_redis, messenger.counter_client):
+                    if client is not None:
+                        client.close()
         await self.queue.aclose()
 
     # -- bookkeeping ---------------------------------------------------------------------------
@@ -195,8 +198,11 @@ class AgentSession:
             log.debug("announcement_failed", kind=kind, reason=type(exc).__name__)
 
     def _new_messenger(self, settings: Settings) -> AsyncMessenger:
-        rq = redis_from_url(settings.redis_url, settings.redis_retries)  # for RQ's enqueue only
-        return AsyncMessenger(self.queue.redis, rq, self.swarm, settings=settings)
+        store = redis_from_url(settings.redis_url, settings.redis_retries)  # failure counters
+        rq = broker_client(settings, store)  # RQ's enqueue: the delivery broker
+        return AsyncMessenger(
+            self.queue.redis, rq, self.swarm, settings=settings, counter_client=store
+        )
 
     @property
     def messenger(self) -> AsyncMessenger:

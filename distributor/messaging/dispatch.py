@@ -20,16 +20,28 @@ import re
 from typing import Literal
 
 import redis
+from redis.exceptions import RedisClusterException
 from rq import Queue
-from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 
-from distributor.errors import RedisUnavailable
+from distributor.errors import DeliveryBrokerRequired, RedisUnavailable, SwarmQueueError
 from distributor.log import get_logger
 from distributor.settings import Settings
 from distributor.store.calls import CONNECTION_ERRORS
 
 log = get_logger(__name__)
+
+# What enqueueing a delivery job may fail with (the broker down or refusing commands, no
+# broker for a cluster store, RQ refusing the job): the caller logs and counts it, never
+# raising it past a committed transition.
+ENQUEUE_ERRORS = (
+    redis.RedisError,
+    RedisClusterException,
+    InvalidJobOperation,
+    NoSuchJobError,
+    SwarmQueueError,
+)
 
 DELIVERY_QUEUE_PREFIX = "swarmqueue-deliver-"
 DELIVER_JOB = "workers.delivery.deliver"
@@ -49,12 +61,25 @@ def delivery_job_id(message_id: str, host: str) -> str:
 
 
 class Dispatcher:
-    """Enqueues delivery jobs with RQ (a blocking client; async callers use a thread)."""
+    """Enqueues delivery jobs with RQ on the delivery broker (a blocking client of one Redis,
+    see :mod:`distributor.messaging.broker`; async callers use a thread). Without a broker
+    (``None``: the store is a cluster and none was configured) every call raises
+    :class:`DeliveryBrokerRequired`."""
 
-    def __init__(self, redis_client: redis.Redis, settings: Settings) -> None:
-        self.redis = redis_client
+    def __init__(self, redis_client: redis.Redis | None, settings: Settings) -> None:
+        self._redis = redis_client
         self.settings = settings
         self._queues: dict[str, Queue] = {}
+
+    @property
+    def redis(self) -> redis.Redis:
+        """The broker's client."""
+        if self._redis is None:
+            raise DeliveryBrokerRequired(
+                "no delivery broker: the store is a Redis Cluster and"
+                " SWARMQUEUE_DELIVERY_REDIS_URL is unset"
+            )
+        return self._redis
 
     def _queue(self, host: str) -> Queue:
         if host not in self._queues:

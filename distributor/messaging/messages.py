@@ -35,7 +35,6 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import redis
-import redis.asyncio as aioredis
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
@@ -43,20 +42,22 @@ from distributor.errors import (
     AgentNotFoundError,
     MessageNotFound,
     RateLimitExceeded,
-    RedisUnavailable,
     ValidationError,
 )
 from distributor.log import get_logger
 from distributor.messaging.acks import Acknowledged, Reminded, acknowledge, remind
 from distributor.messaging.agents import check_host, validated_agent_id
-from distributor.messaging.dispatch import Dispatcher, delivery_job_id
+from distributor.messaging.broker import broker_client
+from distributor.messaging.dispatch import ENQUEUE_ERRORS, Dispatcher, delivery_job_id
 from distributor.messaging.ratelimit import RateUsage, usage
 from distributor.messaging.sanitize import clean_content, strip_controls
 from distributor.messaging.types import MessageType, MessageTypeLike, parse_message_type
 from distributor.settings import Settings
+from distributor.store import counters
 from distributor.store.calls import Batch, Command, Op, ScriptCall, text
-from distributor.store.client import SwarmClient, SyncClient, async_redis_from_url, redis_from_url
+from distributor.store.client import AsyncRedis, SwarmClient, SyncClient, SyncRedis
 from distributor.store.codec import decode_map, redis_now_ms, script_reply
+from distributor.store.connect import async_redis_from_url, redis_from_url
 from distributor.store.executor import AsyncExecutor, SyncExecutor
 from distributor.store.keys import NAMESPACE, SwarmKeys
 from distributor.tasks.models import AgentId, ms_to_datetime, validated, validation_error
@@ -777,15 +778,24 @@ def _scored(reply: Any) -> list[tuple[Any, Any]]:
     return list(zip(reply[::2], reply[1::2], strict=True))
 
 
-def _enqueue_failed(swarm: str, message_id: str, exc: RedisUnavailable) -> None:
-    """The message is recorded but its job could not be enqueued: a sweep will dispatch it."""
+def _enqueue_failed(
+    store: SyncRedis | None, keys: SwarmKeys, message_id: str, exc: BaseException
+) -> None:
+    """The message is recorded but its job could not be enqueued (the broker is down or
+    refuses, or there is none): logged, counted (``enqueue_failed``, see
+    :mod:`distributor.store.counters`; ``store`` None: the caller counts), and a worker's sweep
+    dispatches it once the broker answers."""
+    reason = f"{type(exc).__name__}: {exc}"
     log.warning(
         "delivery enqueue failed; a worker's sweep dispatches it",
-        swarm=swarm,
+        swarm=keys.swarm,
         message_id=message_id,
+        reason=type(exc).__name__,
         error=str(exc),
         within_seconds=DISPATCH_GRACE_MS / 1000,
     )
+    if store is not None:
+        counters.count(store, keys, "enqueue_failed", reason)
 
 
 class Messenger(SyncClient):
@@ -801,12 +811,43 @@ class Messenger(SyncClient):
             ...
 
     Per-recipient outcomes arrive later; read them with :meth:`get`.
+
+    ``broker`` is the Redis of the delivery queues (see :mod:`distributor.messaging.broker`);
+    by default the store itself when it is one Redis. On a cluster store without a broker,
+    messages are recorded and each enqueue is counted as failed.
     """
+
+    def __init__(
+        self,
+        redis_client: SyncRedis,
+        swarm: str | None = None,
+        *,
+        settings: Settings | None = None,
+        namespace: str = NAMESPACE,
+        broker: redis.Redis | None = None,
+    ) -> None:
+        if broker is None and isinstance(redis_client, redis.Redis):
+            broker = redis_client
+        self.broker = broker
+        super().__init__(redis_client, swarm, settings=settings, namespace=namespace)
+
+    @classmethod
+    def from_url(
+        cls, url: str | None = None, swarm: str | None = None, *, settings: Settings | None = None
+    ) -> Messenger:
+        """Connect to the store at ``url`` (default: ``settings.redis_url``) and to the delivery
+        broker (``settings.delivery_redis_url``; :class:`DeliveryBrokerRequired` when the store
+        is a cluster and there is none)."""
+        settings = settings or Settings()
+        if url:
+            settings = settings.model_copy(update={"redis_url": url})
+        store = redis_from_url(settings.redis_url, settings.redis_retries)
+        return cls(store, swarm, settings=settings, broker=broker_client(settings, store))
 
     def _setup(self) -> None:
         self.ops = MessageOps(self.keys, self.settings)
         self._executor = SyncExecutor(self.redis)
-        self.dispatcher = Dispatcher(self.redis, self.settings)
+        self.dispatcher = Dispatcher(self.broker, self.settings)
 
     def broadcast(
         self,
@@ -846,8 +887,8 @@ class Messenger(SyncClient):
         posted = self._executor.run(self.ops.post(outgoing, message_id))
         try:
             self.dispatcher.dispatch(self.keys.swarm, posted.message_id, posted.hosts)
-        except RedisUnavailable as exc:
-            _enqueue_failed(self.keys.swarm, posted.message_id, exc)
+        except ENQUEUE_ERRORS as exc:
+            _enqueue_failed(self.redis, self.keys, posted.message_id, exc)
         return posted.message_id
 
     def send(
@@ -1016,23 +1057,28 @@ class Messenger(SyncClient):
         return sorted(out, key=lambda p: (p.at, p.message_id, p.host))
 
 
-class AsyncMessenger(SwarmClient[aioredis.Redis]):
+class AsyncMessenger(SwarmClient[AsyncRedis]):
     """:class:`Messenger` for asyncio code: Redis calls are awaited, and the blocking RQ enqueue
     (and sanitizing a large content) run in a worker thread, so the event loop never blocks.
 
-    RQ needs a blocking client; pass one as ``rq_redis`` (it is only used from that thread).
+    RQ needs a blocking client of the delivery broker; pass one as ``rq_redis`` (it is only used
+    from that thread; ``None``: the store is a cluster without a broker, every enqueue fails
+    and is counted). Failed enqueues are counted through ``counter_client``, a blocking client
+    of the store (default: none, only logged).
     """
 
     def __init__(
         self,
-        redis_client: aioredis.Redis,
-        rq_redis: redis.Redis,
+        redis_client: AsyncRedis,
+        rq_redis: redis.Redis | None,
         swarm: str | None = None,
         *,
         settings: Settings | None = None,
         namespace: str = NAMESPACE,
+        counter_client: SyncRedis | None = None,
     ) -> None:
         self.rq_redis = rq_redis
+        self.counter_client = counter_client
         super().__init__(redis_client, swarm, settings=settings, namespace=namespace)
 
     def _setup(self) -> None:
@@ -1045,12 +1091,15 @@ class AsyncMessenger(SwarmClient[aioredis.Redis]):
         cls, url: str | None = None, swarm: str | None = None, *, settings: Settings | None = None
     ) -> AsyncMessenger:
         settings = settings or Settings()
-        url = url or settings.redis_url
+        if url:
+            settings = settings.model_copy(update={"redis_url": url})
+        store = redis_from_url(settings.redis_url, settings.redis_retries)
         return cls(
-            async_redis_from_url(url, settings.redis_retries),
-            redis_from_url(url, settings.redis_retries),
+            async_redis_from_url(settings.redis_url, settings.redis_retries),
+            broker_client(settings, store),
             swarm,
             settings=settings,
+            counter_client=store,
         )
 
     async def broadcast(
@@ -1079,8 +1128,9 @@ class AsyncMessenger(SwarmClient[aioredis.Redis]):
             await asyncio.to_thread(
                 self.dispatcher.dispatch, self.keys.swarm, posted.message_id, posted.hosts
             )
-        except RedisUnavailable as exc:
-            _enqueue_failed(self.keys.swarm, posted.message_id, exc)
+        except ENQUEUE_ERRORS as exc:
+            client = self.counter_client
+            await asyncio.to_thread(_enqueue_failed, client, self.keys, posted.message_id, exc)
         return posted.message_id
 
     async def send(

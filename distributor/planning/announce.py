@@ -12,24 +12,25 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import redis
+from redis.exceptions import RedisClusterException
 
-from distributor.errors import (
-    AgentNotFoundError,
-    RateLimitExceeded,
-    RedisUnavailable,
-    ValidationError,
-)
+from distributor.errors import AgentNotFoundError, DeliveryBrokerRequired, SwarmQueueError
 from distributor.log import get_logger
+from distributor.messaging.broker import broker_client, separate_broker
 from distributor.messaging.messages import MessageType, Messenger
 from distributor.settings import Settings
+from distributor.store import counters
+from distributor.store.connect import SyncRedis
 from distributor.tasks.models import Completion, Task
 
 log = get_logger(__name__)
 
 MAX_LISTED = 20
 
-# What an announcement may fail with; anything else is a bug and propagates.
-ANNOUNCE_ERRORS = (RateLimitExceeded, AgentNotFoundError, RedisUnavailable, ValidationError)
+# What an announcement may fail with: swarmqueue's own errors (rate limit, no agent, Redis
+# unreachable after the retry budget, invalid content), any Redis error reply and a cluster
+# client's own errors (RedisClusterException is no RedisError). Anything else is a bug.
+ANNOUNCE_ERRORS = (SwarmQueueError, redis.RedisError, RedisClusterException)
 
 
 def announcer_settings(settings: Settings) -> Settings:
@@ -65,17 +66,41 @@ def completion_text(completion: Completion) -> str:
 
 
 class Announcer:
-    """Broadcasts progress as the work distributor (blocking client; see ``aannounce`` users)."""
+    """Broadcasts progress as the work distributor (blocking client; see ``aannounce`` users).
+
+    A failed announcement is logged with its reason and counted: ``failures`` here (per
+    reason), and ``announce_failed`` in the swarm's counters (:mod:`distributor.store.counters`)
+    except for "no agent registered yet", which is normal.
+    """
 
     def __init__(self, messenger: Messenger | None, settings: Settings) -> None:
         self.messenger = messenger
         self.settings = settings
         self.sent: list[str] = []
+        self.failures: dict[str, int] = {}
 
     @classmethod
-    def on(cls, redis_client: redis.Redis, swarm: str, settings: Settings) -> Announcer:
-        """An announcer for ``swarm`` on an existing client."""
-        return cls(Messenger(redis_client, swarm, settings=announcer_settings(settings)), settings)
+    def on(
+        cls,
+        redis_client: SyncRedis,
+        swarm: str,
+        settings: Settings,
+        broker: redis.Redis | None = None,
+    ) -> Announcer:
+        """An announcer for ``swarm`` on an existing store client; deliveries go through
+        ``broker`` (default: the store when it is one Redis and no other broker is set, else
+        one built from ``settings.delivery_redis_url``)."""
+        if broker is None and (
+            separate_broker(settings) or not isinstance(redis_client, redis.Redis)
+        ):
+            try:
+                broker = broker_client(settings, redis_client)
+            except DeliveryBrokerRequired as exc:  # every announcement's enqueue is counted
+                log.warning("announcements without a delivery broker", reason=str(exc))
+        messenger = Messenger(
+            redis_client, swarm, settings=announcer_settings(settings), broker=broker
+        )
+        return cls(messenger, settings)
 
     def _send(self, kind: str, content: str, msg_type: MessageType) -> str | None:
         if self.messenger is None:
@@ -87,8 +112,14 @@ class Announcer:
             )
         except ANNOUNCE_ERRORS as exc:
             # No agent to tell is normal before agents register; the rest deserve attention.
-            level = log.debug if isinstance(exc, AgentNotFoundError) else log.warning
-            level("announcement_failed", kind=kind, reason=type(exc).__name__, detail=str(exc))
+            reason = type(exc).__name__
+            if isinstance(exc, AgentNotFoundError):
+                log.debug("announcement_failed", kind=kind, reason=reason, detail=str(exc))
+                return None
+            log.warning("announcement_failed", kind=kind, reason=reason, detail=str(exc))
+            self.failures[reason] = self.failures.get(reason, 0) + 1
+            m = self.messenger
+            counters.count(m.redis, m.keys, "announce_failed", f"{kind}: {reason}: {exc}")
             return None
         self.sent.append(message_id)
         log.info("announced", kind=kind, message_id=message_id)

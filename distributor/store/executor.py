@@ -15,9 +15,6 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-import redis
-import redis.asyncio as aioredis
-
 from distributor.store.calls import (
     NO_RETRY,
     Call,
@@ -28,6 +25,8 @@ from distributor.store.calls import (
     run_async,
     run_sync,
 )
+from distributor.store.connect import AsyncRedis, SyncRedis
+from distributor.store.durability import Durability
 from distributor.store.scripts import MESSAGING_SCRIPT_NAMES, source
 
 T = TypeVar("T")
@@ -38,22 +37,26 @@ class SyncExecutor:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: SyncRedis,
         names: tuple[str, ...] = MESSAGING_SCRIPT_NAMES,
         retry_budget: RetryBudget = NO_RETRY,
     ):
         self.client = client
         self.retry_budget = retry_budget
+        self.durability: Durability | None = None  # set by SwarmClient for min_replicas > 0
         self._scripts = {name: client.register_script(source(name)) for name in names}
 
     def execute(self, call: Call) -> Any:
         if isinstance(call, ScriptCall):
+            if self.durability is not None and self.durability.applies(call):
+                script = self._scripts[call.name]
+                return self.durability.run_sync(self.client, script, call, call.keys)
             return self._scripts[call.name](keys=call.keys, args=call.args)
         if isinstance(call, Command):
             return self.client.execute_command(*call.args)  # type: ignore[no-untyped-call]
         pipe = self.client.pipeline(transaction=False)
         for command in call.commands:
-            pipe.execute_command(*command.args)  # type: ignore[no-untyped-call]
+            pipe.execute_command(*command.args)  # type: ignore[no-untyped-call, unused-ignore]
         return pipe.execute()
 
     def run(self, op: Op[T]) -> T:
@@ -65,19 +68,23 @@ class AsyncExecutor:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: AsyncRedis,
         names: tuple[str, ...] = MESSAGING_SCRIPT_NAMES,
         retry_budget: RetryBudget = NO_RETRY,
     ) -> None:
         self.client = client
         self.retry_budget = retry_budget
+        self.durability: Durability | None = None  # set by SwarmClient for min_replicas > 0
         self._scripts = {name: client.register_script(source(name)) for name in names}
 
     async def execute(self, call: Call) -> Any:
         if isinstance(call, ScriptCall):
+            if self.durability is not None and self.durability.applies(call):
+                script = self._scripts[call.name]
+                return await self.durability.run_async(self.client, script, call, call.keys)
             return await self._scripts[call.name](keys=call.keys, args=call.args)
         if isinstance(call, Command):
-            return await self.client.execute_command(*call.args)  # type: ignore[no-untyped-call]
+            return await self.client.execute_command(*call.args)  # type: ignore[no-untyped-call, unused-ignore]
         async with self.client.pipeline(transaction=False) as pipe:
             for command in call.commands:
                 pipe.execute_command(*command.args)

@@ -45,6 +45,9 @@ key (after the prefix)     type         holds
 ``resv:at:<node>``         set          reservations filed at a path (see
                                         ``lua/include/reservations.lua``)
 ``resv:sub:<node>``        set          reservations filed under a directory
+``counters``               hash         what failed after a transition committed (a failed
+                                        announcement or enqueue, a replication shortfall),
+                                        by kind, and the last reason of each
 =========================  ===========  ====================================================
 
 One key lives outside every swarm, so it has no hash tag and no script touches it:
@@ -153,6 +156,12 @@ class SwarmKeys:
 
     def outbox(self, host: str) -> str:
         return f"{self.prefix}outbox:{host}"
+
+    @property
+    def counters(self) -> str:
+        """Hash of what went wrong after a transition committed (announcements, enqueues,
+        replication shortfalls); see :mod:`distributor.store.counters`."""
+        return self.prefix + "counters"
 
     @property
     def hosts(self) -> str:

@@ -30,11 +30,9 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Protocol
 
-import redis
-import redis.asyncio as aioredis
-
 from distributor.errors import RedisUnavailable, ValidationError
 from distributor.store.calls import CONNECTION_ERRORS, RetryBudget, text, unavailable
+from distributor.store.connect import AsyncRedis, SyncRedis
 from distributor.store.executor import AsyncExecutor, SyncExecutor
 from distributor.store.keys import SwarmKeys
 from distributor.tasks.models import Claim
@@ -50,7 +48,7 @@ class WaitingClient(Protocol):
     _executor: SyncExecutor
 
     @property
-    def redis(self) -> redis.Redis: ...
+    def redis(self) -> SyncRedis: ...
 
     @property
     def max_block(self) -> float: ...
@@ -64,7 +62,7 @@ class AsyncWaitingClient(Protocol):
     _executor: AsyncExecutor
 
     @property
-    def redis(self) -> aioredis.Redis: ...
+    def redis(self) -> AsyncRedis: ...
 
     @property
     def max_block(self) -> float: ...

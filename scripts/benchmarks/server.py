@@ -13,6 +13,9 @@ from pathlib import Path
 from types import TracebackType
 
 import redis
+import redis.cluster
+
+from distributor.store.connect import SyncRedis, redis_from_url
 
 START_TIMEOUT = 10.0
 
@@ -27,14 +30,17 @@ def free_port() -> int:
 
 def redis_version(url: str) -> str:
     """The ``redis_version`` the server at ``url`` reports."""
-    client = redis.Redis.from_url(url)
+    client = redis_from_url(url, 1)  # any URL swarmqueue takes (Sentinel, cluster)
     try:
-        return str(client.info("server")["redis_version"])
+        info = client.info("server")
+        if isinstance(client, redis.cluster.RedisCluster):  # one reply per node
+            info = next(iter(info.values()))
+        return str(info["redis_version"])
     finally:
         client.close()
 
 
-def used_memory(client: redis.Redis) -> int:
+def used_memory(client: SyncRedis) -> int:
     """``INFO memory`` ``used_memory`` in bytes."""
     return int(client.info("memory")["used_memory"])
 
@@ -42,7 +48,8 @@ def used_memory(client: redis.Redis) -> int:
 class PrivateRedis:
     """``with PrivateRedis() as url:`` runs a throwaway redis-server on a free loopback port."""
 
-    def __init__(self) -> None:
+    def __init__(self, *args: str) -> None:
+        self._args = list(args)  # more redis-server options (a replica's --replicaof ...)
         self._dir = Path(tempfile.mkdtemp(prefix="sq-bench-redis-"))
         self._pid: int | None = None
         self.url = ""
@@ -61,6 +68,7 @@ class PrivateRedis:
                 "--daemonize", "yes",
                 "--pidfile", str(pidfile),
                 "--logfile", str(self._dir / "redis.log"),
+                *self._args,
             ],
             check=True,
             capture_output=True,
