@@ -373,3 +373,20 @@ def test_pages_say_when_redis_cannot_be_read() -> None:
             page = c.get(path)
             assert page.status_code == 503, path
             assert "Traceback" not in page.text
+
+
+def test_file_reservations_show_on_the_drawing(client: TestClient, sync_queue: TaskQueue) -> None:
+    sync_queue.submit(
+        {
+            "tasks": [
+                {"id": "a", "title": "A", "files": ["src/auth/jwt.py", "src/auth/keys.py"]},
+                {"id": "b", "title": "B", "files": ["src/auth/"]},
+            ]
+        }
+    )
+    claim = sync_queue.claim_next("bob")
+    assert claim is not None and claim.task.id == "a"
+    page = client.get(f"/swarm/{sync_queue.swarm}")
+    assert page.status_code == 200
+    assert "2 files reserved" in page.text  # on a: what its claim holds
+    assert "files held by bob" in page.text  # on b: ready, waiting only for bob's files

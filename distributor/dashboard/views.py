@@ -22,6 +22,7 @@ from distributor.errors import MessageNotFound
 from distributor.messaging.agents import Agent, AgentOps
 from distributor.messaging.broker import broker_client
 from distributor.messaging.messages import DeliveryStatus, Message, MessageOps
+from distributor.reservations import queries as reservation_queries
 from distributor.settings import Settings
 from distributor.store import codec
 from distributor.store.calls import Batch, Command, Op, text
@@ -180,9 +181,8 @@ def _str(value: bytes | str) -> str:
 def swarm_view(reader: Reader, swarm: str) -> SwarmView:
     """Progress, the DAG, the completions chart, retries due and failures of one swarm.
 
-    File reservations (when the swarm has them) are to be passed to :func:`graph.draw` as
-    ``badges`` (task id -> labels such as ``"2 files"``): the drawing and the page show them
-    without other changes.
+    File reservations show as ``badges`` on the drawing: the files a claimed task holds, and
+    for a ready task the agents whose files it waits for.
     """
     keys = reader.swarm(swarm)
     run = reader.executor.run
@@ -194,7 +194,7 @@ def swarm_view(reader: Reader, swarm: str) -> SwarmView:
     failed = [t for t in details if t.status is TaskStatus.FAILED]
     return SwarmView(
         summary=head,
-        drawing=graph.draw(items, badges=None),
+        drawing=graph.draw(items, badges=run(_reservation_badges(keys))),
         chart=charts.completions_chart(completions),
         waiting=sorted(
             (t for t in details if t.status is TaskStatus.WAITING),
@@ -206,6 +206,25 @@ def swarm_view(reader: Reader, swarm: str) -> SwarmView:
         last_event=tail[-1].id if tail else "0-0",
         tail=list(reversed(tail)),
     )
+
+
+def _reservation_badges(keys: SwarmKeys) -> Op[dict[str, list[str]]]:
+    """Task id -> labels: ``"3 files reserved"`` on a claimed task holding them, ``"files held
+    by bob"`` on a ready task that waits only for another agent's files."""
+    live = yield from reservation_queries.live(keys)
+    badges: dict[str, list[str]] = {}
+    if not live:
+        return badges
+    held: dict[str, int] = {}
+    for r in live:
+        if r.task_id is not None:
+            held[r.task_id] = held.get(r.task_id, 0) + 1
+    for task_id, n in held.items():
+        badges[task_id] = [f"{n} file{'s' if n > 1 else ''} reserved"]
+    for task_id, holders in (yield from queries.held_up(keys)).items():
+        agents = sorted({r.agent_id for r in holders})
+        badges.setdefault(task_id, []).append("files held by " + ", ".join(agents))
+    return badges
 
 
 def _recent_events(keys: SwarmKeys, count: int) -> Op[list[Event]]:
