@@ -16,6 +16,8 @@ source scripts/lib/setup.sh
 if [ "${SWARMQUEUE_TEST_PYTEST_ONLY:-0}" != "1" ]; then
     # openssl: tests/test_trust.py's certificates; zsh: tests/test_shell_safety.py's zsh pane
     need_system_packages redis-server tmux openssl zsh
+    # iproute2: `ip` makes the namespaces, veth pairs and bridge of tests/test_hosts.py (-m netns)
+    command -v ip >/dev/null 2>&1 || need_system_packages iproute2
     ensure_venv dev,bench  # bench: the peers scripts/bench.py compares with (tests/test_bench.py)
 fi
 
