@@ -40,6 +40,7 @@ workers, the agents) for a look after a failure; everything else is removed eith
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -202,21 +203,27 @@ class Rig:
         )
         return self.workers[letter]
 
-    def stop_worker(self, letter: str) -> None:
-        """SIGTERM, as an operator stops it; it finishes its job and unregisters."""
+    def stop_worker(self, letter: str, check: bool = True) -> None:
+        """SIGTERM, as an operator stops it; it finishes its job and unregisters (``check``:
+        and exits 0). One that does not stop is left to the lab's cleanup (and reported)."""
         worker = self.workers.pop(letter)
         worker.send_signal(signal.SIGTERM)
-        assert worker.wait(timeout=30) == 0, f"worker on {letter} exited {worker.returncode}"
+        try:
+            code = worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            code = None
+        assert code == 0 or not check, f"worker on {letter}: {code}"
 
     def stop(self) -> None:
         """Stop what runs on the hosts, the way each is meant to be stopped."""
         for letter in sorted(self.tmux_started):
             self.tmux(letter, "kill-server")
         for letter in list(self.workers):
-            self.stop_worker(letter)
+            self.stop_worker(letter, check=False)  # a failed test may have left it cut off
         if self.redis is not None:
             self.redis.terminate()
-            self.redis.wait(timeout=20)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.redis.wait(timeout=20)
 
     # -- what the agents saw ----------------------------------------------------------------
 
@@ -490,10 +497,17 @@ def worker_rode_through_the_cut(rig: Rig, panes: dict[str, dict[str, Any]]) -> N
 def test_agents_on_two_hosts_work_one_swarm_over_the_network(rig: Rig) -> None:
     started = time.monotonic()
     panes = agents_register(rig)
-    work_the_swarm(rig)
-    broadcast_everywhere(rig, panes)
-    worker_down_then_up(rig, panes)
-    cable_cut_while_holding_a_claim(rig)
-    worker_rode_through_the_cut(rig, panes)
+    steps: dict[str, Callable[[], None]] = {
+        "swarm": partial(work_the_swarm, rig),
+        "broadcast": partial(broadcast_everywhere, rig, panes),
+        "worker_down_then_up": partial(worker_down_then_up, rig, panes),
+        "cable_cut": partial(cable_cut_while_holding_a_claim, rig),
+        "after_the_cut": partial(worker_rode_through_the_cut, rig, panes),
+    }
+    rig.numbers["step_registered_s"] = time.monotonic() - started
+    for name, step in steps.items():
+        began = time.monotonic()
+        step()
+        rig.numbers[f"step_{name}_s"] = time.monotonic() - began
     rig.numbers["test_s"] = time.monotonic() - started
     print("several hosts:", json.dumps({k: round(v, 2) for k, v in rig.numbers.items()}))
