@@ -63,8 +63,6 @@ from distributor.messaging.dispatch import delivery_job_id
 from distributor.messaging.messages import message_tag
 from tests.netns_hosts import Host, Lab, unavailable_reason
 
-pytestmark = [pytest.mark.netns, pytest.mark.timeout(300)]
-
 T = TypeVar("T")
 PYTHON = sys.executable
 CLI = str(Path(PYTHON).with_name("swarmqueue"))
@@ -494,6 +492,17 @@ def worker_rode_through_the_cut(rig: Rig, panes: dict[str, dict[str, Any]]) -> N
     assert not rig.agent_errors()  # B's agents, waiting for work all along, rode it out too
 
 
+def test_without_root_or_ip_the_reason_to_skip_says_which(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The skip names the missing piece (this part runs in the default suite, as any user)."""
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert unavailable_reason() == "making network namespaces needs root (this runs as uid 1000)"
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(shutil, "which", lambda tool: None if tool == "ip" else tool)
+    assert unavailable_reason() == "no `ip` command here (Debian package iproute2)"
+
+
+@pytest.mark.netns
+@pytest.mark.timeout(300)
 def test_agents_on_two_hosts_work_one_swarm_over_the_network(rig: Rig) -> None:
     started = time.monotonic()
     panes = agents_register(rig)
