@@ -211,6 +211,17 @@ class Lab:
         self._children.append(proc)
         return proc
 
+    def spawn(
+        self, host: Host, cmd: Sequence[str], env: Mapping[str, str]
+    ) -> subprocess.Popen[str]:
+        """Start ``cmd`` on ``host`` in the background with its stdout and stderr piped."""
+        proc = subprocess.Popen(
+            host.argv(*cmd), env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self._children.append(proc)
+        return proc
+
     # -- the network ------------------------------------------------------------------------
 
     def set_link(self, host: Host, up: bool) -> None:
