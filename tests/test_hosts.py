@@ -107,7 +107,7 @@ class Rig:
     folder: Path
     swarm: str = field(default_factory=lambda: f"hosts-{uuid.uuid4().hex[:8]}")
     tmux_label: str = field(default_factory=lambda: f"sq-{uuid.uuid4().hex[:6]}")
-    password: str = field(default_factory=lambda: uuid.uuid4().hex)
+    password: str = field(default_factory=lambda: uuid.uuid4().hex, repr=False)
     redis: subprocess.Popen[bytes] | None = None
     workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     tmux_started: set[str] = field(default_factory=set)
