@@ -21,6 +21,8 @@ if [ "${SWARMQUEUE_TEST_PYTEST_ONLY:-0}" != "1" ]; then
     command -v chromedriver >/dev/null 2>&1 || need_system_packages chromium-driver
     # redis-sentinel: the Sentinel fixture (tests/redis_sentinel.py; falls back to redis-server --sentinel)
     need_system_packages redis-sentinel
+    # iproute2: `ip` makes the namespaces, veth pairs and bridge of tests/test_hosts.py (-m netns)
+    command -v ip >/dev/null 2>&1 || need_system_packages iproute2
     ensure_venv dev,bench  # bench: the peers scripts/bench.py compares with (tests/test_bench.py)
 fi
 

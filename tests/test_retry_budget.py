@@ -34,7 +34,7 @@ from distributor.store.calls import (
 )
 from distributor.tasks.models import Completion
 from tests.lossy_proxy import LossyProxy
-from tests.private_redis import one_line_error, run_cli
+from tests.private_redis import one_line_error, run_cli, start_cli
 from tests.redis_server import AofRedis
 
 PLAN = {"tasks": [{"id": "t0", "title": "first"}, {"id": "t1", "title": "second"}]}
@@ -342,6 +342,33 @@ def test_cli_done_next_re_run_after_exit_3_replays_the_claim(
     assert queue.redis.exists(f"{queue.keys.prefix}req:{rid}")  # the reply replayed was its own
     finished, _ = run_cli(*cli, "done", "t1", "--agent", "a")  # the token of t1 was kept
     assert finished.returncode == 0, finished.stderr
+    queue.redis.close()
+
+
+def test_cli_started_while_redis_is_out_of_reach_rides_the_outage_out(
+    server: AofRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command started while Redis cannot be reached (restarting, or the cable to its host
+    cut) keeps trying within the budget, as one already under way does, and does its work once
+    Redis answers. It exited 3 at once while the CLI's client connected in its constructor,
+    outside the budget (found by tests/test_hosts.py)."""
+    monkeypatch.setenv("SWARMQUEUE_RETRY_BUDGET_SECONDS", "20")
+    cli = ["--redis-url", server.url, "--swarm", "restart"]
+    queue = TaskQueue.from_url(server.url, settings=settings(budget=0))
+    queue.submit(PLAN)
+    queue.redis.close()
+    taken, _ = run_cli(*cli, "claim", "t0", "--agent", "a")
+    assert taken.returncode == 0, taken.stderr
+
+    server.stop()
+    done = start_cli(*cli, "done", "t0", "--agent", "a", "--json")
+    time.sleep(3.0)  # the command has started and found nothing listening
+    server.start()
+    out, err = done.communicate(timeout=60)
+    assert done.returncode == 0, err
+    assert json.loads(out)["task"]["status"] == "completed"
+    queue = TaskQueue.from_url(server.url, settings=settings(budget=0))
+    assert [(e.type, e.task_id) for e in queue.events()].count(("completed", "t0")) == 1
     queue.redis.close()
 
 

@@ -160,10 +160,12 @@ class CliContext:
 
     @property
     def queue(self) -> TaskQueue:
-        if self._queue is None:  # a CLI process is one thread: one connection serves it best
-            # and its replies are kept long enough for an agent to re-run a command after exit 3
+        if self._queue is None:  # its replies are kept long enough to re-run after exit 3
+            # A pool, not single_connection: redis-py connects a single-connection client in its
+            # constructor, outside the retry budget, so a command started while Redis was out of
+            # reach (a cut cable between hosts) failed at once instead of riding the outage out.
             cli = {
-                "single_connection": True,
+                "single_connection": False,
                 "request_ttl_seconds": self.settings.cli_request_ttl_seconds,
             }
             self._queue = TaskQueue.from_url(settings=self.settings.model_copy(update=cli))

@@ -3,8 +3,8 @@
 Each agent runs the loop an agent is meant to run: ``complete(..., claim_next=True)`` finishes a
 task and claims the next in one atomic step (one round trip per task, like BullMQ's worker
 fetching its next job when it completes one); ``claim_next`` (waiting when nothing is ready)
-only starts the loop again. Each process has one connection (``single_connection``), as the CLI
-and as RQ's and BullMQ's workers do.
+only starts the loop again. Each process has one connection (``single_connection``), as RQ's
+and BullMQ's workers do.
 
 Also the round-trip bound as issue 7 defines it: how many ``PING`` round trips the same client
 makes per second (per process, in a group of the same size), halved (two round trips per task
