@@ -123,7 +123,7 @@ def short_event(event: Event) -> str:
         extra = f" ({event.data.get('reason', '?')}; {retry})"
     elif event.type == "reserve-refused":
         extra = f" passed over: {held_files(event)}"
-    return f"{event.at:%H:%M:%S} {event.type:<10}{event.task_id}{by}{extra}"
+    return f"{event.at:%H:%M:%S} {event.type:<16} {event.task_id}{by}{extra}"
 
 
 class Display:
