@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]  # ~30 s: runs with -m long (CI)
 
 BENCH = Path(__file__).resolve().parent.parent / "scripts" / "bench.py"
 

@@ -97,6 +97,7 @@ def demo_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+@pytest.mark.long  # ~18 s; the real-Redis demo test stays in the default run
 def test_demo_on_the_embedded_fakeredis_fallback() -> None:
     """Also with --dashboard: the demo prints the swarm page's URL, which answers meanwhile."""
     port = free_port()

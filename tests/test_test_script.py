@@ -25,7 +25,7 @@ import pytest
 
 from tests.processes import LeakCheck, alive, port_open
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]  # ~25 s of test.sh and pytest runs: -m long (CI)
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_SH = ROOT / "scripts" / "test.sh"

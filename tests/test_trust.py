@@ -183,6 +183,7 @@ def test_the_readme_shows_the_acl_users_as_documented() -> None:
         assert line in readme, f"README.md lacks this line of {ACL_FILE.name}: {line[:60]}..."
 
 
+@pytest.mark.long  # ~30 s of CLI processes: runs with -m long (CI)
 def test_agent_loop_and_worker_over_tls_with_the_documented_users(
     tls_redis: TlsRedis, admin: redis.Redis, tmp_path: Path
 ) -> None:
