@@ -41,7 +41,7 @@ def test_prime_briefs_an_agent_on_its_claim_messages_and_progress(cli_obj: CliCo
     assert any(step["command"].endswith("next --agent A --wait 60") for step in data["loop"])
 
     assert idle.exit_code == 0 and "You hold no task." in idle.output
-    assert "No messages." in idle.output
+    assert "No unread messages." in idle.output
 
 
 def test_prime_refuses_a_bad_agent_or_swarm_in_one_line(cli_obj: CliContext) -> None:
@@ -49,3 +49,35 @@ def test_prime_refuses_a_bad_agent_or_swarm_in_one_line(cli_obj: CliContext) -> 
         result = CliRunner().invoke(main, ["prime", *args], obj=cli_obj)
         assert result.exit_code == 2, result.output
         assert result.stderr.startswith("swarmqueue: ") and result.stderr.count("\n") == 1
+
+
+def test_unread_messages_one_read_mark_for_prime_the_cli_and_the_api(cli_obj: CliContext) -> None:
+    queue = cli_obj.queue
+    m = Messaging(queue.redis, queue.swarm)
+    try:
+        m.registry.register("A", "%1", host=m.host)
+        for i in range(3):
+            m.messenger.send("A", f"note {i}", sender="B")
+        before = CliRunner().invoke(main, ["prime", "--agent", "A", "--messages", "2"], obj=cli_obj)
+        first = CliRunner().invoke(
+            main, ["inbox", "--agent", "A", "--unread", "--count", "2"], obj=cli_obj
+        )
+        assert m.messenger.unread("A").total == 1  # the third is still unread
+        m.messenger.send("A", "note 3", sender="B")
+        rest = CliRunner().invoke(main, ["inbox", "--agent", "A", "--unread", "--json"], obj=cli_obj)
+        after = CliRunner().invoke(main, ["prime", "--agent", "A"], obj=cli_obj)
+        latest = CliRunner().invoke(main, ["inbox", "--agent", "A", "--count", "2"], obj=cli_obj)
+        entries = m.messenger.inbox("A")
+        assert entries[0].entry_id is not None
+        m.messenger.mark_read("A", entries[0].entry_id)  # never moves the mark back
+        assert m.messenger.unread("A").total == 0
+    finally:
+        m.close()
+    assert "3 unread message(s), the first 2 shown" in before.output
+    assert "note 0" in before.output and "note 2" not in before.output
+    assert first.exit_code == 0 and "note 1" in first.output
+    assert "(1 more unread: run it again)" in first.output
+    data = json.loads(rest.output)
+    assert [e["content"] for e in data["entries"]] == ["note 2", "note 3"] and data["total"] == 2
+    assert "No unread messages." in after.output
+    assert "note 2" in latest.output and "note 3" in latest.output  # the plain inbox is unchanged

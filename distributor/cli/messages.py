@@ -265,12 +265,31 @@ def _thread_line(m: Message) -> str:
     "--thread", "thread_of", metavar="MSG",
     help="Show the thread of message MSG instead: its root, then the replies in order.",
 )  # fmt: skip
+@click.option(
+    "--unread", is_flag=True,
+    help="Only messages after your read mark (the first COUNT), then move the mark past them.",
+)  # fmt: skip
 @json_option
 @click.pass_obj
 def inbox(
-    obj: CliContext, agent_id: str | None, count: int, thread_of: str | None, as_json: bool
+    obj: CliContext,
+    agent_id: str | None,
+    count: int,
+    thread_of: str | None,
+    unread: bool,
+    as_json: bool,
 ) -> None:
     """Read your latest messages (kept even if your pane was closed), oldest first."""
+    if unread:
+        agent = agent_of(obj, agent_id)
+        found = messenger(obj).unread(agent, count)
+        if found.entries and found.entries[-1].entry_id is not None:
+            messenger(obj).mark_read(agent, found.entries[-1].entry_id)
+        more = found.total - len(found.entries)
+        tail = [f"({more} more unread: run it again)"] if more else []
+        lines = [e.line() for e in found.entries] or ["no unread messages"]
+        emit(as_json, found, [*lines, *tail])
+        return
     if thread_of is not None:
         thread = messenger(obj).thread(thread_of)
         root = thread[0].thread or thread[0].id if thread else thread_of

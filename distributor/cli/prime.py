@@ -1,6 +1,6 @@
 """``swarmqueue prime``: what an agent needs at the start of a session, in a few hundred tokens.
 
-Prints the agent's loop, the tasks it holds with their lease left, its latest messages and the
+Prints the agent's loop, the tasks it holds with their lease left, its unread messages and the
 swarm's progress; suits a session-start hook (its output joins the agent's context).
 """
 
@@ -21,14 +21,14 @@ from distributor.store.keys import SwarmKeys
 @click.option("--swarm", help="Swarm [default: the global --swarm].")
 @click.option(
     "--messages", default=INBOX_SHOWN, show_default=True, type=click.IntRange(1, 100),
-    help="How many of your latest messages to show.",
+    help="How many of your unread messages to show.",
 )  # fmt: skip
 @json_option
 @click.pass_obj
 def prime(
     obj: CliContext, agent_id: str, swarm: str | None, messages: int, as_json: bool
 ) -> None:
-    """Brief AGENT for a new session: its loop, its claims and lease left, its latest messages
+    """Brief AGENT for a new session: its loop, its claims and lease left, its unread messages
     and the swarm's progress (use it as a session-start hook)."""
     queue = obj.queue
     try:

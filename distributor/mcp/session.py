@@ -108,7 +108,6 @@ class AgentSession:
         self._messenger: AsyncMessenger | None = None
         self._announcer: AsyncMessenger | None = None
         self._background: set[asyncio.Task[None]] = set()
-        self._inbox_seen: str | None = None
         self._quiet_until = 0.0
 
     @property
@@ -472,16 +471,20 @@ class AgentSession:
         }
 
     async def inbox(self, count: int = 20, only_new: bool = True) -> dict[str, Any]:
-        """The latest messages to this agent, oldest first; ``only_new``: those this server has
-        not shown yet."""
-        entries = await self.messenger.inbox(self.agent, count)
-        if only_new and self._inbox_seen is not None:
-            ids = [e.message_id for e in entries]
-            if self._inbox_seen in ids:
-                entries = entries[ids.index(self._inbox_seen) + 1 :]
-        if entries:
-            self._inbox_seen = entries[-1].message_id
-        return {"note": DATA_NOTE, "messages": [shown_message(e) for e in entries]}
+        """This agent's messages, oldest first: ``only_new``: those after its read mark (shared
+        with ``swarmqueue inbox --unread`` and ``prime``), which then moves past them; else the
+        latest ``count``."""
+        if not only_new:
+            entries = await self.messenger.inbox(self.agent, count)
+            return {"note": DATA_NOTE, "messages": [shown_message(e) for e in entries]}
+        found = await self.messenger.unread(self.agent, count)
+        if found.entries and found.entries[-1].entry_id is not None:
+            await self.messenger.mark_read(self.agent, found.entries[-1].entry_id)
+        return {
+            "note": DATA_NOTE,
+            "messages": [shown_message(e) for e in found.entries],
+            "more_unread": found.total - len(found.entries),
+        }
 
 
 def _wait(wait: float) -> float:

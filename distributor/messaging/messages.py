@@ -88,6 +88,7 @@ __all__ = [
     "Posted",
     "Redispatched",
     "Reminded",
+    "Unread",
     "check_message_id",
     "format_line",
     "message_tag",
@@ -250,12 +251,52 @@ class InboxEntry(BaseModel):
     at: datetime
     reply_to: str | None = None
     requires_ack: bool = False
+    entry_id: str | None = None  # its place in the inbox stream (what a read mark points at)
 
     def line(self) -> str:
         return format_line(
             self.sender, self.type, self.at, self.content, self.message_id,
             reply_to=self.reply_to, requires_ack=self.requires_ack,
         )  # fmt: skip
+
+
+class Unread(BaseModel):
+    """An agent's unread messages (the first ones, oldest first) and how many there are."""
+
+    model_config = ConfigDict(frozen=True)
+
+    entries: list[InboxEntry]
+    total: int
+
+
+_STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
+
+
+def _stream_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _after(entry_id: str) -> str:
+    """The XRANGE start just after ``entry_id`` (exclusive ranges need Redis 6.2)."""
+    ms, seq = _stream_key(entry_id)
+    return f"{ms}-{seq + 1}"
+
+
+def _inbox_entry(entry_id: bytes | str, fields: Any) -> InboxEntry:
+    f = decode_map(_pairs(fields))
+    at = ms_to_datetime(f["at"])
+    assert at is not None
+    return InboxEntry(
+        message_id=f["id"],
+        sender=f["sender"],
+        type=MessageType(f["type"]),
+        content=f["content"],
+        at=at,
+        reply_to=f.get("reply_to") or None,
+        requires_ack=f.get("ack") == "1",
+        entry_id=text(entry_id),
+    )
 
 
 class Outgoing(BaseModel):
@@ -673,23 +714,31 @@ class MessageOps:
             raise ValidationError("count must be between 1 and 10000")
         validated_agent_id(agent_id)
         entries = yield Command(("XREVRANGE", self.keys.inbox(agent_id), "+", "-", "COUNT", count))
-        out = []
-        for _, fields in reversed(entries):
-            f = decode_map(_pairs(fields))
-            at = ms_to_datetime(f["at"])
-            assert at is not None
-            out.append(
-                InboxEntry(
-                    message_id=f["id"],
-                    sender=f["sender"],
-                    type=MessageType(f["type"]),
-                    content=f["content"],
-                    at=at,
-                    reply_to=f.get("reply_to") or None,
-                    requires_ack=f.get("ack") == "1",
-                )
-            )
-        return out
+        return [_inbox_entry(i, fields) for i, fields in reversed(entries)]
+
+    def unread(self, agent_id: str, count: int) -> Op[Unread]:
+        """The agent's messages after its read mark (at most ``count``, oldest first) and how
+        many there are in all; reading changes nothing (see :meth:`mark_read`)."""
+        if not 1 <= count <= 10_000:
+            raise ValidationError("count must be between 1 and 10000")
+        validated_agent_id(agent_id)
+        mark = text((yield Command(("HGET", self.keys.inbox_read, agent_id))) or "0-0")
+        inbox = self.keys.inbox(agent_id)
+        entries = yield Command(("XRANGE", inbox, _after(mark), "+", "COUNT", count))
+        total = len(entries)
+        if total == count:  # more may follow: count them (bounded by the inbox's length cap)
+            total += len((yield Command(("XRANGE", inbox, _after(text(entries[-1][0])), "+"))))
+        return Unread(entries=[_inbox_entry(i, f) for i, f in entries], total=total)
+
+    def mark_read(self, agent_id: str, entry_id: str) -> Op[None]:
+        """Move the agent's read mark to ``entry_id`` (never back: a slower reader that read
+        less does not bring read messages back)."""
+        validated_agent_id(agent_id)
+        if not _STREAM_ID.fullmatch(entry_id):
+            raise ValidationError(f"not an inbox entry id: {entry_id[:40]!r}")
+        mark = text((yield Command(("HGET", self.keys.inbox_read, agent_id))) or "0-0")
+        if _stream_key(entry_id) > _stream_key(mark):
+            yield Command(("HSET", self.keys.inbox_read, agent_id, entry_id))
 
     # -- acknowledgements, threads, rate limits (issue 14) -----------------------------------
 
@@ -915,6 +964,14 @@ class Messenger(SyncClient):
     def inbox(self, agent_id: str, count: int = 20) -> list[InboxEntry]:
         """The agent's latest messages, oldest first (kept even when its pane is gone)."""
         return self._executor.run(self.ops.inbox(agent_id, count))
+
+    def unread(self, agent_id: str, count: int = 20) -> Unread:
+        """The agent's messages after its read mark, oldest first, and how many in all."""
+        return self._executor.run(self.ops.unread(agent_id, count))
+
+    def mark_read(self, agent_id: str, entry_id: str) -> None:
+        """Everything up to inbox entry ``entry_id`` counts as read by ``agent_id``."""
+        self._executor.run(self.ops.mark_read(agent_id, entry_id))
 
     def acknowledge(self, message_id: str, agent_id: str) -> Acknowledged:
         """``agent_id`` acknowledges ``message_id``: its outcome becomes ``acknowledged`` (with
@@ -1155,6 +1212,14 @@ class AsyncMessenger(SwarmClient[AsyncRedis]):
 
     async def inbox(self, agent_id: str, count: int = 20) -> list[InboxEntry]:
         return await self._executor.run(self.ops.inbox(agent_id, count))
+
+    async def unread(self, agent_id: str, count: int = 20) -> Unread:
+        """See :meth:`Messenger.unread`."""
+        return await self._executor.run(self.ops.unread(agent_id, count))
+
+    async def mark_read(self, agent_id: str, entry_id: str) -> None:
+        """See :meth:`Messenger.mark_read`."""
+        await self._executor.run(self.ops.mark_read(agent_id, entry_id))
 
     async def acknowledge(self, message_id: str, agent_id: str) -> Acknowledged:
         """See :meth:`Messenger.acknowledge`."""

@@ -28,6 +28,7 @@ key (after the prefix)     type         holds
                                         first one, see ``lua/msg_redispatch.lua``)
 ``deliveries:<id>``        hash         per recipient of a message: its outcome as JSON
 ``inbox:<agent>``          stream       messages addressed to the agent, capped by length
+``inbox_read``             hash         agent -> id of the last inbox entry it read
 ``rate:<sender>``          sorted set   the sender's messages in the last minute (rate limit)
 ``refused``                hash         per sender, messages refused by the rate limit (metrics)
 ``outbox:<host>``          sorted set   messages with recipients on ``host`` not all final;
@@ -170,6 +171,10 @@ class SwarmKeys:
     @property
     def acks(self) -> str:
         return self.prefix + "acks"
+
+    @property
+    def inbox_read(self) -> str:
+        return self.prefix + "inbox_read"
 
     def thread(self, root_id: str) -> str:
         return f"{self.prefix}thread:{root_id}"
