@@ -64,7 +64,9 @@ def test_unread_messages_one_read_mark_for_prime_the_cli_and_the_api(cli_obj: Cl
         )
         assert m.messenger.unread("A").total == 1  # the third is still unread
         m.messenger.send("A", "note 3", sender="B")
-        rest = CliRunner().invoke(main, ["inbox", "--agent", "A", "--unread", "--json"], obj=cli_obj)
+        rest = CliRunner().invoke(
+            main, ["inbox", "--agent", "A", "--unread", "--json"], obj=cli_obj
+        )
         after = CliRunner().invoke(main, ["prime", "--agent", "A"], obj=cli_obj)
         latest = CliRunner().invoke(main, ["inbox", "--agent", "A", "--count", "2"], obj=cli_obj)
         entries = m.messenger.inbox("A")
