@@ -35,6 +35,7 @@ from distributor.tasks.queue import TaskQueue
 from distributor.testing import delete_swarm
 from tests.async_facade import BlockingAsyncQueue
 from tests.processes import LeakCheck
+from tests.redis_cluster import redis_cluster  # noqa: F401  (the session's loopback cluster)
 
 settings.register_profile(
     "swarmqueue", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
