@@ -30,6 +30,7 @@ import redis.asyncio.cluster
 import redis.cluster
 
 from distributor.demo.redis_source import free_port
+from tests.processes import FIXTURE_PIDS
 from tests.redis_server import RedisServer
 
 HOST = "127.0.0.1"
@@ -66,6 +67,13 @@ class ClusterNode(RedisServer):
     def client(self, **options: Any) -> redis.Redis:
         """A plain (non-cluster) client of this one node; close it after use."""
         return redis.Redis(host=HOST, port=self.port, socket_timeout=5, **options)
+
+    def start(self) -> Self:
+        """Start it; its pid is the fixture's to stop (see ``tests.processes.FIXTURE_PIDS``)."""
+        super().start()
+        assert self.proc is not None
+        FIXTURE_PIDS.add(self.proc.pid)
+        return self
 
     @property
     def running(self) -> bool:
@@ -116,12 +124,11 @@ class LoopbackCluster:
 
     def client(self, **options: Any) -> redis.cluster.RedisCluster:
         """A blocking cluster client seeded with every node (close it after use)."""
-        return redis.cluster.RedisCluster(startup_nodes=self.startup_nodes, **options)
+        return cluster_client(self.url, **options)
 
     def async_client(self, **options: Any) -> redis.asyncio.cluster.RedisCluster:
         """An asyncio cluster client (make it inside the event loop that uses it)."""
-        nodes = [redis.asyncio.cluster.ClusterNode(HOST, node.port) for node in self.nodes]
-        return redis.asyncio.cluster.RedisCluster(startup_nodes=nodes, **options)
+        return async_cluster_client(self.url, **options)
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -251,6 +258,24 @@ def slot_of(key: str) -> int:
     from redis.crc import key_slot
 
     return int(key_slot(key.encode()))
+
+
+def _seeds(url: str) -> list[tuple[str, int]]:
+    """``(host, port)`` of each node in a ``redis+cluster://host:port,...`` URL."""
+    hosts = url.removeprefix("redis+cluster://").split("/", 1)[0]
+    return [(host, int(port)) for host, port in (h.rsplit(":", 1) for h in hosts.split(","))]
+
+
+def cluster_client(url: str, **options: Any) -> redis.cluster.RedisCluster:
+    """A blocking cluster client for a ``redis+cluster://`` URL (until the product builds them)."""
+    nodes = [redis.cluster.ClusterNode(h, p) for h, p in _seeds(url)]  # type: ignore[no-untyped-call]
+    return redis.cluster.RedisCluster(startup_nodes=nodes, **options)
+
+
+def async_cluster_client(url: str, **options: Any) -> redis.asyncio.cluster.RedisCluster:
+    """The asyncio twin of :func:`cluster_client` (make it in the loop that uses it)."""
+    nodes = [redis.asyncio.cluster.ClusterNode(h, p) for h, p in _seeds(url)]
+    return redis.asyncio.cluster.RedisCluster(startup_nodes=nodes, **options)
 
 
 @contextlib.contextmanager

@@ -3,7 +3,9 @@
 Every client (task queue, agent registry, messenger) writes its operations once as generators
 (:mod:`distributor.tasks.ops`, :mod:`distributor.messaging.messages`...); :class:`SyncExecutor` and
 :class:`AsyncExecutor` only differ in ``await``. Each registers the Lua scripts it needs once
-(redis-py reloads them after NOSCRIPT).
+(redis-py reloads them after NOSCRIPT). Every script call names its swarm's ``slot-guard``
+key last, so no script runs while the swarm's cluster slot migrates (see
+:mod:`distributor.store.keys`).
 
 ``retry_budget`` is how long a call that is safe to send again (a read, a script call with a
 request id) keeps being re-sent after connection errors (see
@@ -28,9 +30,16 @@ from distributor.store.calls import (
     run_async,
     run_sync,
 )
+from distributor.store.keys import slot_guard
 from distributor.store.scripts import MESSAGING_SCRIPT_NAMES, source
 
 T = TypeVar("T")
+
+
+def script_keys(call: ScriptCall) -> list[str]:
+    """The call's ``KEYS`` and, last, its swarm's slot guard."""
+    guard = slot_guard(call.keys[0]) if call.keys else None
+    return [*call.keys, guard] if guard else call.keys
 
 
 class SyncExecutor:
@@ -48,7 +57,7 @@ class SyncExecutor:
 
     def execute(self, call: Call) -> Any:
         if isinstance(call, ScriptCall):
-            return self._scripts[call.name](keys=call.keys, args=call.args)
+            return self._scripts[call.name](keys=script_keys(call), args=call.args)
         if isinstance(call, Command):
             return self.client.execute_command(*call.args)  # type: ignore[no-untyped-call]
         pipe = self.client.pipeline(transaction=False)
@@ -75,7 +84,7 @@ class AsyncExecutor:
 
     async def execute(self, call: Call) -> Any:
         if isinstance(call, ScriptCall):
-            return await self._scripts[call.name](keys=call.keys, args=call.args)
+            return await self._scripts[call.name](keys=script_keys(call), args=call.args)
         if isinstance(call, Command):
             return await self.client.execute_command(*call.args)  # type: ignore[no-untyped-call]
         async with self.client.pipeline(transaction=False) as pipe:

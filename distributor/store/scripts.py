@@ -3,6 +3,10 @@
 Each operation is one ``<name>.lua`` file; a line ``--@include common`` is replaced by
 ``lua/include/common.lua`` (shared helpers), the way BullMQ assembles its commands. Clients call
 ``register_script`` on the sources, and redis-py loads them again by itself after a NOSCRIPT.
+
+Scripts that build keys from the swarm's prefix (every script including ``common``, and those
+in ``BUILDS_KEYS``) start with Dragonfly's flag line :data:`UNDECLARED_KEYS_FLAG`, a comment to
+Redis and Valkey (why: :mod:`distributor.store.keys`).
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ MESSAGING_SCRIPT_NAMES = (
     "msg_redispatch",
 )
 _INCLUDE_RE = re.compile(r"^--@include (\w+)$", re.MULTILINE)
+UNDECLARED_KEYS_FLAG = "--!df flags=allow-undeclared-keys"
+# Messaging scripts that build agent:, inbox: or outbox: keys from the prefix in ARGV[1].
+BUILDS_KEYS = ("agent_prune", "msg_send")
 
 
 def _read(relative: str) -> str:
@@ -52,4 +59,7 @@ def source(name: str) -> str:
     """The full source of script ``name``, includes inlined."""
     if name not in SCRIPT_NAMES and name not in MESSAGING_SCRIPT_NAMES:
         raise KeyError(f"no Lua script named {name!r}")
-    return _INCLUDE_RE.sub(lambda m: _read(f"include/{m.group(1)}.lua"), _read(f"{name}.lua"))
+    text = _read(f"{name}.lua")
+    builds_keys = name in BUILDS_KEYS or "--@include common" in text
+    text = _INCLUDE_RE.sub(lambda m: _read(f"include/{m.group(1)}.lua"), text)
+    return f"{UNDECLARED_KEYS_FLAG}\n{text}" if builds_keys else text
