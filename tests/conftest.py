@@ -39,6 +39,7 @@ from tests.redis_cluster import (
     async_cluster_client,
     cluster_client,
     redis_cluster,  # noqa: F401  (the session's loopback cluster)
+    skip_if_not_on_cluster_yet,
 )
 
 settings.register_profile(
@@ -86,6 +87,8 @@ def make_async_client(backend: str, url: str, server: Any = None) -> redis.async
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "cluster":
+        skip_if_not_on_cluster_yet(request.node.nodeid)
     return str(request.param)
 
 

@@ -278,6 +278,53 @@ def async_cluster_client(url: str, **options: Any) -> redis.asyncio.cluster.Redi
     return redis.asyncio.cluster.RedisCluster(startup_nodes=nodes, **options)
 
 
+# Store tests that cannot pass on a cluster until another part of issue 13 lands, with why;
+# the ``cluster`` backend skips them with that reason (remove an entry when its part is merged).
+_RQ = (
+    "RQ's keys span hash slots, so enqueueing a delivery fails on a cluster; needs the "
+    "separate delivery broker (issue 13 item 2, SWARMQUEUE_DELIVERY_REDIS_URL)"
+)
+_URL = "opens the store by URL; redis+cluster:// URLs come with issue 13 item 1"
+NOT_ON_CLUSTER_YET = {
+    "tests/test_agents.py::test_prune_forgets_only_agents_unseen_past_the_window": _RQ,
+    "tests/test_broadcast.py::": _RQ,
+    "tests/test_cli_messages.py::": _RQ,
+    "tests/test_distributor.py::test_feature_to_completion_with_announcements": _RQ,
+    "tests/test_distributor.py::test_announcement_failure_is_logged_and_never_undoes": _RQ,
+    "tests/test_distributor.py::test_announcements_can_be_switched_off": _RQ,
+    "tests/test_distributor.py::test_broadcast_tasks_returns_the_pending_summary": _RQ,
+    "tests/test_ratelimit.py::": _RQ,
+    "tests/test_shell_safety.py::": _RQ,
+    "tests/test_swarms.py::test_delete_removes_every_key_and_delivery_job": _RQ,
+    "tests/test_live_views.py::": _URL,
+}
+
+
+def skip_if_not_on_cluster_yet(nodeid: str) -> None:
+    """Skip the test on the ``cluster`` backend when it is in :data:`NOT_ON_CLUSTER_YET`."""
+    for prefix, reason in NOT_ON_CLUSTER_YET.items():
+        if nodeid.startswith(prefix):
+            pytest.skip(f"not on a Redis Cluster yet: {reason}")
+
+
+def shard_subscribers(client: Any, channel: str) -> int:
+    """``PUBSUB SHARDNUMSUB channel`` where the channel lives (a cluster client sends it to a
+    random node otherwise, which counts only its own subscribers)."""
+    if isinstance(client, redis.cluster.RedisCluster):
+        node = client.get_node_from_key(channel)  # type: ignore[no-untyped-call]
+        return int(client.pubsub_shardnumsub(channel, target_nodes=node)[0][1])
+    return int(client.pubsub_shardnumsub(channel)[0][1])
+
+
+async def shard_subscribers_async(client: Any, channel: str) -> int:
+    """The asyncio twin of :func:`shard_subscribers`."""
+    if isinstance(client, redis.asyncio.cluster.RedisCluster):
+        await client.initialize()
+        node = client.get_node_from_key(channel)
+        return int((await client.pubsub_shardnumsub(channel, target_nodes=node))[0][1])
+    return int((await client.pubsub_shardnumsub(channel))[0][1])
+
+
 @contextlib.contextmanager
 def loopback_cluster(
     masters: int = 3, replicas: int = 1, *, node_timeout_ms: int = 2000

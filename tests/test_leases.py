@@ -169,9 +169,10 @@ def test_reap_recovers_all_expired(queue: TaskQueue) -> None:
     queue.submit(
         {"tasks": [{"id": f"r{i}", "title": "R", "max_attempts": 1 + i % 2} for i in range(250)]}
     )
-    while queue.claim_next("a1", lease=1) is not None:
+    # leases long enough that none ends while the 250 claims are made (slow on a loaded cluster)
+    while queue.claim_next("a1", lease=60) is not None:
         pass
-    advance_clock(queue, 2)
+    advance_clock(queue, 61)
     assert queue.reap() == 250
     progress = queue.progress()
     assert (progress["available"], progress["failed"], progress["claimed"]) == (125, 125, 0)
