@@ -21,7 +21,7 @@ from distributor.settings import Settings
 from distributor.store.calls import text
 from distributor.testing import advance_clock, delete_swarm
 from tests.cluster_migration import SlotMove
-from tests.redis_cluster import LoopbackCluster, cluster_client, slot_of
+from tests.redis_cluster import LoopbackCluster, cluster_client, shard_subscribers, slot_of
 from tests.test_race import random_dag
 
 pytestmark = pytest.mark.cluster
@@ -88,11 +88,10 @@ def agent_loop(url: str, swarm: str, agent: str, out: Any) -> None:
     queue = cluster_queue(url, swarm)
     done: list[str] = []
     while True:
-        claim = queue.claim_next(agent)
+        claim = queue.claim_next(agent, wait=1.0)  # on the swarm's shard channel
         if claim is None:
             if queue.progress()["completed"] == TASKS:
                 break
-            time.sleep(0.005)
             continue
         time.sleep(0.002)  # the work
         queue.complete(claim.task.id, agent, claim.token)
@@ -158,5 +157,33 @@ def test_agents_ride_through_a_slot_migration(redis_cluster: LoopbackCluster, sw
         for p in procs:
             if p.is_alive():
                 p.kill()
+        delete_swarm(queue)
+        queue.redis.close()
+
+
+def test_a_waiter_is_woken_after_the_slot_moved(
+    redis_cluster: LoopbackCluster, swarm: str
+) -> None:
+    """The old master ends the shard subscription when the slot leaves it; the waiter
+    subscribes again at the new one and hears the completion that unblocks its task."""
+    queue = cluster_queue(redis_cluster.url, swarm)
+    try:
+        queue.submit({"tasks": [{"id": "a", "title": "A"},
+                                {"id": "b", "title": "B", "dependencies": ["a"]}]})  # fmt: skip
+        held = queue.claim_next("agent-a")
+        assert held is not None
+        waiter = cluster_queue(redis_cluster.url, swarm)
+        with ThreadPoolExecutor(1) as pool:
+            waited = pool.submit(waiter.claim_next, "agent-b", wait=20)
+            deadline = time.monotonic() + 10
+            while shard_subscribers(queue.redis, queue.keys.channel) < 1:
+                assert time.monotonic() < deadline, "the waiter did not subscribe"
+                time.sleep(0.01)
+            move_for(redis_cluster, queue).run(batch=5, pause=0.01)
+            queue.complete("a", "agent-a", held.token)
+            claim = waited.result(timeout=30)
+        assert claim is not None and claim.task.id == "b"  # None: the wake-up was missed
+        waiter.redis.close()
+    finally:
         delete_swarm(queue)
         queue.redis.close()

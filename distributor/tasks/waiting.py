@@ -17,7 +17,8 @@ The channel is a shard channel (``SSUBSCRIBE``; the scripts ``SPUBLISH``, Redis 
 Redis Cluster a wake-up then travels only within the swarm's shard instead of to every node
 over the cluster bus (numbers in docs/benchmarks.md); on one server it works as ``PUBLISH``
 does. When the swarm's slot moves to another master, the old one ends the subscription
-(``sunsubscribe``): the waiter subscribes again (redis-py finds the new owner) and tries again.
+(``sunsubscribe``) or answers ``MOVED``: the waiter tries to claim again (which teaches the
+client the slot's new owner) and subscribes again there.
 
 When the channel's connection fails (a Redis restart), the waiter pauses and tries to claim
 again: the claim rides out the outage within the client's retry budget, then the channel is
@@ -43,7 +44,13 @@ import redis.asyncio.cluster
 import redis.cluster
 
 from distributor.errors import RedisUnavailable, ValidationError
-from distributor.store.calls import CONNECTION_ERRORS, RetryBudget, text, unavailable
+from distributor.store.calls import (
+    CLUSTER_REFUSALS,
+    CONNECTION_ERRORS,
+    RetryBudget,
+    text,
+    unavailable,
+)
 from distributor.store.executor import AsyncExecutor, SyncExecutor
 from distributor.store.keys import SwarmKeys
 from distributor.tasks.models import Claim
@@ -228,6 +235,12 @@ def wait_for_claim(
                 time.sleep(min(outage.pause(exc), timeout))
                 waiter.recheck = True  # wake-ups may have been missed meanwhile
                 continue
+            except CLUSTER_REFUSALS as exc:  # the channel's slot moved: listen at its new node
+                pubsub.close()
+                pubsub = queue.redis.pubsub()  # type: ignore[no-untyped-call]
+                subscribed, waiter.recheck = False, True  # the claim's MOVED updates the map
+                time.sleep(min(outage.pause(exc), timeout))
+                continue
             outage.over()
             if dropped(message):
                 subscribed, waiter.recheck = False, True
@@ -276,6 +289,12 @@ async def wait_for_claim_async(
             except CONNECTION_ERRORS as exc:
                 await asyncio.sleep(min(outage.pause(exc), timeout))
                 waiter.recheck = True
+                continue
+            except CLUSTER_REFUSALS as exc:
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                pubsub = queue.redis.pubsub()
+                subscribed, waiter.recheck = False, True
+                await asyncio.sleep(min(outage.pause(exc), timeout))
                 continue
             outage.over()
             if dropped(message):
