@@ -418,14 +418,24 @@ def cluster(report: Report, url: str, sizes: Sizes) -> None:
                           number(cost["other_nodes_bus_messages_per_message"], 2),
                           number(cost["other_nodes_cpu_us_per_message"], 1)])  # fmt: skip
     report.tables.append(wake)
-    pauses = [bench_cluster.failover_pause()["pause_seconds"] for _ in range(sizes.pane_runs)]
-    figures["failover_pause_seconds"] = pauses
+    runs = [bench_cluster.failover_pause() for _ in range(sizes.pane_runs)]
+    pauses = [run["pause_seconds"] for run in runs]
+    figures["failover"] = runs
+    lost = sum(r["completions_seen_by_agent"] - r["completed_in_redis"] for r in runs)
+    doubled = sum(r["completed_twice"] for r in runs)
     report.tables.append(
         Table(
             "7c. Failover pause: SIGKILL of the swarm's master to the agent's next transition "
             "(cluster-node-timeout 2000 ms)",
-            ["runs", "seconds each"],
-            [[str(len(pauses)), " / ".join(f"{p:.2f}" for p in pauses)]],
+            ["runs", "seconds each", "acknowledged but lost", "completed twice"],
+            [
+                [
+                    str(len(pauses)),
+                    " / ".join(f"{p:.2f}" for p in pauses),
+                    number(lost),
+                    number(doubled),
+                ]
+            ],
         )
     )
     report.figures["cluster"] = figures

@@ -165,6 +165,7 @@ def publish_cost(started: LoopbackCluster, count: int) -> dict[str, dict[str, fl
                 trips.append(time.perf_counter() - sent)
                 message = _first_message(pubsub, command)
                 delays.append(time.perf_counter() - float(message["data"]))
+            time.sleep(0.5)  # let the bus deliver the last messages to the other nodes
             cpu_other = sum(_cpu(o) for o in others) - cpu_before
             bus_other = sum(_bus_received(o) for o in others) - bus_before
             pubsub.close()
@@ -244,7 +245,18 @@ def failover_pause(tasks: int = 400) -> dict[str, float]:
         after = [t for t in done_at if t > killed]
         stop.set()
         worker.join(timeout=70)
-        queue.redis.close()
         if not after:
             raise RuntimeError("no transition within 60 s of the master's kill")
-        return {"pause_seconds": after[0] - killed, "node_timeout_ms": 2000.0}
+        completed: dict[str, int] = {}
+        for _, fields in cast(list[Any], queue.redis.xrange(queue.keys.events)):
+            if fields[b"type"] == b"completed":
+                task = fields[b"task"].decode()
+                completed[task] = completed.get(task, 0) + 1
+        queue.redis.close()
+        return {
+            "pause_seconds": after[0] - killed,
+            "node_timeout_ms": 2000.0,
+            "completions_seen_by_agent": float(len(done_at)),
+            "completed_in_redis": float(len(completed)),
+            "completed_twice": float(sum(1 for n in completed.values() if n > 1)),
+        }
