@@ -43,7 +43,8 @@ One key lives outside every swarm, so it has no hash tag and no script touches i
 when an agent registers and when a delivery job runs; each worker's sweep reads it to find the
 outboxes it serves (workers have no ``SCAN``; see ``workers/sweep.py``).
 
-The pub/sub channel ``swarmqueue:{S}:events`` carries one message per event (stream id, type,
+The shard channel (``SPUBLISH``/``SSUBSCRIBE``, in the swarm's slot like its keys)
+``swarmqueue:{S}:events`` carries one message per event (stream id, type,
 task id; a plan's ``submitted`` events share one, for the last), so waiting agents wake at once;
 the stream is the durable copy.
 

@@ -7,7 +7,7 @@
   cluster receives it over the cluster bus) or ``SPUBLISH`` (only the shard's master and
   replica): the publisher's round trip, the subscriber's delay, and CPU on the other nodes.
 - Failover pause: one agent working a swarm, its master killed with SIGKILL; the seconds from
-  the kill to the agent's first successful transition after it.
+  the kill to the first successful transition the agent sent after it.
 
 The cluster is ``tests/redis_cluster.py``'s ``LoopbackCluster`` (the test fixture), so the
 repository root must be importable (this module adds it).
@@ -224,15 +224,16 @@ def failover_pause(tasks: int = 400) -> dict[str, float]:
         queue = TaskQueue(cluster_maker(started)(), swarm, settings=settings)
         bench_lifecycle.submit_dag(queue, tasks, 1)  # a chain: one task ready at a time
         master = started.owner(queue.keys.prefix)
-        done_at: list[float] = []
+        done_at: list[tuple[float, float]] = []  # (sent, answered) of each completion
         stop = threading.Event()
 
         def agent() -> None:
             claim = queue.claim_next("agent-0")
             while claim is not None and not stop.is_set():
                 time.sleep(0.005)
+                sent = time.monotonic()
                 claim = queue.complete(claim.task_id, "agent-0", claim.token, claim_next=True).next
-                done_at.append(time.monotonic())
+                done_at.append((sent, time.monotonic()))
 
         worker = threading.Thread(target=agent)
         worker.start()
@@ -240,9 +241,10 @@ def failover_pause(tasks: int = 400) -> dict[str, float]:
         started.kill(master)
         killed = time.monotonic()
         deadline = killed + 60
-        while not [t for t in done_at if t > killed] and time.monotonic() < deadline:
+        while not [a for s_, a in done_at if s_ > killed] and time.monotonic() < deadline:
             time.sleep(0.01)
-        after = [t for t in done_at if t > killed]
+        # the first transition sent after the kill: a reply already on its way does not count
+        after = [answered for sent, answered in done_at if sent > killed]
         stop.set()
         worker.join(timeout=70)
         if not after:
