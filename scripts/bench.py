@@ -425,8 +425,8 @@ def cluster(report: Report, url: str, sizes: Sizes) -> None:
     doubled = sum(r["completed_twice"] for r in runs)
     report.tables.append(
         Table(
-            "7c. Failover pause: SIGKILL of the swarm's master to the first transition sent after it "
-            "(cluster-node-timeout 2000 ms)",
+            "7c. Failover pause: SIGKILL of the swarm's master to the first transition sent "
+            "after it (cluster-node-timeout 2000 ms)",
             ["runs", "seconds each", "acknowledged but lost", "completed twice"],
             [
                 [
