@@ -5,7 +5,7 @@ commands, and the event stream followed from a master."""
 from __future__ import annotations
 
 import asyncio
-from typing import cast
+from typing import Any, cast
 
 import pytest
 import redis
@@ -14,6 +14,7 @@ from distributor import AsyncTaskQueue, TaskQueue
 from distributor.admin.swarms import delete_swarm as admin_delete_swarm
 from distributor.admin.swarms import find_swarms, summaries
 from distributor.settings import Settings
+from distributor.store.calls import Batch, Command, Op
 from distributor.testing import delete_swarm
 from tests.redis_cluster import LoopbackCluster, async_cluster_client, cluster_client
 
@@ -87,3 +88,45 @@ def test_swarms_on_every_master_are_found_summed_and_deleted(
         for queue in queues:
             delete_swarm(queue)
         client.close()
+
+
+def test_time_in_a_batch_comes_from_the_swarm_master(
+    redis_cluster: LoopbackCluster, swarm: str
+) -> None:
+    """Reads compare task times with Redis' TIME: the clock the swarm's scripts read."""
+    queue = TaskQueue(cast(redis.Redis, cluster_client(redis_cluster.url)), swarm)
+    masters = redis_cluster.masters()
+    owner = redis_cluster.owner(queue.keys.prefix)
+
+    def now() -> Op[list[Any]]:
+        reply: list[Any] = yield Batch((Command(("TIME",)), Command(("GET", queue.keys.clock))))
+        return reply
+
+    def time_calls() -> dict[int, int]:
+        calls = {}
+        for node in masters:
+            with node.client(decode_responses=True) as client:
+                stats = client.info("commandstats").get("cmdstat_time", {"calls": 0})
+                calls[node.port] = int(stats["calls"])
+        return calls
+
+    try:
+        before = time_calls()
+        for _ in range(5):
+            time_reply, _clock = queue._executor.run(now())
+            assert time_reply
+        after = time_calls()
+        assert {port: after[port] - before[port] for port in after} == {
+            node.port: 5 if node is owner else 0 for node in masters
+        }
+
+        async def from_asyncio() -> None:
+            client = async_cluster_client(redis_cluster.url)
+            async with AsyncTaskQueue(cast(redis.asyncio.Redis, client), swarm) as aq:
+                for _ in range(5):
+                    await aq._executor.run(now())
+
+        asyncio.run(from_asyncio())
+        assert time_calls()[owner.port] - after[owner.port] == 5
+    finally:
+        queue.redis.close()
