@@ -12,7 +12,9 @@ check the benchmark's own counting, never its speed). See docs/benchmarks.md.
 
 Sections: lifecycle, growth, memory, wakeup, broadcast, recovery, mcp, reservations (file
 reservations: claim_next's cost by live reservations, and the lifecycle with every task
-reserving its files beside the same run without), replication.
+reserving its files beside the same run without), replication; and, only when named with
+``--only cluster``, cluster (starts a loopback Redis Cluster of its own, see
+scripts/benchmarks/cluster.py).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ SECTIONS = (
     "lifecycle", "growth", "memory", "wakeup", "broadcast", "recovery", "mcp", "reservations",
     "replication",
 )
+ON_REQUEST = ("cluster",)  # not in the default run: it starts six redis-servers of its own
 
 
 @dataclass(frozen=True)
@@ -483,6 +486,77 @@ def replication(report: Report, url: str, sizes: Sizes) -> None:
     report.figures["replication"] = figures
 
 
+def cluster(report: Report, url: str, sizes: Sizes) -> None:
+    """One redis-server against a 3-master cluster; publish costs; failover pause."""
+    from benchmarks import cluster as bench_cluster  # imports the tests' cluster fixture
+
+    per_swarm, width = max(20, sizes.tasks // 5), max(2, sizes.width // 5)
+    swarms = bench_cluster.SWARMS
+    table = Table(
+        f"10. Redis Cluster: {swarms} swarms x {per_swarm:,} tasks ({width} wide), one agent "
+        "process per swarm (tasks/s; per node: commands/s and CPU s during the run)",
+        ["where", "tasks/s", "node 1", "node 2", "node 3"],
+    )
+    figures: dict[str, Any] = {}
+    one = redis.Redis.from_url(url, decode_responses=True)
+    names = [bench_lifecycle.new_swarm() for _ in range(swarms)]
+    run, load = bench_cluster.lifecycle_on(
+        lambda: redis.Redis.from_url(url), [one], names, per_swarm, width, sizes.timeout
+    )
+    one.close()
+    figures["one_node"] = {"per_second": run.per_second, "nodes": load}
+    table.rows.append(["1 redis-server", number(run.per_second), *_loads(load), "", ""])
+    with bench_cluster.cluster() as started:
+        nodes = bench_cluster.node_clients(started)
+        names = bench_cluster.spread_swarms(started)
+        run, load = bench_cluster.lifecycle_on(
+            bench_cluster.cluster_maker(started), nodes, names, per_swarm, width, sizes.timeout
+        )
+        figures["cluster"] = {"per_second": run.per_second, "nodes": load}
+        table.rows.append(["3-master cluster", number(run.per_second), *_loads(load)])
+        for node in nodes:
+            node.close()
+        publishes = bench_cluster.publish_cost(started, sizes.wakeup_samples * 10)
+    figures["publish"] = publishes
+    report.tables.append(table)
+    wake = Table(
+        "10b. Wake-up publish on the cluster: script round trip, delivery to a subscriber "
+        "(median µs); per message, what the nodes outside the channel's shard receive over the "
+        "cluster bus and the CPU they spend (includes their idle housekeeping)",
+        ["command", "round trip", "delivery", "bus msgs to other nodes", "their CPU µs"],
+    )
+    for command, cost in publishes.items():
+        wake.rows.append([command, number(cost["round_trip_us"]), number(cost["delivery_us"]),
+                          number(cost["other_nodes_bus_messages_per_message"], 2),
+                          number(cost["other_nodes_cpu_us_per_message"], 1)])  # fmt: skip
+    report.tables.append(wake)
+    runs = [bench_cluster.failover_pause() for _ in range(sizes.pane_runs)]
+    pauses = [run["pause_seconds"] for run in runs]
+    figures["failover"] = runs
+    lost = sum(r["completions_seen_by_agent"] - r["completed_in_redis"] for r in runs)
+    doubled = sum(r["completed_twice"] for r in runs)
+    report.tables.append(
+        Table(
+            "10c. Failover pause: SIGKILL of the swarm's master to the first transition sent "
+            "after it (cluster-node-timeout 2000 ms)",
+            ["runs", "seconds each", "acknowledged but lost", "completed twice"],
+            [
+                [
+                    str(len(pauses)),
+                    " / ".join(f"{p:.2f}" for p in pauses),
+                    number(lost),
+                    number(doubled),
+                ]
+            ],
+        )
+    )
+    report.figures["cluster"] = figures
+
+
+def _loads(load: list[dict[str, float]]) -> list[str]:
+    return [f"{number(n['ops_per_second'])} ({n['cpu_seconds']:.1f} s)" for n in load]
+
+
 RUNNERS: dict[str, Callable[[Report, str, Sizes], None]] = {
     "lifecycle": lifecycle,
     "growth": growth,
@@ -493,6 +567,7 @@ RUNNERS: dict[str, Callable[[Report, str, Sizes], None]] = {
     "mcp": mcp,
     "reservations": reservations,
     "replication": replication,
+    "cluster": cluster,
 }
 
 
@@ -514,11 +589,13 @@ def main(argv: list[str] | None = None) -> int:
         "--repeat", type=int, default=1, help="lifecycle runs per system (the best counts)"
     )
     parser.add_argument(
-        "--only", default=",".join(SECTIONS), help=f"comma-separated: {', '.join(SECTIONS)}"
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated: {', '.join(SECTIONS + ON_REQUEST)}",
     )
     args = parser.parse_args(argv)
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
-    unknown = set(sections) - set(SECTIONS)
+    unknown = set(sections) - set(SECTIONS) - set(ON_REQUEST)
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     configure_logging("WARNING")  # delivery jobs log every delivery at INFO

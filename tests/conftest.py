@@ -36,6 +36,12 @@ from distributor.tasks.queue import TaskQueue
 from distributor.testing import delete_swarm
 from tests.async_facade import BlockingAsyncQueue
 from tests.processes import LeakCheck
+from tests.redis_cluster import (
+    async_cluster_client,
+    cluster_client,
+    redis_cluster,  # noqa: F401  (the session's loopback cluster)
+    skip_if_not_on_cluster_yet,
+)
 
 settings.register_profile(
     "swarmqueue", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -43,7 +49,8 @@ settings.register_profile(
 settings.load_profile("swarmqueue")
 
 REAL_REDIS_URL = os.environ.get("SWARMQUEUE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-BACKENDS = ["fakeredis", "redis"]
+# "cluster": the session's loopback Redis Cluster (tests/redis_cluster.py), only with -m cluster.
+BACKENDS = ["fakeredis", "redis", pytest.param("cluster", marks=pytest.mark.cluster)]
 CLIENTS = ["sync", "async"]
 
 
@@ -64,6 +71,8 @@ def make_client(backend: str, url: str, server: Any = None) -> redis.Redis:
     if backend == "fakeredis":
         client: redis.Redis = fakeredis.FakeRedis(server=server or fakeredis.FakeServer())
         return client
+    if backend == "cluster":  # the Python API takes a cluster client where it takes a Redis
+        return cast(redis.Redis, cluster_client(url))
     return redis.Redis.from_url(url)
 
 
@@ -72,17 +81,23 @@ def make_async_client(backend: str, url: str, server: Any = None) -> redis.async
     if backend == "fakeredis":
         client: redis.asyncio.Redis = fakeredis.FakeAsyncRedis(server=server)
         return client
+    if backend == "cluster":
+        return cast(redis.asyncio.Redis, async_cluster_client(url))
     return redis.asyncio.Redis.from_url(url)
 
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "cluster":
+        skip_if_not_on_cluster_yet(request.node.nodeid)
     return str(request.param)
 
 
 @pytest.fixture
 def backend_url(backend: str, request: pytest.FixtureRequest) -> str:
-    """The real Redis URL, or '' for fakeredis."""
+    """The real Redis URL, the cluster's ``redis+cluster://`` URL, or '' for fakeredis."""
+    if backend == "cluster":
+        return str(request.getfixturevalue("redis_cluster").url)
     return str(request.getfixturevalue("real_redis_url")) if backend == "redis" else ""
 
 

@@ -29,6 +29,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 SERVER_NAMES = ("redis-server", "tmux")
+# Servers a session- or module-scoped fixture owns and stops itself (the loopback cluster's
+# nodes): started inside whichever test first needs them, they are not that test's leak.
+FIXTURE_PIDS: set[int] = set()
 _GRACE_SECONDS = 3.0  # a server told to stop a moment ago may still be on its way out
 
 
@@ -167,7 +170,11 @@ class LeakCheck:
         self.tmux_sockets.add(path)
 
     def _find(self) -> tuple[dict[int, str], list[str], list[int]]:
-        processes = {p: n for p, n in running_servers().items() if p not in self.before}
+        processes = {
+            p: n
+            for p, n in running_servers().items()
+            if p not in self.before and p not in FIXTURE_PIDS
+        }
         sockets = sorted({*_sockets_under(self.tmux_dir), *self.tmux_sockets})
         return (
             processes,

@@ -18,6 +18,7 @@ from redis.backoff import ExponentialBackoff
 
 from distributor import AsyncTaskQueue, Event, RedisUnavailable, Settings, TaskQueue
 from tests.conftest import chain_plan
+from tests.redis_cluster import shard_subscribers_async
 
 T = TypeVar("T")
 LONG_WAIT = 30.0
@@ -40,7 +41,7 @@ def run(
 async def subscribed(aq: AsyncTaskQueue, n: int) -> None:
     """Yield to the loop until ``n`` waiters listen on the channel (readiness, not timing)."""
     async with asyncio.timeout(10):
-        while (await aq.redis.pubsub_numsub(aq.keys.channel))[0][1] < n:
+        while await shard_subscribers_async(aq.redis, aq.keys.channel) < n:
             await asyncio.sleep(0.005)
 
 

@@ -13,6 +13,7 @@ from distributor.cli import main
 from distributor.cli.app import CliContext
 from distributor.tasks.queue import TaskQueue
 from tests.conftest import chain_plan
+from tests.redis_cluster import shard_subscribers
 
 
 def run(obj: CliContext, *args: str) -> Result:
@@ -85,7 +86,7 @@ def test_next_wait_is_woken_by_a_completion(cli_obj: CliContext, sync_queue: Tas
 
     def complete_when_waited_for() -> None:
         deadline = time.monotonic() + 10
-        while sync_queue.redis.pubsub_numsub(sync_queue.keys.channel)[0][1] < 1:
+        while shard_subscribers(sync_queue.redis, sync_queue.keys.channel) < 1:
             assert time.monotonic() < deadline
             time.sleep(0.005)
         sync_queue.complete("t0", "a1", first.token)

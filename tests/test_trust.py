@@ -208,12 +208,12 @@ def test_agent_loop_and_worker_over_tls_with_the_documented_users(
         )
         channel = SwarmKeys(swarm).channel
         wait_for(
-            lambda: dict(admin.pubsub_numsub(channel)).get(channel.encode(), 0) >= 1,
+            lambda: dict(admin.pubsub_shardnumsub(channel)).get(channel.encode(), 0) >= 1,
             timeout=30,
             what="bob to subscribe",
         )
         clients = admin.client_list()
-        assert any(c["user"] == "swarmqueue-agent" and c.get("sub") == "1" for c in clients)
+        assert any(c["user"] == "swarmqueue-agent" and c.get("ssub") == "1" for c in clients)
 
         done = agent.json("done", "design", "--agent", "alice", "--next")
         assert done["completed"]["unblocked"] == ["api", "docs"]

@@ -24,6 +24,7 @@ from distributor.tasks.waiting import Waiter, is_wake
 from distributor.testing import delete_swarm
 from tests.async_facade import BlockingAsyncQueue
 from tests.conftest import chain_plan
+from tests.redis_cluster import shard_subscribers
 
 LONG_WAIT = 30.0  # an upper bound only: every waiter below is woken long before it
 
@@ -40,7 +41,7 @@ def pool() -> Iterator[ThreadPoolExecutor]:
 
 
 def subscribers(queue: TaskQueue) -> int:
-    return int(queue.redis.pubsub_numsub(queue.keys.channel)[0][1])
+    return shard_subscribers(queue.redis, queue.keys.channel)
 
 
 def until(condition: Callable[[], bool], what: str) -> None:
@@ -53,7 +54,7 @@ def until(condition: Callable[[], bool], what: str) -> None:
 
 
 def drops_closed_subscriptions(backend: str, client_kind: str) -> bool:
-    """Whether a closed waiter's subscription disappears from PUBSUB NUMSUB.
+    """Whether a closed waiter's subscription disappears from PUBSUB SHARDNUMSUB.
 
     Not with fakeredis' asyncio client: closing a ``FakeAsyncRedis`` connection (as redis-py's
     ``PubSub.aclose`` does) leaves its fake socket subscribed on the ``FakeServer``. Real Redis

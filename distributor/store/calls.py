@@ -13,6 +13,13 @@ a read or a write that may repeat, such as ``ZREM``), a :class:`ScriptCall` with
 (the script stores its reply under it, so the second run replays the first) and one marked
 ``repeatable`` (a heartbeat). Any other script gets redis-py's own retry only: sending it again
 after its reply was lost would apply it twice.
+
+On a Redis Cluster the driver also rides out what a cluster says while a slot moves or a master
+fails over: ``TRYAGAIN``, ``ASK``/``MOVED`` redis-py could not settle, ``CLUSTERDOWN`` and
+redis-py's "TTL exhausted" after many of those. Each is a refusal given before the command ran,
+so every call, scripts without a request id included, is sent again within the same budget
+(:data:`CLUSTER_REFUSALS`). Losing every node redis-py knows ("Redis Cluster cannot be
+connected") counts as a connection error: the call may have run before the connection died.
 """
 
 from __future__ import annotations
@@ -25,6 +32,14 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import redis
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    ClusterError,
+    RedisClusterException,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 
 from distributor.errors import AuthenticationFailed, RedisUnavailable, TlsHandshakeFailed
 from distributor.log import get_logger
@@ -69,13 +84,33 @@ Call = ScriptCall | Command | Batch
 Op = Generator[Call, Any, T]
 
 CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError)
+# A cluster's refusals before a command runs (a slot migrating or moved, no master for a slot
+# yet); a bare ClusterError is redis-py's "TTL exhausted" after too many of them in a row.
+CLUSTER_REFUSALS = (TryAgainError, AskError, ClusterDownError, SlotNotCoveredError)
+# What a driver looks at after a failed call; the rest are the caller's (see _transient).
+_CAUGHT = (*CONNECTION_ERRORS, *CLUSTER_REFUSALS, ClusterError, RedisClusterException)
+_UNREACHABLE_CLUSTER = "Redis Cluster cannot be connected"
+
+
+def refused(exc: Exception) -> bool:
+    """Whether ``exc`` is a cluster's refusal given before the command ran (safe to resend)."""
+    return isinstance(exc, CLUSTER_REFUSALS) or type(exc) is ClusterError
+
+
+def _transient(exc: Exception) -> bool:
+    """Whether waiting may help: a connection error, a refusal, or no cluster node reachable
+    (other RedisClusterExceptions, such as a cross-slot request, are the caller's mistakes)."""
+    if isinstance(exc, CONNECTION_ERRORS) or refused(exc):
+        return True
+    return type(exc) is RedisClusterException and str(exc).startswith(_UNREACHABLE_CLUSTER)
 
 
 def unavailable(
     exc: Exception, context: str = "Redis unreachable", request_id: str | None = None
 ) -> RedisUnavailable:
-    """The error for one of ``CONNECTION_ERRORS``: refused credentials and a failed TLS
-    handshake (which some redis-py versions wrap in a ConnectionError) are their own kinds."""
+    """The error for one of ``CONNECTION_ERRORS`` or a cluster's refusals: refused credentials
+    and a failed TLS handshake (which some redis-py versions wrap in a ConnectionError) are
+    their own kinds."""
     if isinstance(exc, redis.AuthenticationError):
         return AuthenticationFailed(f"Redis refused the credentials: {exc}")
     if isinstance(exc.__cause__, TlsHandshakeFailed):
@@ -108,8 +143,11 @@ class RetryBudget:
 NO_RETRY = RetryBudget()
 
 
-def retriable(call: Call) -> bool:
-    """Whether ``call`` may be sent again after a connection error (see the module's text)."""
+def retriable(call: Call, exc: Exception | None = None) -> bool:
+    """Whether ``call`` may be sent again after ``exc`` (see the module's text): always after a
+    cluster's refusal, else when sending it twice is harmless."""
+    if exc is not None and refused(exc):
+        return True
     if isinstance(call, ScriptCall):
         return bool(call.request_id) or call.repeatable
     return True
@@ -121,7 +159,7 @@ def _request_id(call: Call) -> str | None:
 
 def _gave_up(call: Call, exc: Exception, tried: int, since: float) -> RedisUnavailable:
     rid = _request_id(call)
-    context = "Redis unreachable"
+    context = "Redis Cluster kept refusing" if refused(exc) else "Redis unreachable"
     if tried > 1:
         context += f" for {time.monotonic() - since:.1f}s ({tried} attempts)"
     if rid:
@@ -133,7 +171,7 @@ def _outage(call: Call, budget: RetryBudget, exc: Exception) -> tuple[Iterator[f
     """The pauses before each next attempt of ``call`` (none when it must not be sent again,
     or when waiting cannot help: refused credentials, a failed TLS handshake) and when the
     outage began."""
-    if not retriable(call) or isinstance(
+    if not retriable(call, exc) or isinstance(
         unavailable(exc), AuthenticationFailed | TlsHandshakeFailed
     ):
         return iter(()), time.monotonic()
@@ -154,7 +192,9 @@ def perform_sync(call: Call, execute: Callable[[Call], Any], budget: RetryBudget
     """``execute(call)``; after a connection error, again within ``budget`` if it is safe."""
     try:
         return execute(call)  # the common case: no bookkeeping
-    except CONNECTION_ERRORS as exc:
+    except _CAUGHT as exc:
+        if not _transient(exc):
+            raise
         error: Exception = exc  # `exc` is unbound after its except block
         pauses, since = _outage(call, budget, exc)
     tried = 1
@@ -166,7 +206,11 @@ def perform_sync(call: Call, execute: Callable[[Call], Any], budget: RetryBudget
         tried += 1
         try:
             reply = execute(call)
-        except CONNECTION_ERRORS as exc:
+        except _CAUGHT as exc:
+            if not _transient(exc):
+                raise
+            if not retriable(call, exc):  # a connection error after refusals: maybe it ran
+                raise _gave_up(call, exc, tried, since) from exc
             error = exc
             continue
         _came_back(call, tried, since)
@@ -179,7 +223,9 @@ async def perform_async(
     """The asyncio twin of :func:`perform_sync`: it pauses with ``asyncio.sleep``."""
     try:
         return await execute(call)  # the common case: no bookkeeping
-    except CONNECTION_ERRORS as exc:
+    except _CAUGHT as exc:
+        if not _transient(exc):
+            raise
         error: Exception = exc  # `exc` is unbound after its except block
         pauses, since = _outage(call, budget, exc)
     tried = 1
@@ -191,7 +237,11 @@ async def perform_async(
         tried += 1
         try:
             reply = await execute(call)
-        except CONNECTION_ERRORS as exc:
+        except _CAUGHT as exc:
+            if not _transient(exc):
+                raise
+            if not retriable(call, exc):  # a connection error after refusals: maybe it ran
+                raise _gave_up(call, exc, tried, since) from exc
             error = exc
             continue
         _came_back(call, tried, since)

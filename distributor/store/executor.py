@@ -3,7 +3,10 @@
 Every client (task queue, agent registry, messenger) writes its operations once as generators
 (:mod:`distributor.tasks.ops`, :mod:`distributor.messaging.messages`...); :class:`SyncExecutor` and
 :class:`AsyncExecutor` only differ in ``await``. Each registers the Lua scripts it needs once
-(redis-py reloads them after NOSCRIPT).
+(redis-py reloads them after NOSCRIPT). Every script call names its swarm's ``slot-guard``
+key last, so no script runs while the swarm's cluster slot migrates (see
+:mod:`distributor.store.keys`). On a cluster, a batch's key-less commands (``TIME``) go to the
+master of the batch's swarm.
 
 ``retry_budget`` is how long a call that is safe to send again (a read, a script call with a
 request id) keeps being re-sent after connection errors (see
@@ -15,8 +18,14 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+import redis
+import redis.asyncio as aioredis
+import redis.asyncio.cluster
+import redis.cluster
+
 from distributor.store.calls import (
     NO_RETRY,
+    Batch,
     Call,
     Command,
     Op,
@@ -27,9 +36,49 @@ from distributor.store.calls import (
 )
 from distributor.store.connect import AsyncRedis, SyncRedis
 from distributor.store.durability import Durability
+from distributor.store.keys import slot_guard
 from distributor.store.scripts import MESSAGING_SCRIPT_NAMES, source
 
 T = TypeVar("T")
+
+
+_KEYLESS = frozenset({"TIME", "PING"})
+
+
+def _keyless(command: Command) -> bool:
+    return str(command.args[0]).upper() in _KEYLESS
+
+
+def _batch_key(batch: Batch) -> str | None:
+    """The key of the batch's first command that has one (its swarm's slot)."""
+    for command in batch.commands:
+        if not _keyless(command) and len(command.args) > 1:
+            return str(command.args[1])
+    return None
+
+
+def script_keys(call: ScriptCall) -> list[str]:
+    """The call's ``KEYS`` and, last, its swarm's slot guard."""
+    guard = slot_guard(call.keys[0]) if call.keys else None
+    return [*call.keys, guard] if guard else call.keys
+
+
+def _near(client: Any, batch: Batch) -> dict[str, Any]:
+    """On a cluster, where a batch's key-less commands go: the master of the batch's swarm, so
+    ``TIME`` comes from the clock its scripts read (any node would answer otherwise)."""
+    key = _batch_key(batch)
+    if key is None or not isinstance(client, redis.cluster.RedisCluster):
+        return {}
+    return {"target_nodes": client.get_node_from_key(key)}  # type: ignore[no-untyped-call]
+
+
+async def _near_async(client: Any, batch: Batch) -> dict[str, Any]:
+    """The asyncio twin of :func:`_near`."""
+    key = _batch_key(batch)
+    if key is None or not isinstance(client, aioredis.cluster.RedisCluster):
+        return {}
+    await client.initialize()  # a no-op once the slots are known
+    return {"target_nodes": client.get_node_from_key(key)}
 
 
 class SyncExecutor:
@@ -48,15 +97,18 @@ class SyncExecutor:
 
     def execute(self, call: Call) -> Any:
         if isinstance(call, ScriptCall):
+            keys = script_keys(call)
             if self.durability is not None and self.durability.applies(call):
                 script = self._scripts[call.name]
-                return self.durability.run_sync(self.client, script, call, call.keys)
-            return self._scripts[call.name](keys=call.keys, args=call.args)
+                return self.durability.run_sync(self.client, script, call, keys)
+            return self._scripts[call.name](keys=keys, args=call.args)
         if isinstance(call, Command):
             return self.client.execute_command(*call.args)  # type: ignore[no-untyped-call]
         pipe = self.client.pipeline(transaction=False)
+        near = _near(self.client, call)
         for command in call.commands:
-            pipe.execute_command(*command.args)  # type: ignore[no-untyped-call, unused-ignore]
+            options = near if _keyless(command) else {}
+            pipe.execute_command(*command.args, **options)  # type: ignore[no-untyped-call, unused-ignore]
         return pipe.execute()
 
     def run(self, op: Op[T]) -> T:
@@ -79,15 +131,17 @@ class AsyncExecutor:
 
     async def execute(self, call: Call) -> Any:
         if isinstance(call, ScriptCall):
+            keys = script_keys(call)
             if self.durability is not None and self.durability.applies(call):
                 script = self._scripts[call.name]
-                return await self.durability.run_async(self.client, script, call, call.keys)
-            return await self._scripts[call.name](keys=call.keys, args=call.args)
+                return await self.durability.run_async(self.client, script, call, keys)
+            return await self._scripts[call.name](keys=keys, args=call.args)
         if isinstance(call, Command):
             return await self.client.execute_command(*call.args)  # type: ignore[no-untyped-call, unused-ignore]
+        near = await _near_async(self.client, call)
         async with self.client.pipeline(transaction=False) as pipe:
             for command in call.commands:
-                pipe.execute_command(*command.args)
+                pipe.execute_command(*command.args, **(near if _keyless(command) else {}))
             return await pipe.execute()
 
     async def run(self, op: Op[T]) -> T:

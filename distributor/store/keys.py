@@ -49,6 +49,8 @@ key (after the prefix)     type         holds
 ``counters``               hash         what failed after a transition committed (a failed
                                         announcement or enqueue, a replication shortfall),
                                         by kind, and the last reason of each
+``slot-guard``             (none)       never written: every script call names it last in
+                                        ``KEYS`` (see "Redis Cluster" below)
 =========================  ===========  ====================================================
 
 One key lives outside every swarm, so it has no hash tag and no script touches it:
@@ -56,12 +58,44 @@ One key lives outside every swarm, so it has no hash tag and no script touches i
 when an agent registers and when a delivery job runs; each worker's sweep reads it to find the
 outboxes it serves (workers have no ``SCAN``; see ``workers/sweep.py``).
 
-The pub/sub channel ``swarmqueue:{S}:events`` carries one message per event (stream id, type,
+The shard channel (``SPUBLISH``/``SSUBSCRIBE``, in the swarm's slot like its keys)
+``swarmqueue:{S}:events`` carries one message per event (stream id, type,
 task id; a plan's ``submitted`` events share one, for the last), so waiting agents wake at once;
 the stream is the durable copy.
 
 Lua scripts get the fixed keys as ``KEYS`` in the order of :meth:`SwarmKeys.script_keys` and
 build per-task keys from the prefix passed as ``ARGV[1]`` with the same suffixes as above.
+
+Redis Cluster: declared and undeclared keys
+-------------------------------------------
+Decision: scripts keep building per-task, per-request and per-agent keys from the prefix; each
+such script starts with Dragonfly's flag line ``--!df flags=allow-undeclared-keys`` (a comment
+to Redis and Valkey); and every script call names the swarm's ``slot-guard`` key last in
+``KEYS``, a key nobody writes. Why:
+
+- Declaring every key cannot be complete. ``claim_next`` and ``reap`` pick tasks from a sorted
+  set, ``complete`` unblocks the dependents listed in the task's hash, ``msg_send`` and
+  ``agent_prune`` walk the agents: those keys are chosen inside the script. Declaring them
+  would need a read first and a script that refuses when the read went stale: one more round
+  trip on the hot path (claim, complete) for no gain below.
+- What declared keys buy on a cluster is routing, and the ``{swarm}`` hash tag already puts
+  every key of a swarm in one slot, so the first key routes the call and every key the script
+  builds is local: Redis 7 and Valkey run such scripts unchanged while the slot stays put.
+- While the slot migrates (``CLUSTER SETSLOT ... MIGRATING/IMPORTING`` and ``MIGRATE`` in
+  batches) undeclared keys are unsafe on Redis 7.0: on the source a script whose declared keys
+  are all still there runs, and its first touch of a key already moved fails with "Script
+  attempted to access a non local key" after earlier writes were applied (a script error does
+  not roll back); on the target (after ``ASK``) a key not yet moved reads as missing. Declaring
+  the known keys would not close this: claim_next's chosen task stays undeclared. The guard
+  closes it for every script: a declared key that never exists is always "missing", so while
+  the slot is migrating the source answers ``ASK`` (or ``TRYAGAIN``: Redis 7.2+), the target
+  answers ``TRYAGAIN`` to a multi-key call with a missing key, and no script runs anywhere
+  until ``SETSLOT NODE`` ends the migration. Both are refusals before anything ran, which the
+  executor resends within the retry budget (:mod:`distributor.store.calls`). The swarm pauses
+  for as long as its one slot is in transit; other swarms are untouched.
+- Dragonfly refuses undeclared keys unless a script carries the flag (its docs, "Scripting with
+  Lua"); with it the script locks more than its declared keys there, which is the price of the
+  keys chosen inside.
 """
 
 from __future__ import annotations
@@ -94,6 +128,15 @@ def check_swarm(name: str) -> str:
             " (not '.' or '..')"
         )
     return name
+
+
+def slot_guard(key: str) -> str | None:
+    """The ``slot-guard`` key of the swarm ``key`` belongs to (None: not a swarm's key)."""
+    opening = key.find(":{")
+    closing = key.find("}:", opening + 2) if opening > 0 else -1
+    if closing < 0:
+        return None
+    return key[: closing + 2] + "slot-guard"
 
 
 def host_swarms_key(host: str, namespace: str = NAMESPACE) -> str:
@@ -185,6 +228,11 @@ class SwarmKeys:
     def host_swarms(self, host: str) -> str:
         """The set of swarms with agents on ``host`` (no hash tag: plain commands only)."""
         return host_swarms_key(host, self.namespace)
+
+    @property
+    def slot_guard(self) -> str:
+        """The key no one writes, named last in every script call's ``KEYS`` (see above)."""
+        return self.prefix + "slot-guard"
 
     def script_keys(self) -> list[str]:
         """The fixed keys every Lua script receives, in ``KEYS`` order."""

@@ -4,6 +4,10 @@ Each operation is one ``<name>.lua`` file; a line ``--@include common`` is repla
 ``lua/include/common.lua`` (shared helpers), the way BullMQ assembles its commands; includes
 may include others (``common`` inlines ``reservations``). Clients call
 ``register_script`` on the sources, and redis-py loads them again by itself after a NOSCRIPT.
+
+Scripts that build keys from the swarm's prefix (every script including ``common``, and those
+in ``BUILDS_KEYS``) start with Dragonfly's flag line :data:`UNDECLARED_KEYS_FLAG`, a comment to
+Redis and Valkey (why: :mod:`distributor.store.keys`).
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ MESSAGING_SCRIPT_NAMES = (
     "msg_remind",
 )
 _INCLUDE_RE = re.compile(r"^--@include (\w+)$", re.MULTILINE)
+UNDECLARED_KEYS_FLAG = "--!df flags=allow-undeclared-keys"
+# Messaging scripts that build agent:, inbox: or outbox: keys from the prefix in ARGV[1].
+BUILDS_KEYS = ("agent_prune", "msg_send", "msg_remind")
 
 
 def _read(relative: str) -> str:
@@ -58,7 +65,10 @@ def source(name: str) -> str:
     """The full source of script ``name``, includes inlined."""
     if name not in SCRIPT_NAMES and name not in MESSAGING_SCRIPT_NAMES:
         raise KeyError(f"no Lua script named {name!r}")
-    return inline_includes(_read(f"{name}.lua"))
+    text = _read(f"{name}.lua")
+    builds_keys = name in BUILDS_KEYS or "--@include common" in text
+    text = inline_includes(text)
+    return f"{UNDECLARED_KEYS_FLAG}\n{text}" if builds_keys else text
 
 
 def inline_includes(text: str, depth: int = 0) -> str:

@@ -11,10 +11,18 @@ Closing the race between "nothing ready" and "subscribed", in a timeline::
     t2  W's SUBSCRIBE reaches Redis: it never hears about t1
 
 so W tries again after Redis confirms the subscription, and again after every reconnect (redis-py
-re-subscribes and Redis confirms again; messages sent while disconnected are lost). When the
-channel's connection fails (a Redis restart), the waiter pauses and tries to claim again: the
-claim rides out the outage within the client's retry budget, then the channel is listened to
-again; outages longer than the budget raise ``RedisUnavailable``. Many waiters
+re-subscribes and Redis confirms again; messages sent while disconnected are lost).
+
+The channel is a shard channel (``SSUBSCRIBE``; the scripts ``SPUBLISH``, Redis >= 7.0): on a
+Redis Cluster a wake-up then travels only within the swarm's shard instead of to every node
+over the cluster bus (numbers in docs/benchmarks.md); on one server it works as ``PUBLISH``
+does. When the swarm's slot moves to another master, the old one ends the subscription
+(``sunsubscribe``) or answers ``MOVED``: the waiter tries to claim again (which teaches the
+client the slot's new owner) and subscribes again there.
+
+When the channel's connection fails (a Redis restart), the waiter pauses and tries to claim
+again: the claim rides out the outage within the client's retry budget, then the channel is
+listened to again; outages longer than the budget raise ``RedisUnavailable``. Many waiters
 woken by one ready task all try; the claim script is atomic, so exactly one gets it and the others
 go back to waiting.
 
@@ -30,8 +38,19 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Protocol
 
+import redis
+import redis.asyncio as aioredis
+import redis.asyncio.cluster
+import redis.cluster
+
 from distributor.errors import RedisUnavailable, ValidationError
-from distributor.store.calls import CONNECTION_ERRORS, RetryBudget, text, unavailable
+from distributor.store.calls import (
+    CLUSTER_REFUSALS,
+    CONNECTION_ERRORS,
+    RetryBudget,
+    text,
+    unavailable,
+)
 from distributor.store.connect import AsyncRedis, SyncRedis
 from distributor.store.executor import AsyncExecutor, SyncExecutor
 from distributor.store.keys import SwarmKeys
@@ -93,9 +112,9 @@ def is_wake(message: dict[str, Any]) -> bool:
     A (re)subscribe confirmation does: messages may have been missed before it.
     """
     kind = message.get("type")
-    if kind == "subscribe":
+    if kind in ("subscribe", "ssubscribe"):
         return True
-    if kind != "message":
+    if kind not in ("message", "smessage"):
         return False  # pong (health checks), unsubscribe
     parts = text(message.get("data", "")).split(" ")
     return len(parts) >= 2 and parts[1] in WAKE_TYPES
@@ -135,6 +154,26 @@ class Waiter:
         if self._due_at is not None:
             remaining = max(0.0, min(remaining, self._due_at - now))
         return remaining if max_block is None else min(remaining, max_block)
+
+
+def dropped(message: dict[str, Any] | None) -> bool:
+    """Whether Redis ended the subscription (the swarm's slot moved to another master)."""
+    return message is not None and message.get("type") in ("sunsubscribe", "unsubscribe")
+
+
+def next_message(pubsub: Any, timeout: float) -> dict[str, Any] | None:
+    """The next message of ``pubsub``: a cluster's pub/sub keeps shard messages apart."""
+    if isinstance(pubsub, redis.cluster.ClusterPubSub):
+        message = pubsub.get_sharded_message(timeout=timeout)  # type: ignore[no-untyped-call]
+        return message  # type: ignore[no-any-return]
+    return pubsub.get_message(timeout=timeout)  # type: ignore[no-any-return]
+
+
+async def next_message_async(pubsub: Any, timeout: float) -> dict[str, Any] | None:
+    """The asyncio twin of :func:`next_message`."""
+    if isinstance(pubsub, aioredis.cluster.ClusterPubSub):
+        return await pubsub.get_sharded_message(timeout=timeout)
+    return await pubsub.get_message(timeout=timeout)  # type: ignore[no-any-return]
 
 
 def _unreachable(exc: Exception) -> RedisUnavailable:
@@ -192,14 +231,22 @@ def wait_for_claim(
                 return None
             try:
                 if not subscribed:
-                    pubsub.subscribe(queue.keys.channel)
+                    pubsub.ssubscribe(queue.keys.channel)
                     subscribed = True
-                message = pubsub.get_message(timeout=timeout)
+                message = next_message(pubsub, timeout)
             except CONNECTION_ERRORS as exc:
                 time.sleep(min(outage.pause(exc), timeout))
                 waiter.recheck = True  # wake-ups may have been missed meanwhile
                 continue
+            except CLUSTER_REFUSALS as exc:  # the channel's slot moved: listen at its new node
+                pubsub.close()
+                pubsub = queue.redis.pubsub()  # type: ignore[no-untyped-call]
+                subscribed, waiter.recheck = False, True  # the claim's MOVED updates the map
+                time.sleep(min(outage.pause(exc), timeout))
+                continue
             outage.over()
+            if dropped(message):
+                subscribed, waiter.recheck = False, True
             waiter.heard(message)
     finally:
         pubsub.close()
@@ -239,14 +286,22 @@ async def wait_for_claim_async(
                 return None
             try:
                 if not subscribed:
-                    await pubsub.subscribe(queue.keys.channel)
+                    await pubsub.ssubscribe(queue.keys.channel)
                     subscribed = True
-                message = await pubsub.get_message(timeout=timeout)
+                message = await next_message_async(pubsub, timeout)
             except CONNECTION_ERRORS as exc:
                 await asyncio.sleep(min(outage.pause(exc), timeout))
                 waiter.recheck = True
                 continue
+            except CLUSTER_REFUSALS as exc:
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                pubsub = queue.redis.pubsub()
+                subscribed, waiter.recheck = False, True
+                await asyncio.sleep(min(outage.pause(exc), timeout))
+                continue
             outage.over()
+            if dropped(message):
+                subscribed, waiter.recheck = False, True
             waiter.heard(message)
     finally:
         await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -25,7 +25,7 @@ from distributor import AsyncTaskQueue, Claim, Settings, TaskQueue
 from distributor.testing import delete_swarm
 
 WAIT = 30.0
-SETTLE = 0.002  # after SUBSCRIBE shows up: let the waiter's post-subscribe re-check finish
+SETTLE = 0.002  # after SSUBSCRIBE shows up: let the waiter's post-subscribe re-check finish
 
 
 def _pair(i: int) -> dict[str, Any]:
@@ -51,7 +51,7 @@ def _summary(latencies: list[float], client: str) -> dict[str, Any]:
 
 
 def _subscribers(queue: TaskQueue) -> int:
-    return int(queue.redis.pubsub_numsub(queue.keys.channel)[0][1])
+    return int(queue.redis.pubsub_shardnumsub(queue.keys.channel)[0][1])
 
 
 def _wait_subscribed(queue: TaskQueue) -> None:
@@ -99,7 +99,7 @@ async def _measure_async(holder: AsyncTaskQueue, samples: int) -> list[float]:
             return claim
 
         task = asyncio.create_task(wait())
-        while (await holder.redis.pubsub_numsub(holder.keys.channel))[0][1] < 1:
+        while (await holder.redis.pubsub_shardnumsub(holder.keys.channel))[0][1] < 1:
             await asyncio.sleep(0.0002)
         await asyncio.sleep(SETTLE)
         await holder.complete(f"gate{i}", "holder", gate.token)

@@ -44,7 +44,7 @@ end
 
 -- Wake subscribers with "<stream id> <type> <task>" (the stream keeps the event itself).
 local function wake(entry, kind, id)
-  rcall('PUBLISH', K_EVENTS, entry .. ' ' .. kind .. ' ' .. id)
+  rcall('SPUBLISH', K_EVENTS, entry .. ' ' .. kind .. ' ' .. id)
 end
 
 -- Record an event and wake subscribers.
