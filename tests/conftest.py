@@ -90,6 +90,12 @@ def make_async_client(backend: str, url: str, server: Any = None) -> redis.async
 def backend(request: pytest.FixtureRequest) -> str:
     if request.param == "cluster":
         skip_if_not_on_cluster_yet(request.node.nodeid)
+        # what a worker of a cluster store has: the store's URL and a plain delivery broker
+        # (delivery jobs run in the test's process read them from the environment)
+        monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
+        monkeypatch.setenv("SWARMQUEUE_REDIS_URL", request.getfixturevalue("redis_cluster").url)
+        broker = request.getfixturevalue("real_redis_url")
+        monkeypatch.setenv("SWARMQUEUE_DELIVERY_REDIS_URL", broker)
     return str(request.param)
 
 

@@ -59,7 +59,7 @@ def populate(queue: TaskQueue, ms: Messaging) -> Scene:
     queue.fail("c", "alice", claim.token, "disk <full>", retry=False)
     assert queue.claim("e", "bob").claim is not None
     message_id = ms.messenger.broadcast(HOSTILE, sender="alice", include_self=True)
-    run_worker(ms.client, ms.host)  # no tmux pane %1/%2 here: the outcomes are failures
+    run_worker(ms.rq, ms.host)  # no tmux pane %1/%2 here: the outcomes are failures
     return Scene("a", "b", "c", "d", message_id)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -61,11 +62,13 @@ def run_worker(client: redis.Redis, host: str) -> bool:
     return bool(worker.work(burst=True))
 
 
-def sweep(client: redis.Redis, host: str, settings: Settings) -> SweepReport:
+def sweep(
+    client: SyncRedis, host: str, settings: Settings, broker: redis.Redis | None = None
+) -> SweepReport:
     """One sweep of ``host``'s outboxes, as its worker's keeper thread would run it."""
     from workers.sweep import Sweeper
 
-    return Sweeper(client, host, settings).sweep()
+    return Sweeper(client, host, settings, broker).sweep()
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
@@ -141,13 +144,21 @@ class Messaging:
         from distributor.messaging.agents import AgentRegistry
         from distributor.messaging.messages import Messenger
 
-        assert isinstance(client, redis.Redis)  # the tests' store is one Redis (or fakeredis)
+        # RQ's broker: the store itself, or on a cluster (RQ is not cluster-safe) the plain test
+        # Redis beside it, as SWARMQUEUE_DELIVERY_REDIS_URL would be in production
+        self.rq: redis.Redis = (
+            client
+            if isinstance(client, redis.Redis)
+            else redis.Redis.from_url(os.environ["SWARMQUEUE_TEST_REDIS_URL"])
+        )
+        if self.rq is not client:
+            overrides.setdefault("delivery_redis_url", os.environ["SWARMQUEUE_TEST_REDIS_URL"])
         self.client = client
         self.swarm = swarm
         self.host = unique_host()
         self.settings = messaging_settings(swarm, self.host, **overrides)
         self.registry = AgentRegistry(client, swarm, settings=self.settings)
-        self.messenger = Messenger(client, swarm, settings=self.settings)
+        self.messenger = Messenger(client, swarm, settings=self.settings, broker=self.rq)
         self.keys = self.messenger.keys
 
     def advance_clock(self, seconds: float) -> None:
@@ -162,10 +173,12 @@ class Messaging:
         return [(m.decode(), self.host, int(score)) for m, score in pairs]
 
     def queued_job_ids(self, host: str | None = None) -> list[str]:
-        return list(Queue(delivery_queue_name(host or self.host), connection=self.client).job_ids)
+        return list(Queue(delivery_queue_name(host or self.host), connection=self.rq).job_ids)
 
     def close(self) -> None:
         from distributor.testing import delete_swarm
 
         delete_swarm(self.messenger)  # type: ignore[arg-type]
-        delete_rq_keys(self.client, self.host)
+        delete_rq_keys(self.rq, self.host)
+        if self.rq is not self.client:
+            self.rq.close()

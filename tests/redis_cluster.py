@@ -280,21 +280,18 @@ def async_cluster_client(url: str, **options: Any) -> redis.asyncio.cluster.Redi
 
 # Store tests the ``cluster`` backend skips, with why.
 _RQ = (
-    "the test runs RQ on the store's own client; on a cluster RQ needs a separate plain Redis "
+    "the test drives RQ or the sweep with the store's own client; on a cluster RQ needs a "
+    "separate plain Redis "
     "(SWARMQUEUE_DELIVERY_REDIS_URL), which tests/test_connect.py::"
     "test_cluster_store_with_a_plain_broker_through_the_cli drives end to end"
 )
 NOT_ON_CLUSTER_YET = {
-    "tests/test_agents.py::test_prune_forgets_only_agents_unseen_past_the_window": _RQ,
-    "tests/test_broadcast.py::": _RQ,
-    "tests/test_cli_messages.py::": _RQ,
-    "tests/test_distributor.py::test_feature_to_completion_with_announcements": _RQ,
-    "tests/test_distributor.py::test_announcement_failure_is_logged_and_never_undoes": _RQ,
-    "tests/test_distributor.py::test_announcements_can_be_switched_off": _RQ,
-    "tests/test_distributor.py::test_broadcast_tasks_returns_the_pending_summary": _RQ,
-    "tests/test_ratelimit.py::": _RQ,
-    "tests/test_shell_safety.py::": _RQ,
-    "tests/test_swarms.py::test_delete_removes_every_key_and_delivery_job": _RQ,
+    "tests/test_broadcast.py::test_a_lost_enqueue_is_replaced_by_a_new_job": _RQ,
+    "tests/test_broadcast.py::test_a_job_popped_by_a_dead_worker_or_finished_is_replaced": _RQ,
+    "tests/test_broadcast.py::test_a_failed_enqueue_is_dispatched_by_the_sweep": _RQ,
+    "tests/test_cli_messages.py::test_pending_deliveries_and_redispatch": _RQ,
+    "tests/test_shell_safety.py::test_a_pane_that_became_a_shell_is_not_typed_into": _RQ,
+    "tests/test_swarms.py::test_delete_removes_every_key_and_delivery_job_and_nothing_else": _RQ,
 }
 
 

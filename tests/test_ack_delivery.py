@@ -77,8 +77,8 @@ def copies(lab: TmuxLab, panes: list[str], line: str, expected: list[int]) -> li
 
 def deliver_due(ms: Messaging) -> None:
     """One sweep (re-deliveries due, lost jobs replaced), then the worker runs the jobs."""
-    sweep(ms.client, ms.host, ms.settings)
-    run_worker(ms.client, ms.host)
+    sweep(ms.client, ms.host, ms.settings, ms.rq)
+    run_worker(ms.rq, ms.host)
 
 
 def test_unacknowledged_recipients_get_it_again_within_the_bound_then_are_given_up(
@@ -93,7 +93,7 @@ def test_unacknowledged_recipients_get_it_again_within_the_bound_then_are_given_
         ms, "broadcast", "schema changed: rebase before merging", "--type", "alert",
         "--ack", "--sender", "lead",
     ).strip()  # fmt: skip
-    run_worker(ms.client, ms.host)
+    run_worker(ms.rq, ms.host)
     line = ms.messenger.get(message_id).line()
     assert line.endswith(f"rebase before merging (ack: swarmqueue ack {message_id})")
     assert copies(lab, panes, line, [1] * 3) == [1, 1, 1]

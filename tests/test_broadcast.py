@@ -278,7 +278,7 @@ def test_async_broadcast_runs_without_blocking_the_loop(
 ) -> None:
     async def scenario() -> tuple[str, int]:
         client = async_client_factory()
-        messenger = AsyncMessenger(client, ms.client, ms.swarm, settings=ms.settings)
+        messenger = AsyncMessenger(client, ms.rq, ms.swarm, settings=ms.settings)
         ticks = 0
 
         async def ticker() -> None:

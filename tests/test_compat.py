@@ -12,6 +12,7 @@ contracts of its docstrings, rewritten against swarmqueue.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,8 +47,11 @@ def swarm_env(
     host = unique_host()
     monkeypatch.setenv("SWARMQUEUE_SWARM", swarm)
     monkeypatch.setenv("SWARMQUEUE_HOST", host)
-    if backend == "redis":
+    if backend in ("redis", "cluster"):
         monkeypatch.setenv("SWARMQUEUE_REDIS_URL", backend_url)
+        if backend == "cluster":  # RQ is not cluster-safe: deliveries on the plain test Redis
+            broker = os.environ["SWARMQUEUE_TEST_REDIS_URL"]
+            monkeypatch.setenv("SWARMQUEUE_DELIVERY_REDIS_URL", broker)
     else:
 
         def on_fake_server(

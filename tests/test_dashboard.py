@@ -116,7 +116,7 @@ def test_every_page_shows_the_swarm(
     assert ms.host in workers.text and f"swarmqueue-deliver-{ms.host}" in workers.text
     assert "finished: failed 2" in workers.text  # the burst worker's last job and its outcome
     assert "none alive" in workers.text  # the burst worker has gone
-    worker = build_worker(ms.client, ms.host)
+    worker = build_worker(ms.rq, ms.host)
     worker.register_birth()  # type: ignore[no-untyped-call]  # what a running worker did
     try:
         workers = client.get(f"/swarm/{s}/workers")

@@ -270,7 +270,7 @@ def test_async_acknowledge_thread_remind_and_reset(
 ) -> None:
     async def scenario() -> None:
         client = async_client_factory()
-        am = AsyncMessenger(client, ms.client, ms.swarm, settings=ms.settings)
+        am = AsyncMessenger(client, ms.rq, ms.swarm, settings=ms.settings)
         try:
             root = await am.send("bob", "ping", sender="ann", requires_ack=True)
             reply = await am.send("ann", "pong", "ACK", "bob", reply_to=root)
