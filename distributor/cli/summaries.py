@@ -79,7 +79,7 @@ SUMMARIES = {
     'swarm': 'Manage one whole swarm.',
     'swarms': 'List every swarm in this Redis with its progress, agents and last activity.',
     'task': 'Show one task with its state.',
-    'tasks': 'List tasks in submission order.',
+    'tasks': 'List tasks in submission order, a page at a time (--after the last id for the next).',
     'unreserve': 'Free your explicit reservations of PATHS (none given: all of them).',
     'watch': "Show the swarm's progress live until every task is completed or failed.",
     'worker': "Run the RQ worker that types messages into this host's tmux panes.",
