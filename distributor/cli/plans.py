@@ -216,7 +216,19 @@ def outline_layers(shape: list[tuple[str, str, list[str]]]) -> list[list[str]]:
     within a layer; dependencies outside the listing do not count)."""
     deps = {task_id: d for task_id, _, d in shape}
     depth: dict[str, int] = {}
-    for root in deps:
+    late: list[str] = []
+    for task_id, needs in deps.items():  # one pass: dependencies usually come first
+        deepest = -1
+        for d in needs:
+            if d in deps:
+                known = depth.get(d)
+                if known is None:
+                    late.append(task_id)
+                    break
+                deepest = max(deepest, known)
+        else:
+            depth[task_id] = deepest + 1
+    for root in late:
         stack = [root]
         while stack:  # depth-first without recursion: chains may be long
             node = stack[-1]

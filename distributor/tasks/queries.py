@@ -156,32 +156,30 @@ def _with_scores(reply: Any) -> list[tuple[str, str]]:
     return [(text(items[i]), text(items[i + 1])) for i in range(0, len(items), 2)]
 
 
+_OUTLINE_CHUNK = 5_000  # tasks per outline.lua call: a few ms of Redis time each
+
+
 def outline(keys: SwarmKeys) -> Op[list[tuple[str, str, list[str]]]]:
     """Every task as (id, status, dependencies) in submission order: what a summary of a large
-    graph needs, read without loading whole tasks (statuses as :func:`as_of` shows them)."""
-    ids = [text(i) for i in (yield Command(("ZRANGE", keys.all, 0, -1)))]
+    graph needs, read a slice per script call without loading whole tasks (statuses as
+    :func:`as_of` shows them; see lua/outline.lua)."""
     result: list[tuple[str, str, list[str]]] = []
-    now_ms = 0
-    waiting, available = TaskStatus.WAITING.value, TaskStatus.AVAILABLE.value
-    for start in range(0, len(ids), _CHUNK * 4):
-        chunk = ids[start : start + _CHUNK * 4]
-        reads = tuple(
-            Command(("HMGET", keys.task(i), "status", "dependencies", "retry_at")) for i in chunk
-        )
-        if start == 0:
-            reads += (Command(("TIME",)), Command(("GET", keys.clock)))
-        replies = yield Batch(reads)
-        if start == 0:
-            *replies, time_reply, clock = replies
-            now_ms = codec.redis_now_ms(time_reply, clock)
-        for task_id, (raw_status, deps, retry_at) in zip(chunk, replies, strict=True):
-            if raw_status is None:
-                continue  # removed since the listing
-            shown = text(raw_status)
-            if shown == waiting and int(text(retry_at) if retry_at else 0) <= now_ms:
-                shown = available
-            result.append((task_id, shown, json.loads(text(deps)) if deps else []))
-    return result
+    start = 0
+    while True:
+        stop = start + _OUTLINE_CHUNK - 1
+        call = ScriptCall(
+            "outline", keys.script_keys(), [keys.prefix, 0, "", "", 0, start, stop],
+            repeatable=True,
+        )  # fmt: skip
+        _, listed, rows = yield call
+        for row in text(rows).split("\n") if rows else []:
+            task_id, status, deps = row.split("\t")
+            # a JSON list of ids, which hold no quote, space or comma (see TASK_ID_RE)
+            needs = deps[1:-1].replace('"', "").replace(" ", "").split(",") if len(deps) > 2 else []
+            result.append((task_id, status, needs))
+        if int(listed) < _OUTLINE_CHUNK:
+            return result
+        start = stop + 1
 
 
 def blocked_by_failures(keys: SwarmKeys, failed: list[str]) -> Op[dict[str, list[str]]]:
