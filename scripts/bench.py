@@ -535,8 +535,12 @@ def bigswarm(report: Report, url: str, sizes: Sizes) -> None:
         report.goals.append(Goal(f"{label} at {total:,} tasks", f[key], "<", goal, "ms"))
     table.rows.append([f"submit {submit:,} tasks: client peak", number(f["submit_peak_mb"], 1)
                        + " MB", "< 40 MB"])  # fmt: skip
+    table.rows.append([f"submit {submit:,} tasks: peak RSS growth",
+                       number(f["submit_rss_mb"], 1) + " MB", "< 40 MB"])  # fmt: skip
     report.goals.append(Goal(f"submit {submit:,}: client memory (tracemalloc peak)",
                              f["submit_peak_mb"], "<", 40, "MB"))  # fmt: skip
+    report.goals.append(Goal(f"submit {submit:,}: client peak RSS growth",
+                             f["submit_rss_mb"], "<", 40, "MB"))  # fmt: skip
     report.tables.append(table)
     report.figures["bigswarm"] = f
 

@@ -3,13 +3,15 @@
 The read commands run in this process through click (import and connection already paid, as
 the CLI start-up section measures those), output captured; each figure is the median of a few
 runs. The submit is timed on its own and its client memory is tracemalloc's peak in a second,
-untimed run.
+untimed run; the growth of a fresh process' peak RSS while it submits is measured too.
 """
 
 from __future__ import annotations
 
 import os
 import statistics
+import subprocess
+import sys
 import time
 import tracemalloc
 from typing import Any
@@ -46,6 +48,30 @@ def _timed(runner: CliRunner, env: dict[str, str], args: list[str], runs: int) -
     return statistics.median(times)
 
 
+_RSS_CHILD = """
+import resource, sys
+sys.path.insert(0, sys.argv[3])
+from benchmarks.bigswarm import _plan
+from distributor.tasks.queue import TaskQueue
+queue = TaskQueue.from_url(sys.argv[1], swarm=sys.argv[2])
+queue.ping()
+plan = _plan("r", int(sys.argv[4]), 100)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+queue.submit(plan)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+
+
+def _submit_rss_mb(url: str, swarm: str, count: int) -> float:
+    """How much a fresh process' peak RSS grows while it submits ``count`` tasks (MB)."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run(
+        [sys.executable, "-c", _RSS_CHILD, url, swarm, here, str(count)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return float(done.stdout)
+
+
 def measure_big(url: str, total: int, submit_tasks: int, runs: int = 3) -> dict[str, float]:
     """Figures (ms, MB) for a swarm of ``total`` tasks and a ``submit_tasks`` plan."""
     swarm = f"bigswarm{os.getpid()}"
@@ -64,6 +90,8 @@ def measure_big(url: str, total: int, submit_tasks: int, runs: int = 3) -> dict[
         figures["submit_peak_mb"] = tracemalloc.get_traced_memory()[1] / 1e6
         tracemalloc.stop()
         del plan
+        _clean(url, swarm)
+        figures["submit_rss_mb"] = _submit_rss_mb(url, swarm, submit_tasks)
         _clean(url, swarm)
         queue = TaskQueue.from_url(url, swarm=swarm)
         chunk = 10_000
