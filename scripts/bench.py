@@ -12,9 +12,9 @@ check the benchmark's own counting, never its speed). See docs/benchmarks.md.
 
 Sections: lifecycle, growth, memory, wakeup, broadcast, recovery, mcp, reservations (file
 reservations: claim_next's cost by live reservations, and the lifecycle with every task
-reserving its files beside the same run without), replication, cli (start-up of agent commands
-as whole processes beside the redis-py floor), bigswarm (status, tasks, plan show at 100,000
-tasks; a 10,000-task submit's time and client memory).
+reserving its files beside the same run without), replication; and, only when named with
+``--only``, cli (start-up of agent commands as whole processes beside the redis-py floor) and
+bigswarm (status, tasks, plan show at 100,000 tasks; a 10,000-task submit's time and memory).
 """
 
 from __future__ import annotations
@@ -52,8 +52,9 @@ from distributor.store.connect import redis_from_url
 
 SECTIONS = (
     "lifecycle", "growth", "memory", "wakeup", "broadcast", "recovery", "mcp", "reservations",
-    "replication", "cli", "bigswarm",
+    "replication",
 )
+ON_REQUEST = ("cli", "bigswarm")  # not in the default run: minutes of processes / 100,000 tasks
 
 
 @dataclass(frozen=True)
@@ -492,7 +493,7 @@ def cli(report: Report, url: str, sizes: Sizes) -> None:
     runs = 3 if sizes.tasks == QUICK.tasks else 20
     timings = cli_start.measure_cli(url, runs)
     table = Table(
-        f"10. CLI start-up, whole processes, {runs} interleaved rounds (ms; import share: the"
+        f"11. CLI start-up, whole processes, {runs} interleaved rounds (ms; import share: the"
         " command's imports over its p50)",
         ["command", "p50", "p90", "vs floor", "imports", "import share"],
     )
@@ -523,7 +524,7 @@ def bigswarm(report: Report, url: str, sizes: Sizes) -> None:
     total, submit = (2_000, 500) if quick else (100_000, 10_000)
     f = bench_big.measure_big(url, total, submit)
     table = Table(
-        f"11. Big swarms: {total:,} tasks (ms, in process after start-up; median of 3)",
+        f"12. Big swarms: {total:,} tasks (ms, in process after start-up; median of 3)",
         ["figure", "measured", "goal"],
     )
     rows = [
@@ -578,11 +579,13 @@ def main(argv: list[str] | None = None) -> int:
         "--repeat", type=int, default=1, help="lifecycle runs per system (the best counts)"
     )
     parser.add_argument(
-        "--only", default=",".join(SECTIONS), help=f"comma-separated: {', '.join(SECTIONS)}"
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated: {', '.join(SECTIONS + ON_REQUEST)}",
     )
     args = parser.parse_args(argv)
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
-    unknown = set(sections) - set(SECTIONS)
+    unknown = set(sections) - set(SECTIONS) - set(ON_REQUEST)
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     configure_logging("WARNING")  # delivery jobs log every delivery at INFO

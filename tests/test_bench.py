@@ -22,7 +22,7 @@ def report() -> dict[str, Any]:
         [sys.executable, str(BENCH), "--quick", "--json"],
         capture_output=True,
         text=True,
-        timeout=300,  # the reservations, cli and bigswarm sections included
+        timeout=150,  # the reservations section included
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -92,13 +92,3 @@ def test_every_mcp_round_trip_completed_its_task(report: dict[str, Any]) -> None
     for name, row in mcp.items():
         assert row["completed"] == row["samples"] == (1 if name == "CLI" else 5), (name, row)
         assert row["p50_ms"] > 0
-
-
-def test_cli_start_up_and_big_swarm_sections_ran(report: dict[str, Any]) -> None:
-    cli = {t["name"]: t for t in report["figures"]["cli"]}
-    assert {"python -c pass", "floor: redis-py PING", "next", "done", "heartbeat", "status",
-            "inbox", "--help"} == set(cli)  # fmt: skip
-    assert all(t["p50_ms"] > 0 for t in cli.values())
-    big = report["figures"]["bigswarm"]
-    assert {"status_ms", "tasks_ms", "plan_show_ms", "submit_ms", "submit_peak_mb",
-            "submit_rss_mb"} == set(big)  # fmt: skip

@@ -5,6 +5,8 @@ paths serve 100,000 tasks (timed by ``scripts/bench.py --only bigswarm``, never 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -179,3 +181,26 @@ def test_a_big_submit_refused_at_its_last_task_writes_nothing(sync_queue: TaskQu
     with pytest.raises(UnknownDependency):
         sync_queue.submit(plan)
     assert snapshot(sync_queue.redis, sync_queue.keys.prefix) == before
+
+
+@pytest.mark.long  # ~1 min of processes: runs with -m long (CI)
+def test_the_cli_and_bigswarm_bench_sections_run_and_count() -> None:
+    bench = Path(__file__).resolve().parent.parent / "scripts" / "bench.py"
+    done = subprocess.run(
+        [sys.executable, str(bench), "--quick", "--json", "--only", "cli,bigswarm"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(done.stdout)["figures"]
+    cli = {t["name"]: t for t in figures["cli"]}
+    assert set(cli) == {
+        "python -c pass", "floor: redis-py PING", "next", "done", "heartbeat", "status",
+        "inbox", "--help",
+    }  # fmt: skip
+    assert all(t["p50_ms"] > 0 for t in cli.values())
+    assert set(figures["bigswarm"]) == {
+        "status_ms", "tasks_ms", "plan_show_ms", "submit_ms", "submit_peak_mb", "submit_rss_mb",
+    }  # fmt: skip
