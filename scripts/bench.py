@@ -13,8 +13,10 @@ check the benchmark's own counting, never its speed). See docs/benchmarks.md.
 Sections: lifecycle, growth, memory, wakeup, broadcast, recovery, mcp, reservations (file
 reservations: claim_next's cost by live reservations, and the lifecycle with every task
 reserving its files beside the same run without), replication; and, only when named with
-``--only cluster``, cluster (starts a loopback Redis Cluster of its own, see
-scripts/benchmarks/cluster.py).
+``--only``: cluster (starts a loopback Redis Cluster of its own, see
+scripts/benchmarks/cluster.py), cli (start-up of agent commands as whole processes beside
+the redis-py floor) and bigswarm (status, tasks, plan show at 100,000 tasks; a 10,000-task
+submit's time and memory).
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ SECTIONS = (
     "lifecycle", "growth", "memory", "wakeup", "broadcast", "recovery", "mcp", "reservations",
     "replication",
 )
-ON_REQUEST = ("cluster",)  # not in the default run: it starts six redis-servers of its own
+# not in the default run: six redis-servers of its own / minutes of processes / 100,000 tasks
+ON_REQUEST = ("cluster", "cli", "bigswarm")
 
 
 @dataclass(frozen=True)
@@ -557,6 +560,66 @@ def _loads(load: list[dict[str, float]]) -> list[str]:
     return [f"{number(n['ops_per_second'])} ({n['cpu_seconds']:.1f} s)" for n in load]
 
 
+def cli(report: Report, url: str, sizes: Sizes) -> None:
+    """Each agent command's start-up as a whole process beside the floors (issue 17 item 1)."""
+    from benchmarks import cli_start
+
+    runs = 3 if sizes.tasks == QUICK.tasks else 20
+    timings = cli_start.measure_cli(url, runs)
+    table = Table(
+        f"11. CLI start-up, whole processes, {runs} interleaved rounds (ms; import share: the"
+        " command's imports over its p50)",
+        ["command", "p50", "p90", "vs floor", "imports", "import share"],
+    )
+    floor = next(t for t in timings if t.name.startswith("floor"))
+    bare = timings[0]
+    for t in timings:
+        share = "-" if t.import_share is None else f"{100 * t.import_share:.0f} %"
+        table.rows.append(
+            [t.name, number(t.p50_ms, 1), number(t.p90_ms, 1), ratio(t.p50_ms, floor.p50_ms),
+             "-" if t.import_ms is None else number(t.import_ms, 1), share]
+        )  # fmt: skip
+        if t.name in ("next", "done", "heartbeat", "status"):
+            report.goals.append(Goal(f"{t.name} p50 vs the redis-py floor",
+                                     t.p50_ms / floor.p50_ms, "<=", 1.3, "x"))  # fmt: skip
+        if t.name == "--help":
+            report.goals.append(
+                Goal("--help p50 minus python -c pass", t.p50_ms - bare.p50_ms, "<=", 100, "ms")
+            )
+    report.tables.append(table)
+    report.figures["cli"] = [vars(t) for t in timings]
+
+
+def bigswarm(report: Report, url: str, sizes: Sizes) -> None:
+    """Operator reads at 100,000 tasks and a 10,000-task submit (issue 17 item 2)."""
+    from benchmarks import bigswarm as bench_big
+
+    quick = sizes.tasks == QUICK.tasks
+    total, submit = (2_000, 500) if quick else (100_000, 10_000)
+    f = bench_big.measure_big(url, total, submit)
+    table = Table(
+        f"12. Big swarms: {total:,} tasks (ms, in process after start-up; median of 3)",
+        ["figure", "measured", "goal"],
+    )
+    rows = [
+        ("status", "status_ms", 50), ("tasks (first page)", "tasks_ms", 300),
+        ("plan show", "plan_show_ms", 1000), (f"submit {submit:,} tasks", "submit_ms", 500),
+    ]  # fmt: skip
+    for label, key, goal in rows:
+        table.rows.append([label, number(f[key], 1), f"< {goal}"])
+        report.goals.append(Goal(f"{label} at {total:,} tasks", f[key], "<", goal, "ms"))
+    table.rows.append([f"submit {submit:,} tasks: client peak", number(f["submit_peak_mb"], 1)
+                       + " MB", "< 40 MB"])  # fmt: skip
+    table.rows.append([f"submit {submit:,} tasks: peak RSS growth",
+                       number(f["submit_rss_mb"], 1) + " MB", "< 40 MB"])  # fmt: skip
+    report.goals.append(Goal(f"submit {submit:,}: client memory (tracemalloc peak)",
+                             f["submit_peak_mb"], "<", 40, "MB"))  # fmt: skip
+    report.goals.append(Goal(f"submit {submit:,}: client peak RSS growth",
+                             f["submit_rss_mb"], "<", 40, "MB"))  # fmt: skip
+    report.tables.append(table)
+    report.figures["bigswarm"] = f
+
+
 RUNNERS: dict[str, Callable[[Report, str, Sizes], None]] = {
     "lifecycle": lifecycle,
     "growth": growth,
@@ -568,6 +631,8 @@ RUNNERS: dict[str, Callable[[Report, str, Sizes], None]] = {
     "reservations": reservations,
     "replication": replication,
     "cluster": cluster,
+    "cli": cli,
+    "bigswarm": bigswarm,
 }
 
 

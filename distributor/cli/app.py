@@ -27,27 +27,25 @@ from importlib import import_module
 from typing import IO, TYPE_CHECKING, Any
 
 import click
-import redis
 
 from distributor.errors import ConfigError, SwarmQueueError
-from distributor.log import configure_logging
-from distributor.messaging.broker import delivery_url
 from distributor.messaging.sanitize import strip_controls
-from distributor.settings import Settings
-from distributor.store.client import check_redis_url
-from distributor.store.error_lines import (  # the mapping the MCP server shares
+from distributor.store.exit_codes import (
     EXIT_AUTH_FAILED,
     EXIT_INVALID,
     EXIT_REDIS_ERROR,
     EXIT_REFUSED,
     EXIT_UNREACHABLE,
-    error_line,
-    exit_code_for,
 )
-from distributor.tasks.queue import TaskQueue
 
+# redis-py, settings, logging and the queue are imported when a command runs, not at import:
+# ``--help`` needs none of them (see docs/benchmarks.md, CLI start-up).
 if TYPE_CHECKING:
+    import redis
+
     from distributor.planning.announce import Announcer
+    from distributor.settings import Settings
+    from distributor.tasks.queue import TaskQueue
 
 __all__ = [
     "EXIT_AUTH_FAILED",
@@ -61,6 +59,13 @@ __all__ = [
     "exit_code_for",
     "main",
 ]
+
+
+def exit_code_for(exc: BaseException) -> int | None:
+    """The exit code of a library error (see :mod:`distributor.store.error_lines`)."""
+    from distributor.store.error_lines import exit_code_for as code_for
+
+    return code_for(exc)
 
 
 class CliError(click.ClickException):
@@ -136,7 +141,27 @@ class SwarmGroup(OneLineUsageGroup):
                 self.add_command(command)
         return super().get_command(ctx, cmd_name)
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of ``--help``, from :mod:`distributor.cli.summaries` for commands not
+        loaded yet (the same lines, without importing every command's module)."""
+        from distributor.cli.summaries import SUMMARIES
+
+        rows: list[tuple[str, click.Command]] = []
+        for name in self.list_commands(ctx):
+            if name not in self.commands and name in self.lazy and name in SUMMARIES:
+                rows.append((name, click.Command(name, help=SUMMARIES[name])))
+                continue
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command))
+        if rows:
+            limit = formatter.width - 6 - max(len(name) for name, _ in rows)
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, c.get_short_help_str(limit)) for name, c in rows])
+
     def invoke(self, ctx: click.Context) -> Any:
+        import redis  # every command that reaches Redis has loaded it already
+
         try:
             return super().invoke(ctx)
         except (SwarmQueueError, redis.RedisError) as exc:
@@ -145,6 +170,8 @@ class SwarmGroup(OneLineUsageGroup):
 
 def cli_error_for(exc: SwarmQueueError | redis.RedisError, obj: Any) -> CliError:
     """The one line and exit code for ``exc`` (see :mod:`distributor.store.error_lines`)."""
+    from distributor.store.error_lines import error_line
+
     url = obj.settings.redis_url if isinstance(obj, CliContext) else None
     code, message = error_line(exc, url)
     return CliError(message, code)
@@ -164,6 +191,8 @@ class CliContext:
             # A pool, not single_connection: redis-py connects a single-connection client in its
             # constructor, outside the retry budget, so a command started while Redis was out of
             # reach (a cut cable between hosts) failed at once instead of riding the outage out.
+            from distributor.tasks.queue import TaskQueue
+
             cli = {
                 "single_connection": False,
                 "request_ttl_seconds": self.settings.cli_request_ttl_seconds,
@@ -191,6 +220,8 @@ class CliContext:
 def load_settings(**overrides: Any) -> Settings:
     """Settings from env/toml with command-line overrides; bad values and config files exit 2."""
     from pydantic import ValidationError as PydanticValidationError
+
+    from distributor.settings import Settings
 
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -228,6 +259,9 @@ def main(
     `status` and `tasks`. Exit codes: 0 ok, 1 refused by the swarm's state, 2 invalid
     input or configuration, 3 Redis unreachable, 4 Redis error, 5 authentication failed.
     """
+    from distributor.log import configure_logging
+    from distributor.messaging.broker import delivery_url
+    from distributor.store.client import check_redis_url
     from distributor.store.keys import check_swarm
 
     settings = load_settings(redis_url=redis_url, swarm=swarm, log_level=log_level)

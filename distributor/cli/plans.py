@@ -57,9 +57,15 @@ def read_plan_file(path: str) -> Any:
     return data
 
 
-def _announce_submitted(obj: CliContext, ids: list[str]) -> None:
-    available = [t for t in obj.queue.get_many(ids) if t.status == TaskStatus.AVAILABLE]
-    obj.announcer.plan_submitted(available, len(ids))
+def _announce_submitted(obj: CliContext, ids: list[str], plan: Any = None) -> None:
+    """Announce the plan's available tasks. A task with a dependency inside the plan cannot
+    be available yet, so only the others are read (a few of a big plan, not all of it)."""
+    candidates = ids
+    if isinstance(plan, dict):
+        deps = {str(t["id"]): t.get("dependencies") or [] for t in plan["tasks"]}
+        candidates = [i for i in ids if not any(d in deps for d in deps.get(i, []))]
+    found = obj.queue.get_many(candidates)
+    obj.announcer.plan_submitted([t for t in found if t.status == TaskStatus.AVAILABLE], len(ids))
 
 
 @plan_group.command("submit")
@@ -77,7 +83,7 @@ def submit(obj: CliContext, file: str, request_id: str | None, as_json: bool) ->
     plan = read_plan_file(file)
     with pending(obj, None, request_id, "submit", plan) as rid:  # a re-run after exit 3 replays
         ids = obj.queue.submit(plan, request_id=rid)
-    _announce_submitted(obj, ids)
+    _announce_submitted(obj, ids, plan)
     shown = ", ".join(ids[:20]) + (" ..." if len(ids) > 20 else "")
     emit(as_json, {"submitted": ids}, f"submitted {len(ids)} task(s): {shown}")
 
@@ -108,28 +114,137 @@ def feature(
     emit(as_json, tasks, lines)
 
 
+SUMMARY_OVER = 200  # tasks: a larger graph is summarised by layer unless --full
+FIRST_OF_LAYER = 5  # tasks shown in full per layer of a summary
+
+
 @plan_group.command("show")
+@click.option("--full", is_flag=True, help="Show every task, however large the graph.")
+@click.option("--summary", is_flag=True, help="Summarise by layer, however small the graph.")
 @json_option
 @click.pass_obj
-def show(obj: CliContext, as_json: bool) -> None:
-    """Show the swarm's tasks in dependency layers, with status and agent."""
+def show(obj: CliContext, full: bool, summary: bool, as_json: bool) -> None:
+    """Show the swarm's tasks in dependency layers, with status and agent.
+
+    A graph of more than 200 tasks is summarised: counts per status for the swarm and for
+    each layer, and each layer's first 5 tasks (--full shows every task; --summary
+    summarises any graph). --json of the full view: a list of layers, each a list of tasks
+    with their file_states; of the summary: {"total", "counts", "waiting_on_reservations",
+    "layers": [{"layer", "total", "counts", "tasks", "more"}]} (counts: every status).
+    """
+    if full and summary:
+        raise CliError("--full and --summary exclude each other", EXIT_INVALID)
+    shape = None if full else obj.queue.outline()
+    if shape is None or (not summary and len(shape) <= SUMMARY_OVER):
+        _show_full(obj, as_json)
+        return
+    _show_summary(obj, shape, as_json)
+
+
+def _task_lines(t: Task, holdings: Holdings) -> tuple[list[str], dict[str, object]]:
+    """A task's lines in ``plan show`` (with its files) and its JSON."""
+    who = f" by {t.agent_id}" if t.agent_id else ""
+    after = f" after {', '.join(t.dependencies)}" if t.dependencies else ""
+    lines = [f"  [{shown_status(t)}{who}] {t.id}: {t.title}{after}{soft_links(t)}"]
+    states = file_states(holdings, t)
+    lines += [f"      {line}" for line in file_lines(t, states)]
+    return lines, {**t.model_dump(mode="json"), "file_states": states_json(states)}
+
+
+def _show_full(obj: CliContext, as_json: bool) -> None:
     tasks = obj.queue.tasks()
-    layers = dependency_layers(tasks)
     holdings = Holdings(obj.queue.reservations())
     lines: list[str] = []
     shown: list[list[dict[str, object]]] = []
-    for depth, layer in enumerate(layers):
+    for depth, layer in enumerate(dependency_layers(tasks)):
         lines.append(f"layer {depth}:")
         shown.append([])
         for t in layer:
-            who = f" by {t.agent_id}" if t.agent_id else ""
-            after = f" after {', '.join(t.dependencies)}" if t.dependencies else ""
-            links = soft_links(t)
-            lines.append(f"  [{shown_status(t)}{who}] {t.id}: {t.title}{after}{links}")
-            states = file_states(holdings, t)
-            lines += [f"      {line}" for line in file_lines(t, states)]
-            shown[-1].append({**t.model_dump(mode="json"), "file_states": states_json(states)})
+            task_lines, data = _task_lines(t, holdings)
+            lines += task_lines
+            shown[-1].append(data)
     emit(as_json, shown, lines)
+
+
+def _counted(statuses: list[str]) -> dict[str, int]:
+    counts = dict.fromkeys((s.value for s in TaskStatus), 0)
+    for status in statuses:
+        counts[status] += 1
+    return counts
+
+
+def _show_summary(obj: CliContext, shape: list[tuple[str, str, list[str]]], as_json: bool) -> None:
+    """Counts per status and layer, and each layer's first tasks in full."""
+    status_of = {task_id: status for task_id, status, _ in shape}
+    layers = outline_layers(shape)
+    first = [task_id for layer in layers for task_id in layer[:FIRST_OF_LAYER]]
+    loaded = {t.id: t for t in obj.queue.get_many(first)}
+    holdings = Holdings(obj.queue.reservations())
+    held = len(obj.queue.held_up())
+    counts = _counted(list(status_of.values()))
+    lines = [
+        f"{len(shape)} tasks in {len(layers)} layer(s) (summary; --full shows every task)",
+        "  " + ", ".join(f"{s} {n}" for s, n in counts.items()),
+    ]
+    if held:
+        lines.append(f"  {held} available task(s) wait only on reserved files")
+    data_layers: list[dict[str, object]] = []
+    for depth, layer in enumerate(layers):
+        layer_counts = _counted([status_of[i] for i in layer])
+        nonzero = ", ".join(f"{s} {n}" for s, n in layer_counts.items() if n)
+        lines.append(f"layer {depth}: {len(layer)} task(s) ({nonzero})")
+        shown = []
+        for task_id in layer[:FIRST_OF_LAYER]:
+            if task_id in loaded:
+                task_lines, data = _task_lines(loaded[task_id], holdings)
+                lines += task_lines
+                shown.append(data)
+        more = len(layer) - len(shown)
+        if more:
+            lines.append(f"  ... {more} more")
+        data_layers.append(
+            {"layer": depth, "total": len(layer), "counts": layer_counts, "tasks": shown,
+             "more": more}
+        )  # fmt: skip
+    data = {"total": len(shape), "counts": counts, "waiting_on_reservations": held,
+            "layers": data_layers}  # fmt: skip
+    emit(as_json, data, lines)
+
+
+def outline_layers(shape: list[tuple[str, str, list[str]]]) -> list[list[str]]:
+    """Task ids grouped by depth, as :func:`dependency_layers` groups tasks (submission order
+    within a layer; dependencies outside the listing do not count)."""
+    deps = {task_id: d for task_id, _, d in shape}
+    depth: dict[str, int] = {}
+    late: list[str] = []
+    for task_id, needs in deps.items():  # one pass: dependencies usually come first
+        deepest = -1
+        for d in needs:
+            if d in deps:
+                known = depth.get(d)
+                if known is None:
+                    late.append(task_id)
+                    break
+                deepest = max(deepest, known)
+        else:
+            depth[task_id] = deepest + 1
+    for root in late:
+        stack = [root]
+        while stack:  # depth-first without recursion: chains may be long
+            node = stack[-1]
+            if node in depth:
+                stack.pop()
+                continue
+            pending = [d for d in deps[node] if d in deps and d not in depth]
+            if pending:
+                stack += pending
+                continue
+            stack.pop()
+            depth[node] = 1 + max((depth[d] for d in deps[node] if d in deps), default=-1)
+    layers: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+    for task_id in deps:
+        layers[depth[task_id]].append(task_id)
+    return layers
 
 
 def soft_links(task: Task) -> str:

@@ -4,6 +4,7 @@ operators (tasks, task, status, retry, cancel, reap) run."""
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 
 import click
@@ -446,16 +447,50 @@ def _row(task: Task) -> str:
     return f"{task.id}\t{shown_status(task)}\t{task.agent_id or '-'}\t{task.attempts}\t{task.title}"
 
 
+PAGE_SIZE = 50  # a screen of rows
+STREAM_CHUNK = 500  # tasks read per round trip by --limit 0
+
+
 @click.command("tasks")
 @click.option(
     "--status", type=click.Choice([s.value for s in TaskStatus]), help="Only this status."
 )
+@click.option(
+    "--limit", type=click.IntRange(min=0), default=PAGE_SIZE, show_default=True,
+    help="Tasks per page; 0 lists every task (streamed as it is read).",
+)  # fmt: skip
+@click.option("--after", metavar="TASK_ID", help="Start after this task (the last of a page).")
 @json_option
 @click.pass_obj
-def tasks_cmd(obj: CliContext, status: str | None, as_json: bool) -> None:
-    """List tasks in submission order."""
-    found = obj.queue.tasks(status)
-    emit(as_json, found, ["ID\tSTATUS\tAGENT\tATTEMPTS\tTITLE", *(_row(t) for t in found)])
+def tasks_cmd(
+    obj: CliContext, status: str | None, limit: int, after: str | None, as_json: bool
+) -> None:
+    """List tasks in submission order, a page at a time (--after the last id for the next).
+
+    Text: a header, then one row per task; when more follow, stderr names the next
+    --after. --json: a JSON array of the page's tasks (all of them with --limit 0), the
+    same task objects as `task --json` without file states; an empty array is past the end.
+    """
+    if limit:
+        found, more = obj.queue.page(status, after, limit)
+        emit(as_json, found, ["ID\tSTATUS\tAGENT\tATTEMPTS\tTITLE", *(_row(t) for t in found)])
+        if more and found:
+            click.echo(f"swarmqueue: more tasks: --after {found[-1].id} (or --limit 0)", err=True)
+        return
+    click.echo("[" if as_json else "ID\tSTATUS\tAGENT\tATTEMPTS\tTITLE", nl=not as_json)
+    first, more = True, True
+    while more:
+        found, more = obj.queue.page(status, after, STREAM_CHUNK)
+        for t in found:
+            if as_json:
+                sep = "" if first else ", "
+                click.echo(sep + json.dumps(t.model_dump(mode="json"), sort_keys=True), nl=False)
+            else:
+                click.echo(_row(t))
+            first = False
+        after = found[-1].id if found else after
+    if as_json:
+        click.echo("]")
 
 
 @click.command("task")

@@ -28,9 +28,14 @@ from distributor.errors import (
     ValidationError,
 )
 from distributor.store.client import redact_url
+from distributor.store.exit_codes import (
+    EXIT_AUTH_FAILED,
+    EXIT_INVALID,
+    EXIT_REDIS_ERROR,
+    EXIT_REFUSED,
+    EXIT_UNREACHABLE,
+)
 
-EXIT_REFUSED, EXIT_INVALID, EXIT_UNREACHABLE, EXIT_REDIS_ERROR = 1, 2, 3, 4
-EXIT_AUTH_FAILED = 5
 AUTH_ERRORS = (
     AuthenticationFailed,
     redis.AuthenticationError,

@@ -32,6 +32,7 @@ SCRIPT_NAMES = (
     "add_task",
     "reserve",
     "unreserve",
+    "outline",  # plan show's summary of a large graph (read-only)
 )
 # Agent registry and messaging (distributor.messaging.agents and .messages); these use their
 # own keys, so they do not include ``common``.

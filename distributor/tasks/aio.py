@@ -260,6 +260,17 @@ class AsyncTaskQueue(AsyncClient):
         """All tasks in submission order, optionally filtered by status."""
         return await self._run(queries.tasks(self.keys, status))
 
+    async def page(
+        self, status: TaskStatus | str | None = None, after: str | None = None, limit: int = 50
+    ) -> tuple[list[Task], bool]:
+        """Up to ``limit`` tasks in submission order after task ``after``, and whether more
+        follow (pass the page's last id as the next ``after``; see :func:`queries.page`)."""
+        return await self._run(queries.page(self.keys, status, after, limit))
+
+    async def outline(self) -> list[tuple[str, str, list[str]]]:
+        """Every task as (id, status, dependencies) in submission order, without whole tasks."""
+        return await self._run(queries.outline(self.keys))
+
     async def progress(self) -> dict[str, Any]:
         """Counts per status, ``completion_pct``, and ``blocked_by_failed``."""
         return await self._run(queries.progress(self.keys))

@@ -54,6 +54,11 @@ def task_from_hash(raw: Any, unmet: list[str] | None = None) -> Task:
     return Task.model_construct(**fields)
 
 
+def _json_list(values: list[str]) -> str:
+    """``values`` as JSON text (most lists of a big plan are empty: no encoder call for them)."""
+    return json.dumps(values) if values else "[]"
+
+
 def task_to_script(task: Task, default_lease_ms: int) -> dict[str, Any]:
     """The JSON object ``submit_plan.lua`` expects for one task."""
     lease_ms = round(task.lease_seconds * 1000) if task.lease_seconds else default_lease_ms
@@ -61,15 +66,15 @@ def task_to_script(task: Task, default_lease_ms: int) -> dict[str, Any]:
         "id": task.id,
         "title": task.title,
         "description": task.description,
-        "files": json.dumps(task.files),
-        "shared_files": json.dumps(task.shared_files),
+        "files": _json_list(task.files),
+        "shared_files": _json_list(task.shared_files),
         "rkeys": script_entries(
             [*task.files, *task.shared_files],
             [False] * len(task.files) + [True] * len(task.shared_files),
         )
         if task.files or task.shared_files
         else "",
-        "dependencies": json.dumps(task.dependencies),
+        "dependencies": _json_list(task.dependencies),
         "deps": task.dependencies,
         "priority": task.priority,
         "estimated_minutes": "" if task.estimated_minutes is None else str(task.estimated_minutes),

@@ -97,17 +97,24 @@ class Task(BaseModel):
     description: Annotated[str, AfterValidator(_text), Field(max_length=MAX_DESCRIPTION)] = ""
     # The paths the task changes (reserved exclusively while it is claimed) and those it only
     # reads (reserved shared); normalised, see distributor.reservations.patterns.
-    files: Annotated[list[FilePattern], Field(max_length=MAX_FILES)] = []
-    shared_files: Annotated[list[FilePattern], Field(max_length=MAX_FILES)] = []
-    dependencies: Annotated[list[TaskId], Field(max_length=MAX_DEPENDENCIES)] = []
+    files: Annotated[list[FilePattern], Field(max_length=MAX_FILES)] = Field(default_factory=list)
+    shared_files: Annotated[list[FilePattern], Field(max_length=MAX_FILES)] = Field(
+        default_factory=list
+    )
+    dependencies: Annotated[list[TaskId], Field(max_length=MAX_DEPENDENCIES)] = Field(
+        default_factory=list
+    )
     priority: Annotated[int, Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY)] = 0
     estimated_minutes: Annotated[int, Field(ge=0, le=100_000)] | None = None
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
     lease_seconds: Annotated[float, Field(gt=0, le=MAX_LEASE_SECONDS)] | None = None
     # Soft links of a task added at runtime (``TaskQueue.add_task``); they never block.
     discovered_from: TaskId | None = None
-    related: Annotated[list[TaskId], Field(max_length=MAX_DEPENDENCIES)] = []
+    related: Annotated[list[TaskId], Field(max_length=MAX_DEPENDENCIES)] = Field(
+        default_factory=list
+    )
 
+    # (list defaults are factories: pydantic deep-copies a literal [] for every task built)
     # State, kept by Redis; ignored when a task is submitted.
     status: TaskStatus = TaskStatus.BLOCKED
     agent_id: AgentId | None = None
@@ -121,7 +128,7 @@ class Task(BaseModel):
     lease_expires_at: datetime | None = None
     retry_at: datetime | None = None
     last_error: str | None = None
-    unmet_dependencies: list[str] = []
+    unmet_dependencies: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_dependencies(self) -> Task:

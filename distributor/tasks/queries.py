@@ -85,15 +85,19 @@ def many(keys: SwarmKeys, task_ids: list[str]) -> Op[list[Task]]:
     return [task_from_hash(h, _unmet(h, status_of)) for h in hashes]
 
 
+def _wanted(status: TaskStatus | str | None) -> TaskStatus | None:
+    if status is None:
+        return None
+    try:
+        return TaskStatus(status)
+    except ValueError:
+        choices = ", ".join(s.value for s in TaskStatus)
+        raise ValidationError(f"unknown status {status!r}: choose one of {choices}") from None
+
+
 def tasks(keys: SwarmKeys, status: TaskStatus | str | None = None) -> Op[list[Task]]:
     """Every task in submission order, optionally only those with ``status``."""
-    wanted: TaskStatus | None = None
-    if status is not None:
-        try:
-            wanted = TaskStatus(status)
-        except ValueError:
-            choices = ", ".join(s.value for s in TaskStatus)
-            raise ValidationError(f"unknown status {status!r}: choose one of {choices}") from None
+    wanted = _wanted(status)
     ids = [text(i) for i in (yield Command(("ZRANGE", keys.all, 0, -1)))]
     hashes = yield from _load(keys, ids)
     status_of = {h["id"]: h["status"] for h in hashes}  # every task is listed: deps included
@@ -102,6 +106,80 @@ def tasks(keys: SwarmKeys, status: TaskStatus | str | None = None) -> Op[list[Ta
         for h in hashes
         if wanted is None or h["status"] == wanted.value
     ]
+
+
+def page(
+    keys: SwarmKeys,
+    status: TaskStatus | str | None = None,
+    after: str | None = None,
+    limit: int = 50,
+) -> Op[tuple[list[Task], bool]]:
+    """Up to ``limit`` tasks in submission order after the task ``after`` (from the first
+    without it), optionally only those with ``status``, and whether more follow.
+
+    Pages follow each task's place in submission order, which never changes, so walking the
+    pages with the last id of each as the next ``after`` returns every task exactly once while
+    tasks change status (tasks added meanwhile come at the end).
+    """
+    wanted = _wanted(status)
+    if limit < 1:
+        raise ValidationError(f"limit must be at least 1, not {limit}")
+    low: str | float = "-inf"
+    if after is not None:
+        validated(check_task_id, after)
+        score = yield Command(("ZSCORE", keys.all, after))
+        if score is None:
+            raise TaskNotFound(after)
+        low = f"({text(score)}"
+    step = limit + 1 if wanted is None else max(limit + 1, _CHUNK)
+    found: list[Task] = []
+    while len(found) <= limit:
+        reply = yield Command(
+            ("ZRANGEBYSCORE", keys.all, low, "+inf", "WITHSCORES", "LIMIT", 0, step)
+        )
+        pairs = _with_scores(reply)
+        if not pairs:
+            break
+        low = f"({pairs[-1][1]}"
+        chunk = yield from many(keys, [i for i, _ in pairs])
+        found += [t for t in chunk if wanted is None or t.status == wanted]
+        if len(pairs) < step:
+            break
+    return found[:limit], len(found) > limit
+
+
+def _with_scores(reply: Any) -> list[tuple[str, str]]:
+    """(member, score) pairs of a WITHSCORES reply, flat (RESP2) or paired (RESP3)."""
+    items = list(reply or [])
+    if items and isinstance(items[0], list | tuple):
+        return [(text(m), text(s)) for m, s in items]
+    return [(text(items[i]), text(items[i + 1])) for i in range(0, len(items), 2)]
+
+
+_OUTLINE_CHUNK = 5_000  # tasks per outline.lua call: a few ms of Redis time each
+
+
+def outline(keys: SwarmKeys) -> Op[list[tuple[str, str, list[str]]]]:
+    """Every task as (id, status, dependencies) in submission order: what a summary of a large
+    graph needs, read a slice per script call without loading whole tasks (statuses as
+    :func:`as_of` shows them; see lua/outline.lua)."""
+    result: list[tuple[str, str, list[str]]] = []
+    start = 0
+    while True:
+        stop = start + _OUTLINE_CHUNK - 1
+        call = ScriptCall(
+            "outline", keys.script_keys(), [keys.prefix, 0, "", "", 0, start, stop],
+            repeatable=True,
+        )  # fmt: skip
+        _, listed, rows = yield call
+        for row in text(rows).split("\n") if rows else []:
+            task_id, status, deps = row.split("\t")
+            # a JSON list of ids, which hold no quote, space or comma (see TASK_ID_RE)
+            needs = deps[1:-1].replace('"', "").replace(" ", "").split(",") if len(deps) > 2 else []
+            result.append((task_id, status, needs))
+        if int(listed) < _OUTLINE_CHUNK:
+            return result
+        start = stop + 1
 
 
 def blocked_by_failures(keys: SwarmKeys, failed: list[str]) -> Op[dict[str, list[str]]]:

@@ -1,0 +1,110 @@
+"""CLI start-up: each agent command and the floors timed as whole processes, interleaved.
+
+The floors are ``python -c pass`` and a bare script that imports redis-py, connects and PINGs
+(what any Python CLI on redis-py pays). Every round runs each command once, in one order, so a
+loaded machine slows all of them alike; the import share is ``python -X importtime``'s total
+for ``distributor.cli`` plus the command's module, over the command's p50.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+
+import redis
+
+FLOOR = (
+    "import sys, redis\n"
+    "r = redis.Redis.from_url(sys.argv[1])\n"
+    "assert r.ping()\n"
+)
+IMPORTS = {  # the modules a command needs: what its import share is measured on
+    "status": "distributor.cli.tasks",
+    "next": "distributor.cli.tasks",
+    "heartbeat": "distributor.cli.tasks",
+    "done": "distributor.cli.tasks",
+    "inbox": "distributor.cli.messages",
+    "--help": "",
+}
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One command's wall times over the runs (ms) and its import time (ms)."""
+
+    name: str
+    p50_ms: float
+    p90_ms: float
+    import_ms: float | None
+
+    @property
+    def import_share(self) -> float | None:
+        return None if self.import_ms is None else self.import_ms / self.p50_ms
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _import_ms(module: str) -> float:
+    """Cumulative import time of the CLI plus ``module`` (median of 3), from -X importtime."""
+    code = "import distributor.cli" + (f"; import {module}" if module else "")
+    totals = []
+    for _ in range(3):
+        err = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", code],
+            capture_output=True, text=True, check=True,
+        ).stderr  # fmt: skip
+        total = 0
+        for line in err.splitlines():
+            m = re.match(r"import time:\s+\d+ \|\s+(\d+) \| (\S+)", line)
+            if m and m.group(2) in ("distributor", "distributor.cli", module):
+                total += int(m.group(1))  # top-level entries: their cumulative time
+        totals.append(total / 1000)
+    return statistics.median(totals)
+
+
+def measure_cli(url: str, runs: int) -> list[Timing]:
+    """Time ``runs`` interleaved rounds of each command and the floors on a private swarm."""
+    swarm = f"clibench{os.getpid()}"
+    cli = [os.path.join(os.path.dirname(sys.executable), "swarmqueue")]  # what users run
+    with tempfile.TemporaryDirectory() as state:
+        env = {**os.environ, "SWARMQUEUE_REDIS_URL": url, "SWARMQUEUE_SWARM": swarm,
+               "SWARMQUEUE_STATE_DIR": state}  # fmt: skip
+        plan = os.path.join(state, "plan.json")
+        with open(plan, "w") as f:
+            tasks = ",".join(f'{{"id": "t{i}", "title": "task {i}"}}' for i in range(runs + 5))
+            f.write(f'{{"tasks": [{tasks}]}}')
+        subprocess.run([*cli, "plan", "submit", plan], env=env, check=True, capture_output=True)
+        commands: dict[str, list[str]] = {
+            "python -c pass": [sys.executable, "-c", "pass"],
+            "floor: redis-py PING": [sys.executable, "-c", FLOOR, url],
+            "next": [*cli, "next", "--agent", "a1"],
+            "heartbeat": [*cli, "heartbeat", "--agent", "a1", "{task}"],
+            "done": [*cli, "done", "--agent", "a1", "{task}"],
+            "status": [*cli, "status"],
+            "inbox": [*cli, "inbox", "--agent", "a1"],
+            "--help": [*cli, "--help"],
+        }
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for i in range(runs):
+            for name, template in commands.items():
+                argv = [a.replace("{task}", f"t{i}") for a in template]
+                start = time.perf_counter()
+                subprocess.run(argv, env=env, check=True, capture_output=True)
+                times[name].append((time.perf_counter() - start) * 1000)
+        r = redis.Redis.from_url(url)
+        for key in r.scan_iter(f"*{swarm}*", count=1000):
+            r.delete(key)
+    return [
+        Timing(name, statistics.median(t), _pct(t, 0.9),
+               _import_ms(IMPORTS[name]) if name in IMPORTS else None)
+        for name, t in times.items()
+    ]  # fmt: skip

@@ -1,0 +1,112 @@
+"""The CLI starts light (issue 17 item 1): ``--help`` lists every command without importing
+their modules, redis-py or the settings; a command that logs nothing never loads structlog;
+what they print is unchanged. Start-up times are measured by ``scripts/bench.py --only cli``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import click
+import pytest
+
+from distributor.cli import main
+from distributor.cli.summaries import SUMMARIES
+
+
+def python(code: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.mark.parametrize("width", [20, 45, 60, 80, 120, 200])
+def test_every_summary_gives_the_commands_own_help_line(width: int) -> None:
+    ctx = click.Context(main)
+    names = main.list_commands(ctx)
+    assert set(SUMMARIES) == set(names)
+    for name in names:
+        command = main.get_command(ctx, name)
+        assert command is not None
+        from_summary = click.Command(name, help=SUMMARIES[name]).get_short_help_str(width)
+        assert from_summary == command.get_short_help_str(width), name
+
+
+def test_help_imports_no_command_redis_or_settings_and_prints_the_same() -> None:
+    out = python(
+        """
+        import json, sys
+        from click.testing import CliRunner
+        from distributor.cli import main, _MODULES
+        lazy = CliRunner().invoke(main, ["--help"], terminal_width=100).output
+        loaded = sorted(m for m in ("redis", "pydantic", "pydantic_settings", "structlog",
+                                    "distributor.settings", "distributor.tasks.queue",
+                                    *_MODULES) if m in sys.modules)
+        import click
+        ctx = click.Context(main)
+        for name in main.list_commands(ctx):
+            main.get_command(ctx, name)  # every module loaded: click's own listing
+        full = CliRunner().invoke(main, ["--help"], terminal_width=100).output
+        print(json.dumps({"loaded": loaded, "same": lazy == full, "help": lazy}))
+        """
+    )
+    result = json.loads(out)
+    assert result["loaded"] == []
+    assert result["same"]
+    assert "  tasks" in result["help"] and "  plan" in result["help"]
+
+
+def test_a_command_that_logs_nothing_does_not_load_structlog() -> None:
+    out = python(
+        """
+        import sys
+        import fakeredis
+        from click.testing import CliRunner
+        from distributor.cli import main
+        from distributor.cli.app import CliContext
+        from distributor.settings import Settings
+        from distributor.tasks.queue import TaskQueue
+
+        queue = TaskQueue(fakeredis.FakeRedis(), "startup", settings=Settings())
+        queue.submit({"tasks": [{"id": "a", "title": "A"}]})
+        ctx = CliContext(Settings(swarm="startup"), queue)
+        result = CliRunner().invoke(main, ["status"], obj=ctx)
+        print(result.output.splitlines()[0], "structlog" in sys.modules)
+        """
+    )
+    assert out.strip() == "swarm startup: 0/1 completed (0.0%) False"
+
+
+def test_log_lines_still_reach_stderr_when_something_logs() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from distributor.log import configure_logging, get_logger\n"
+            "log = get_logger('x')\n"
+            "configure_logging('INFO', 'json')\n"
+            "log.debug('hidden')\n"
+            "log.warning('shown', n=1)\n",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout == ""
+    [line] = done.stderr.splitlines()
+    record = json.loads(line)
+    assert (record["event"], record["n"], record["level"], record["logger_name"]) == (
+        "shown",
+        1,
+        "warning",
+        "x",
+    )
