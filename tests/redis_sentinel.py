@@ -21,8 +21,7 @@ from typing import Self
 import redis
 
 from distributor.demo.redis_source import free_port
-from tests.processes import port_open
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, spawn_listening
 
 SERVICE = "sq-test-master"
 DOWN_AFTER_MS = 1000
@@ -51,21 +50,13 @@ class Sentinel:
     def start(self) -> Self:
         program = ["redis-sentinel"] if shutil.which("redis-sentinel") else ["redis-server"]
         mode = [] if program == ["redis-sentinel"] else ["--sentinel"]
-        log = (self.folder / "sentinel.log").open("ab")
-        self.proc = subprocess.Popen(
+        self.proc = spawn_listening(
             [*program, str(self.config), *mode],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            self.port,
+            self.folder / "sentinel.log",
+            "sentinel",
+            _START_TIMEOUT,
         )
-        log.close()
-        deadline = time.monotonic() + _START_TIMEOUT
-        while not port_open(self.port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                output = (self.folder / "sentinel.log").read_text()[-2000:]
-                self.stop()
-                raise AssertionError(f"sentinel did not start: {output}")
-            time.sleep(0.02)
         return self
 
     def stop(self) -> None:

@@ -17,6 +17,25 @@ from tests.processes import port_open
 _START_TIMEOUT = 10.0
 
 
+def spawn_listening(
+    command: list[str], port: int, log_path: Path, what: str, timeout: float = _START_TIMEOUT
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` (output appended to ``log_path``) and return once ``port`` accepts
+    connections; if it exits or is not listening in time, kill it and fail with its log's end."""
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + timeout
+    while not port_open(port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"{what} did not start: {log_path.read_text()[-2000:]}")
+        time.sleep(0.02)
+    return proc
+
+
 class RedisServer:
     """``redis-server`` on 127.0.0.1 at ``port`` in ``folder`` with ``args`` added.
 
@@ -40,22 +59,13 @@ class RedisServer:
     def start(self) -> Self:
         """Start it (again, on the same port) and return once it accepts connections."""
         assert self.proc is None, "already running"
-        log = (self.folder / "redis.log").open("ab")
         base = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        self.proc = subprocess.Popen(
+        self.proc = spawn_listening(
             ["redis-server", *base, "--dir", str(self.folder), *self.args],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            self.port,
+            self.folder / "redis.log",
+            "redis-server",
         )
-        log.close()
-        deadline = time.monotonic() + _START_TIMEOUT
-        while not port_open(self.port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                output = (self.folder / "redis.log").read_text()[-2000:]
-                self.stop()
-                raise AssertionError(f"redis-server did not start: {output}")
-            time.sleep(0.02)
         return self
 
     def stop(self) -> None:
