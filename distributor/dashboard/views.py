@@ -228,7 +228,7 @@ def _reservation_badges(keys: SwarmKeys) -> Op[dict[str, list[str]]]:
             held[r.task_id] = held.get(r.task_id, 0) + 1
     for task_id, n in held.items():
         badges[task_id] = [f"{n} file{'s' if n > 1 else ''} reserved"]
-    for task_id, holders in (yield from queries.held_up(keys)).items():
+    for task_id, holders in (yield from queries.held_up(keys, live)).items():
         agents = sorted({r.agent_id for r in holders})
         badges.setdefault(task_id, []).append("files held by " + ", ".join(agents))
     return badges

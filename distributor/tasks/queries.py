@@ -251,10 +251,13 @@ def workload(keys: SwarmKeys) -> Op[dict[str, list[str]]]:
     return {agent: sorted(ids) for agent, ids in sorted(result.items())}
 
 
-def held_up(keys: SwarmKeys) -> Op[dict[str, list[Reservation]]]:
+def held_up(
+    keys: SwarmKeys, live: list[Reservation] | None = None
+) -> Op[dict[str, list[Reservation]]]:
     """Available tasks whose files another agent's live reservation holds: task id -> holders
-    (what ``status`` counts as waiting only on reservations; empty without reservations)."""
-    found = yield from reservation_queries.live(keys)
+    (what ``status`` counts as waiting only on reservations; empty without reservations).
+    ``live``: the live reservations when the caller has read them already."""
+    found = (yield from reservation_queries.live(keys)) if live is None else live
     if not found:
         return {}
     holdings = Holdings(found)
