@@ -179,8 +179,9 @@ def _show_summary(obj: CliContext, shape: list[tuple[str, str, list[str]]], as_j
     layers = outline_layers(shape)
     first = [task_id for layer in layers for task_id in layer[:FIRST_OF_LAYER]]
     loaded = {t.id: t for t in obj.queue.get_many(first)}
-    holdings = Holdings(obj.queue.reservations())
-    held = len(obj.queue.held_up())
+    live = obj.queue.reservations()
+    holdings = Holdings(live)
+    held = len(obj.queue.held_up(live))
     counts = _counted(list(status_of.values()))
     lines = [
         f"{len(shape)} tasks in {len(layers)} layer(s) (summary; --full shows every task)",

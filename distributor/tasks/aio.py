@@ -243,9 +243,12 @@ class AsyncTaskQueue(AsyncClient):
         """Every live reservation (explicit and taken by claims), soonest to expire first."""
         return await self._run(reservation_queries.live(self.keys))
 
-    async def held_up(self) -> dict[str, list[Reservation]]:
-        """Available tasks whose files other agents hold: task id -> the holders."""
-        return await self._run(queries.held_up(self.keys))
+    async def held_up(
+        self, live: list[Reservation] | None = None
+    ) -> dict[str, list[Reservation]]:
+        """Available tasks whose files other agents hold: task id -> the holders (``live``:
+        the live reservations, when already read)."""
+        return await self._run(queries.held_up(self.keys, live))
 
     # -- reads ---------------------------------------------------------------------------------
 

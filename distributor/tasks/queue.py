@@ -257,9 +257,12 @@ class TaskQueue(SyncClient):
         """Every live reservation (explicit and taken by claims), soonest to expire first."""
         return self._run(reservation_queries.live(self.keys))
 
-    def held_up(self) -> dict[str, list[Reservation]]:
-        """Available tasks whose files other agents hold: task id -> the holders."""
-        return self._run(queries.held_up(self.keys))
+    def held_up(
+        self, live: list[Reservation] | None = None
+    ) -> dict[str, list[Reservation]]:
+        """Available tasks whose files other agents hold: task id -> the holders (``live``:
+        the live reservations, when already read)."""
+        return self._run(queries.held_up(self.keys, live))
 
     # -- reads ---------------------------------------------------------------------------------
 
