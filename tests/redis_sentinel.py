@@ -118,9 +118,9 @@ class SentinelSet:
             info = replica.info("replication")
         return bool(info.get("master_link_status") == "up")
 
-    def master_port(self) -> int:
-        """The master's port as the first sentinel sees it now."""
-        with self.sentinels[0].client() as client:
+    def master_port(self, sentinel: int = 0) -> int:
+        """The master's port as the ``sentinel``-th sentinel sees it now."""
+        with self.sentinels[sentinel].client() as client:
             _, port = client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)
         return int(port)
 

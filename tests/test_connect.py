@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import pytest
 import redis
@@ -40,6 +40,7 @@ from distributor.store.connect import (
     parse_redis_url,
     redis_from_url,
 )
+from distributor.store.sentinel import AsyncEpochSentinel, EpochSentinel, newest_master
 from distributor.tasks.aio import AsyncTaskQueue
 from distributor.tasks.queue import TaskQueue
 from distributor.testing import delete_swarm
@@ -96,11 +97,29 @@ def test_sentinel_clients_are_built_without_connecting() -> None:
     sentinels = pool.sentinel_manager.sentinels
     assert [s.get_connection_kwargs()["port"] for s in sentinels] == [1, 2]
     assert sentinels[0].get_connection_kwargs()["password"] == "s"
+    assert isinstance(pool.sentinel_manager, EpochSentinel)
     aclient = async_redis_from_url(url, 1)
     assert isinstance(aclient, redis.asyncio.Redis)
     apool = aclient.connection_pool
     assert isinstance(apool, redis.asyncio.sentinel.SentinelConnectionPool)
     assert apool.connection_class is AsyncSentinelTlsConnection
+    assert isinstance(apool.sentinel_manager, AsyncEpochSentinel)
+
+
+def test_the_master_is_the_newest_healthy_answer() -> None:
+    """A sentinel that missed a failover (older epoch) loses to one that saw it."""
+
+    def state(port: int, epoch: int, healthy: bool = True) -> dict[str, object]:
+        return {"ip": "127.0.0.1", "port": port, "config-epoch": epoch, "healthy": healthy}
+
+    def ok(s: Mapping[str, object]) -> bool:
+        return bool(s["healthy"])
+
+    stale, fresh = state(1, 3), state(2, 4)
+    assert newest_master([stale, None, fresh], ok) == fresh
+    assert newest_master([fresh, stale], ok) == fresh
+    assert newest_master([stale, state(3, 9, healthy=False)], ok) == stale
+    assert newest_master([None, state(3, 9, healthy=False)], ok) is None
 
 
 @pytest.fixture(scope="module")

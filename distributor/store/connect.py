@@ -30,11 +30,13 @@ legal wherever a Redis client is.
 Retries come in two layers. redis-py's own (``settings.redis_retries``, default 1) re-sends a
 command at once after a dropped connection. Longer outages (a restart, a failover) are ridden
 out by the executor (:class:`~distributor.store.calls.RetryBudget`). A Sentinel client asks the
-sentinels for the master on every new connection, so after a failover the executor's next
-attempt reaches the promoted replica. Refused credentials (:class:`AuthenticationFailed`) and a
-failed TLS handshake (:class:`TlsHandshakeFailed`, bounded by the connect timeout) are raised
-at once. The socket timeout is explicit (redis-py 8 made it 5 s by default, earlier versions
-had none); blocking reads stay well under it (see :func:`distributor.store.client.block_limit`).
+sentinels for the master on every new connection and follows the newest answer
+(:mod:`distributor.store.sentinel`), so after a failover the executor's next attempt reaches the
+promoted replica, never an old master that came back empty. Refused credentials
+(:class:`AuthenticationFailed`) and a failed TLS handshake (:class:`TlsHandshakeFailed`, bounded
+by the connect timeout) are raised at once. The socket timeout is explicit (redis-py 8 made it
+5 s by default, earlier versions had none); blocking reads stay well under it (see
+:func:`distributor.store.client.block_limit`).
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ from distributor.errors import (
     SwarmQueueError,
     TlsHandshakeFailed,
 )
+from distributor.store.sentinel import AsyncEpochSentinel, EpochSentinel
 
 SyncRedis: TypeAlias = redis.Redis | redis.cluster.RedisCluster
 """A blocking client of one Redis (plain or a Sentinel master) or of a Redis Cluster."""
@@ -474,7 +477,7 @@ def redis_from_url(
     retry = connection_retry(retries)
     options = {**connection_options(), **defaults, **target.node_options}
     if target.kind == "sentinel":
-        sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = EpochSentinel(  # type: ignore[no-untyped-call]
             list(target.nodes), sentinel_kwargs=_sentinel_kwargs(target)
         )
         if target.tls:
@@ -506,7 +509,7 @@ def async_redis_from_url(url: str, retries: int, single_connection: bool = False
     retry = async_connection_retry(retries)
     options = {**connection_options(), **target.node_options}
     if target.kind == "sentinel":
-        sentinel = aiosentinel.Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = AsyncEpochSentinel(  # type: ignore[no-untyped-call]
             list(target.nodes), sentinel_kwargs=_sentinel_kwargs(target)
         )
         if target.tls:
