@@ -310,6 +310,18 @@ class MessageNotFound(RefusedError, KeyError):
         return f"message {self.message_id!r} not found"
 
 
+class ForeignJobRefused(RefusedError):
+    """A job in a delivery queue names a function other than the delivery: not run."""
+
+    def __init__(self, job_id: str, function: str) -> None:
+        super().__init__(job_id, function)
+        self.job_id = job_id
+        self.function = function
+
+    def __str__(self) -> str:
+        return f"job {self.job_id!r} names {self.function[:200]!r}, not the delivery: refused"
+
+
 class TmuxError(SwarmQueueError):
     """tmux refused or failed a command. ``kind`` names the failure for delivery records."""
 

@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import redis
-from rq import Queue, SimpleWorker
 
-from distributor.messaging.dispatch import delivery_queue_name
+from distributor.messaging.jobs import delivery_queue, delivery_queue_name
 from distributor.settings import Settings
 from distributor.store.connect import SyncRedis
 from distributor.store.keys import host_swarms_key
@@ -57,8 +56,9 @@ def delete_rq_keys(client: SyncRedis, host: str) -> int:
 
 def run_worker(client: redis.Redis, host: str) -> bool:
     """Run a burst ``SimpleWorker`` on ``host``'s delivery queue until it is empty."""
-    queue = Queue(delivery_queue_name(host), connection=client)
-    worker = SimpleWorker([queue], connection=client, name=f"w-{host}-{uuid.uuid4().hex[:6]}")
+    from workers.worker import build_worker
+
+    worker = build_worker(client, host, name=f"w-{host}-{uuid.uuid4().hex[:6]}")
     return bool(worker.work(burst=True))
 
 
@@ -173,7 +173,7 @@ class Messaging:
         return [(m.decode(), self.host, int(score)) for m, score in pairs]
 
     def queued_job_ids(self, host: str | None = None) -> list[str]:
-        return list(Queue(delivery_queue_name(host or self.host), connection=self.rq).job_ids)
+        return list(delivery_queue(host or self.host, self.rq).job_ids)
 
     def close(self) -> None:
         from distributor.testing import delete_swarm

@@ -20,7 +20,7 @@ import redis
 from rq import Queue
 from rq.job import Job
 
-from distributor.messaging.dispatch import DELIVER_JOB, delivery_queue_name
+from distributor.messaging.jobs import DELIVER_JOB, JOB_SERIALIZER, delivery_queue
 from distributor.store.keys import SwarmKeys
 from tests.messaging_support import unique_host, wait_for
 from tests.redis_server import RedisServer
@@ -120,7 +120,7 @@ def test_worker_rides_out_a_redis_outage(server: RedisServer, worker: WorkerRun)
     client = redis.Redis.from_url(server.url)
     try:
         # the worker serves its queue: a delivery of a message that is not there is a no-op
-        job = Queue(delivery_queue_name(worker.host), connection=client).enqueue(
+        job = delivery_queue(worker.host, client).enqueue(
             DELIVER_JOB, "outage", "0123456789abcdef", worker.host
         )
         wait_for(lambda: job.get_status(refresh=True) == "finished", timeout=60, what="the job")
@@ -171,7 +171,7 @@ def test_failed_job_is_logged_in_one_line(server: RedisServer) -> None:
     client = redis.Redis.from_url(server.url)
     host = unique_host()
     try:
-        job: Job = Queue(delivery_queue_name(host), connection=client).enqueue(
+        job: Job = delivery_queue(host, client).enqueue(
             DELIVER_JOB, "not a swarm name!", "0123456789abcdef", host
         )
         done = subprocess.run(
@@ -194,3 +194,49 @@ def test_failed_job_is_logged_in_one_line(server: RedisServer) -> None:
     assert failed[0]["job_id"] == job.id
     assert failed[0]["function"] == DELIVER_JOB
     assert "invalid swarm name" in failed[0]["error"]
+
+
+class _RunsOnUnpickle:
+    """Pickles to a call of ``os.system``: unpickling it runs the command."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return os.system, (self.command,)
+
+
+def test_the_worker_runs_deliveries_only(server: RedisServer, tmp_path: Path) -> None:
+    """Whoever can write the broker cannot run code on the worker's host: a job naming another
+    function is refused without running it, and a pickled job (RQ's default format) is never
+    unpickled; both fail, the worker goes on and runs a real delivery after them."""
+    client = redis.Redis.from_url(server.url)
+    host = unique_host()
+    by_name, by_pickle = tmp_path / "by-name", tmp_path / "by-pickle"
+    try:
+        queue = delivery_queue(host, client)
+        named = queue.enqueue("os.system", f"touch {by_name}")
+        pickled = Queue(queue.name, connection=client).enqueue(  # RQ's default: pickle
+            DELIVER_JOB, _RunsOnUnpickle(f"touch {by_pickle}"), "0123456789abcdef", host
+        )
+        delivery = queue.enqueue(DELIVER_JOB, "refused", "0123456789abcdef", host)
+        done = subprocess.run(
+            [str(CLI), "worker", "--burst"],
+            env=worker_env(server, host),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert not by_name.exists() and not by_pickle.exists()
+        assert named.get_status(refresh=True) == "failed"
+        assert Job.fetch(pickled.id, connection=client, serializer=JOB_SERIALIZER).get_status(
+            refresh=True
+        ) == "failed"
+        assert delivery.get_status(refresh=True) == "finished"  # a message that is not there
+    finally:
+        client.close()
+    assert "Traceback" not in done.stderr
+    refused = [json.loads(line) for line in done.stderr.splitlines() if "foreign job" in line]
+    assert [r["function"] for r in refused] == ["os.system"], done.stderr

@@ -28,12 +28,12 @@ import uuid
 from typing import Any
 
 import redis
-from rq import Queue, SimpleWorker
+from rq import SimpleWorker
 
 from distributor.errors import RedisUnavailable, ValidationError
 from distributor.log import get_logger
 from distributor.messaging.agents import check_host
-from distributor.messaging.dispatch import delivery_queue_name
+from distributor.messaging.jobs import JOB_SERIALIZER, DeliveryJob, delivery_queue
 from distributor.settings import Settings
 from distributor.store.calls import CONNECTION_ERRORS
 from workers.outage import RETRY_MAX_SECONDS, RedisOutage
@@ -142,10 +142,15 @@ def build_worker(connection: redis.Redis, host: str, *, name: str | None = None)
         check_host(host)
     except ValueError as exc:
         raise ValidationError(str(exc)) from None
-    queue = Queue(delivery_queue_name(host), connection=connection)
+    queue = delivery_queue(host, connection)
     worker_name = name or f"swarmqueue-{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     return DeliveryWorker(
-        [queue], connection=connection, name=worker_name, worker_ttl=WORKER_TTL_SECONDS
+        [queue],
+        connection=connection,
+        name=worker_name,
+        worker_ttl=WORKER_TTL_SECONDS,
+        job_class=DeliveryJob,  # runs the delivery and nothing else
+        serializer=JOB_SERIALIZER,  # JSON: nothing in the broker is unpickled
     )
 
 

@@ -175,9 +175,8 @@ def delete_keys(client: SyncRedis, prefix: str) -> int:
 def _delete_delivery_jobs(client: SyncRedis, keys: SwarmKeys, broker: redis.Redis) -> int:
     """Remove the swarm's delivery jobs from RQ (queues and registries); how many existed."""
     from rq.exceptions import NoSuchJobError
-    from rq.job import Job
 
-    from distributor.messaging.dispatch import delivery_job_id
+    from distributor.messaging.jobs import delivery_job_id, fetch_job
 
     job_ids: list[str] = []
     for key in client.scan_iter(match=_glob_escape(keys.prefix) + "msg:*", count=_SCAN_COUNT):
@@ -190,7 +189,7 @@ def _delete_delivery_jobs(client: SyncRedis, keys: SwarmKeys, broker: redis.Redi
     removed = 0
     for job_id in job_ids:
         try:
-            Job.fetch(job_id, connection=broker).delete(remove_from_queue=True)
+            fetch_job(job_id, broker).delete(remove_from_queue=True)
         except NoSuchJobError:
             continue
         removed += 1

@@ -22,7 +22,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
-from distributor.messaging.dispatch import delivery_queue_name
+from distributor.messaging.jobs import delivery_queue, fetch_job
 from distributor.store.calls import text
 
 
@@ -84,7 +84,7 @@ def _last_job(client: redis.Redis, queue: Queue) -> Job | None:
     for registry in (FinishedJobRegistry(queue=queue), FailedJobRegistry(queue=queue)):
         for job_id in client.zrange(registry.key, -1, -1):
             try:
-                newest.append(Job.fetch(text(job_id), connection=client))
+                newest.append(fetch_job(text(job_id), client))
             except NoSuchJobError:
                 continue
     ended = [j for j in newest if j.ended_at is not None]
@@ -95,7 +95,7 @@ def hosts_of(client: redis.Redis, hosts: list[str]) -> list[HostView]:
     """The view of each host in ``hosts``."""
     views = []
     for host in hosts:
-        queue = Queue(delivery_queue_name(host), connection=client)
+        queue = delivery_queue(host, client)
         view = HostView(host, queue.name, int(client.llen(queue.key)))
         for key in sorted(text(k) for k in client.smembers(f"rq:workers:{queue.name}")):
             raw = {text(k): text(v) for k, v in client.hgetall(key).items()}

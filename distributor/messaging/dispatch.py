@@ -15,18 +15,22 @@ harmless: each takes the delivery's lease first, and only types into recipients 
 
 from __future__ import annotations
 
-import hashlib
-import re
 from typing import Literal
 
 import redis
 from redis.exceptions import RedisClusterException
 from rq import Queue
 from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
-from rq.job import Job, JobStatus
+from rq.job import JobStatus
 
 from distributor.errors import DeliveryBrokerRequired, RedisUnavailable, SwarmQueueError
 from distributor.log import get_logger
+from distributor.messaging.jobs import (
+    DELIVER_JOB,
+    delivery_job_id,
+    delivery_queue,
+    fetch_job,
+)
 from distributor.settings import Settings
 from distributor.store.calls import CONNECTION_ERRORS
 
@@ -43,21 +47,7 @@ ENQUEUE_ERRORS = (
     SwarmQueueError,
 )
 
-DELIVERY_QUEUE_PREFIX = "swarmqueue-deliver-"
-DELIVER_JOB = "workers.delivery.deliver"
 RESULT_TTL_SECONDS = 3600
-
-
-def delivery_queue_name(host: str) -> str:
-    """The RQ queue served by the worker of ``host``."""
-    return DELIVERY_QUEUE_PREFIX + host
-
-
-def delivery_job_id(message_id: str, host: str) -> str:
-    """The id of the first job delivering a message on a host (RQ allows ``[A-Za-z0-9_-]``)."""
-    slug = re.sub(r"[^A-Za-z0-9_-]", "_", host)
-    digest = hashlib.sha1(host.encode(), usedforsecurity=False).hexdigest()[:8]
-    return f"swarmqueue-deliver-{message_id}-{slug}-{digest}"
 
 
 class Dispatcher:
@@ -83,7 +73,7 @@ class Dispatcher:
 
     def _queue(self, host: str) -> Queue:
         if host not in self._queues:
-            self._queues[host] = Queue(delivery_queue_name(host), connection=self.redis)
+            self._queues[host] = delivery_queue(host, self.redis)
         return self._queues[host]
 
     def dispatch(self, swarm: str, message_id: str, hosts: list[str]) -> list[str]:
@@ -125,7 +115,7 @@ class Dispatcher:
         delivery's lease, so the worker that started it is gone (or its lease ran out)."""
         queue = self._queue(host)
         try:
-            job = Job.fetch(job_id, connection=self.redis)
+            job = fetch_job(job_id, self.redis)
             status = job.get_status(refresh=False)
             if status == JobStatus.QUEUED:
                 if self.redis.lpos(queue.key, job_id) is not None:

@@ -48,7 +48,8 @@ from distributor.log import get_logger
 from distributor.messaging.acks import Acknowledged, Reminded, acknowledge, remind
 from distributor.messaging.agents import check_host, validated_agent_id
 from distributor.messaging.broker import broker_client
-from distributor.messaging.dispatch import ENQUEUE_ERRORS, Dispatcher, delivery_job_id
+from distributor.messaging.dispatch import ENQUEUE_ERRORS, Dispatcher
+from distributor.messaging.jobs import delivery_job_id
 from distributor.messaging.ratelimit import RateUsage, usage
 from distributor.messaging.sanitize import clean_content, strip_controls
 from distributor.messaging.types import MessageType, MessageTypeLike, parse_message_type

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
-from rq import Queue
 
 from distributor.messaging.agents import AgentRegistry
-from distributor.messaging.dispatch import delivery_queue_name
+from distributor.messaging.jobs import delivery_queue
 from distributor.messaging.messages import Messenger
 from distributor.settings import Settings
 from distributor.testing import delete_swarm
@@ -57,7 +56,7 @@ class _Swarm:
 
     def close(self) -> None:
         delete_swarm(self.messenger)  # type: ignore[arg-type]
-        Queue(delivery_queue_name(self.host), connection=self.client).delete(delete_jobs=True)
+        delivery_queue(self.host, self.client).delete(delete_jobs=True)
 
 
 def broadcast_latency(client: redis.Redis, samples: int) -> Latency:

@@ -25,12 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
-from rq import Queue
 
 from benchmarks.broadcast import PrivateTmux
 from distributor.demo.agent import cli_command
 from distributor.messaging.agents import AgentRegistry
-from distributor.messaging.dispatch import delivery_queue_name
+from distributor.messaging.jobs import delivery_queue
 from distributor.messaging.messages import DeliveryStatus, Messenger
 from distributor.settings import Settings
 from distributor.store.keys import host_swarms_key
@@ -139,7 +138,7 @@ def measure_recovery(url: str, panes: int, points: list[str], quick: bool) -> li
             w.kill()
         tmux.kill()
         delete_swarm(messenger)  # type: ignore[arg-type]
-        Queue(delivery_queue_name(host), connection=client).delete(delete_jobs=True)
+        delivery_queue(host, client).delete(delete_jobs=True)
         client.delete(host_swarms_key(host))
         client.close()
     return out

@@ -35,9 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
-from rq import Queue, Worker
+from rq import Worker
 
-from distributor.messaging.dispatch import delivery_queue_name
+from distributor.messaging.jobs import delivery_queue
 from tests.chaos.harness import kill_group, wait_until
 from tests.messaging_support import READER, TmuxLab
 
@@ -198,7 +198,7 @@ class Workers:
     def idle(self, client: redis.Redis, host: str) -> bool:
         """Whether the running worker is registered and waiting for a job (RQ's ``idle``)."""
         assert self.proc is not None
-        queue = Queue(delivery_queue_name(host), connection=client)
+        queue = delivery_queue(host, client)
         return any(
             w.pid == self.proc.pid and w.get_state() == "idle" for w in Worker.all(queue=queue)
         )
