@@ -110,3 +110,28 @@ def test_log_lines_still_reach_stderr_when_something_logs() -> None:
         "warning",
         "x",
     )
+
+
+def test_a_line_below_the_level_does_not_load_structlog_and_later_lines_still_show() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys\n"
+            "from distributor.log import configure_logging, get_logger\n"
+            "log = get_logger('x')\n"
+            "configure_logging('WARNING', 'json')\n"
+            "log.debug('hidden', n=1)\n"
+            "log.info('hidden too')\n"
+            "print('structlog' in sys.modules)\n"
+            "log.error('shown', n=2)\n"
+            "log.info('still hidden')\n",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout == "False\n"
+    [line] = done.stderr.splitlines()
+    assert json.loads(line)["event"] == "shown"
