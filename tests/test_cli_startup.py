@@ -135,3 +135,20 @@ def test_a_line_below_the_level_does_not_load_structlog_and_later_lines_still_sh
     assert done.stdout == "False\n"
     [line] = done.stderr.splitlines()
     assert json.loads(line)["event"] == "shown"
+
+
+def test_the_task_commands_module_loads_no_models_settings_machinery_or_rq() -> None:
+    """Models and pydantic come with the queue, when a command first talks to Redis; the
+    settings never bring pydantic-settings (issue 17: start-up)."""
+    out = python(
+        """
+        import json, sys
+        import distributor.cli.tasks
+        from distributor.cli.app import load_settings
+        load_settings(swarm="startup")
+        heavy = ("pydantic", "pydantic_settings", "structlog", "rq", "distributor.tasks.models",
+                 "distributor.reservations.models", "distributor.tasks.queue")
+        print(json.dumps(sorted(m for m in heavy if m in sys.modules)))
+        """
+    )
+    assert json.loads(out) == []
