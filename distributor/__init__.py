@@ -1,7 +1,7 @@
 """swarmqueue's task graph: a Redis-backed DAG of tasks that AI coding agents claim and finish.
 
 Names are imported on first use (PEP 562), so ``import distributor.tasks.models`` or the CLI
-does not pay for the asyncio client, messaging and pydantic-settings unless it uses them.
+does not pay for the asyncio client, messaging and the settings unless it uses them.
 """
 
 from __future__ import annotations

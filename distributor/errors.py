@@ -213,6 +213,19 @@ class ConfigError(ValidationError):
     """A setting, the config file or the state directory is unusable; nothing was done."""
 
 
+class InvalidSetting(ConfigError):
+    """A setting has a value of the wrong type or out of its range (``setting`` names it).
+
+    The message never quotes the value (it may be a secret), except where a setting's own
+    check names the bad entry (a log level, a program pattern), cut short.
+    """
+
+    def __init__(self, setting: str, reason: str) -> None:
+        super().__init__(f"invalid setting {setting}: {reason}")
+        self.setting = setting
+        self.reason = reason
+
+
 class DeliveryBrokerRequired(ConfigError):
     """The delivery queues (RQ) have no usable Redis: the store is a Redis Cluster and
     ``SWARMQUEUE_DELIVERY_REDIS_URL`` is unset, or that URL names a cluster (RQ is not

@@ -1,4 +1,4 @@
-"""Every setting of swarmqueue in one place (pydantic-settings).
+"""Every setting of swarmqueue in one place (declared with :mod:`distributor.settings_base`).
 
 Values come, highest first, from keyword arguments, environment variables prefixed
 ``SWARMQUEUE_`` (``SWARMQUEUE_REDIS_URL``, ``SWARMQUEUE_LEASE_SECONDS``, ...) and an optional
@@ -8,28 +8,20 @@ A config file that cannot be read or parsed, a key in it that is no setting (lik
 ``SWARMQUEUE_CONFIG`` naming a missing file raise :class:`~distributor.errors.ConfigError`.
 Unknown ``SWARMQUEUE_*`` environment variables are ignored: the prefix is shared with variables
 that are no settings (``SWARMQUEUE_CONFIG``, ``SWARMQUEUE_STATE_DIR``, the test scripts' own).
+A value of the wrong type or out of range raises :class:`~distributor.errors.InvalidSetting`.
 """
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import socket
-import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
-
-from pydantic import Field, ValidationInfo, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    InitSettingsSource,
-    NoDecode,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
+from typing import Any, Literal
 
 from distributor.errors import ConfigError
+from distributor.settings_base import SettingsBase, setting
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -49,201 +41,230 @@ def _default_host() -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "-", name)[:64]
 
 
-class Settings(BaseSettings):
+def _outlives_the_budget(value: int, earlier: Mapping[str, Any]) -> int:
+    """A reply must be kept at least as long as retries may come to ask for it."""
+    budget = earlier["retry_budget_seconds"]
+    if value < budget:
+        raise ValueError(f"must be at least retry_budget_seconds ({budget:g})")
+    return value
+
+
+def _program_patterns(value: list[str], earlier: Mapping[str, Any]) -> list[str]:
+    """Each entry of ``deliver_to`` a program name or glob pattern."""
+    for pattern in value:
+        if not _PROGRAM_PATTERN.fullmatch(pattern):
+            raise ValueError(
+                f"{pattern[:70]!r} is not a program name or glob pattern"
+                " (letters, digits, . _ + - * ? [ ])"
+            )
+    return value
+
+
+def _log_level(value: str, earlier: Mapping[str, Any]) -> str:
+    if value.upper() not in LOG_LEVELS:
+        raise ValueError(f"{value[:20]!r} is no log level: use one of {', '.join(LOG_LEVELS)}")
+    return value.upper()
+
+
+class Settings(SettingsBase):
     """Connection, queue behaviour, delivery and logging settings."""
 
-    model_config = SettingsConfigDict(env_prefix="SWARMQUEUE_", extra="ignore")
+    env_prefix = "SWARMQUEUE_"
 
-    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis to connect to")
-    swarm: str = Field("default", description="swarm name; each swarm is an independent graph")
-    lease_seconds: float = Field(900.0, gt=0, description="default claim lease (15 minutes)")
-    retry_backoff_seconds: float = Field(5.0, ge=0, description="first retry delay after fail()")
-    retry_backoff_max_seconds: float = Field(600.0, ge=0, description="cap of the retry delay")
-    reap_batch: int = Field(100, ge=1, le=10_000, description="expired leases recovered per call")
-    event_stream_cap: int = Field(100_000, ge=100, description="approximate event log length")
-    finished_ttl: float | None = Field(
-        None,
+    @classmethod
+    def file_values(cls) -> dict[str, Any]:
+        return read_config_file(cls)
+
+    redis_url: str = setting(default="redis://127.0.0.1:6379/0", description="Redis to connect to")
+    swarm: str = setting(
+        default="default", description="swarm name; each swarm is an independent graph"
+    )
+    lease_seconds: float = setting(
+        default=900.0, gt=0, description="default claim lease (15 minutes)"
+    )
+    retry_backoff_seconds: float = setting(
+        default=5.0, ge=0, description="first retry delay after fail()"
+    )
+    retry_backoff_max_seconds: float = setting(
+        default=600.0, ge=0, description="cap of the retry delay"
+    )
+    reap_batch: int = setting(
+        default=100, ge=1, le=10_000, description="expired leases recovered per call"
+    )
+    event_stream_cap: int = setting(
+        default=100_000, ge=100, description="approximate event log length"
+    )
+    finished_ttl: float | None = setting(
+        default=None,
         gt=0,
         description="delete a swarm this long after it reached 100% and went quiet (None: keep)",
     )
-    retry_budget_seconds: float = Field(
-        30.0,
+    retry_budget_seconds: float = setting(
+        default=30.0,
         ge=0,
         description="how long a request (keeping its request id) or a read is sent again through"
         " a Redis outage (restart, failover), with backoff, before RedisUnavailable; 0: only"
         " redis-py's own retries",
     )
-    request_ttl_seconds: int = Field(
-        60,
+    request_ttl_seconds: int = setting(
+        default=60,
         ge=1,
+        check=_outlives_the_budget,
         description="how long a state change's reply is kept for its retry to replay (at least"
         " the retry budget)",
     )
-    cli_request_ttl_seconds: int = Field(
-        900,
+    cli_request_ttl_seconds: int = setting(
+        default=900,
         ge=1,
+        check=_outlives_the_budget,
         description="the same for CLI commands, which an agent re-runs minutes after exit 3"
         " (the default lease: a claim replayed later would have expired anyway)",
     )
-    redis_retries: int = Field(
-        1,
+    redis_retries: int = setting(
+        default=1,
         ge=0,
         description="redis-py's own immediate retries of one command (a reconnect); longer"
         " outages are the retry budget's",
     )
-
-    @field_validator("request_ttl_seconds", "cli_request_ttl_seconds")
-    @classmethod
-    def _outlives_the_budget(cls, value: int, info: ValidationInfo) -> int:
-        """A reply must be kept at least as long as retries may come to ask for it."""
-        budget = info.data.get("retry_budget_seconds")
-        if budget is not None and value < budget:
-            raise ValueError(f"must be at least retry_budget_seconds ({budget:g})")
-        return value
-
-    single_connection: bool = Field(
-        False,
+    single_connection: bool = setting(
+        default=False,
         description="one connection per client instead of a pool: faster for a single-threaded"
         " agent process (the CLI uses it); keep the pool when threads share a client",
     )
     # Messaging: agents, broadcasts and tmux delivery (distributor.messaging.messages, workers/).
-    host: str = Field(default_factory=_default_host, description="this host's name in the registry")
-    rate_limit_per_minute: int = Field(
-        10, ge=1, description="messages per sender per rate_limit_window_seconds (a minute)"
+    host: str = setting(
+        default_factory=_default_host, description="this host's name in the registry"
     )
-    agent_stale_seconds: float = Field(
-        600.0, gt=0, description="agents unseen this long are stale; broadcasts skip them"
+    rate_limit_per_minute: int = setting(
+        default=10, ge=1, description="messages per sender per rate_limit_window_seconds (a minute)"
     )
-    agent_prune_seconds: float = Field(
-        7 * 24 * 3600.0, gt=0, description="agents unseen this long are forgotten (with inbox)"
+    agent_stale_seconds: float = setting(
+        default=600.0, gt=0, description="agents unseen this long are stale; broadcasts skip them"
     )
-    message_max_chars: int = Field(4000, ge=100, description="content cap (a mark shows the cut)")
-    message_keep_newlines: bool = Field(
-        False, description="keep newlines in the paste (only if all agents use bracketed paste)"
+    agent_prune_seconds: float = setting(
+        default=7 * 24 * 3600.0,
+        gt=0,
+        description="agents unseen this long are forgotten (with inbox)",
     )
-    shell_panes: Literal["skip", "comment"] = Field(
-        "skip",
+    message_max_chars: int = setting(
+        default=4000, ge=100, description="content cap (a mark shows the cut)"
+    )
+    message_keep_newlines: bool = setting(
+        default=False,
+        description="keep newlines in the paste (only if all agents use bracketed paste)",
+    )
+    shell_panes: Literal["skip", "comment"] = setting(
+        default="skip",
         description="a pane whose foreground is a shell: not typed into (skip), or sent the"
         " message as one inert comment line (comment); see workers/programs.py",
     )
-    deliver_to: Annotated[list[str], NoDecode] = Field(
+    deliver_to: list[str] = setting(
+        check=_program_patterns,
         default_factory=lambda: list(DEFAULT_DELIVER_TO),
         description="foreground programs that may receive typed messages: names or glob"
         " patterns, comma-separated in the environment",
     )
-
-    @field_validator("deliver_to", mode="before")
-    @classmethod
-    def _program_patterns(cls, value: object) -> object:
-        """``claude, node`` from the environment as a list; each entry a name or glob pattern."""
-        if isinstance(value, str):
-            value = [p.strip() for p in value.split(",") if p.strip()]
-        if isinstance(value, list | tuple):
-            for pattern in value:
-                if not isinstance(pattern, str) or not _PROGRAM_PATTERN.fullmatch(pattern):
-                    raise ValueError(
-                        f"deliver_to: {pattern!r} is not a program name or glob pattern"
-                        " (letters, digits, . _ + - * ? [ ])"
-                    )
-        return value
-
-    message_ttl_seconds: int = Field(7 * 24 * 3600, ge=60, description="how long outcomes are kept")
-    inbox_cap: int = Field(1000, ge=10, description="approximate messages kept per agent inbox")
-    tmux_timeout_seconds: float = Field(5.0, gt=0, description="limit of one tmux invocation")
-    delivery_batch_panes: int = Field(100, ge=1, description="panes served by one tmux invocation")
-    delivery_job_timeout_seconds: int = Field(120, ge=1, description="RQ timeout of a delivery job")
-    delivery_retry_intervals: list[int] = Field(
-        [2, 10, 30],
+    message_ttl_seconds: int = setting(
+        default=7 * 24 * 3600, ge=60, description="how long outcomes are kept"
+    )
+    inbox_cap: int = setting(
+        default=1000, ge=10, description="approximate messages kept per agent inbox"
+    )
+    tmux_timeout_seconds: float = setting(
+        default=5.0, gt=0, description="limit of one tmux invocation"
+    )
+    delivery_batch_panes: int = setting(
+        default=100, ge=1, description="panes served by one tmux invocation"
+    )
+    delivery_job_timeout_seconds: int = setting(
+        default=120, ge=1, description="RQ timeout of a delivery job"
+    )
+    delivery_retry_intervals: list[int] = setting(
+        default=[2, 10, 30],
         description="seconds before each retry of transient delivery failures (dispatched by"
         " the workers' sweep)",
     )
-    delivery_lease_seconds: float = Field(
-        10.0,
+    delivery_lease_seconds: float = setting(
+        default=10.0,
         ge=1,
         le=600,
         description="a delivery job's lease, renewed while it runs; a killed worker's"
         " deliveries move on this long after it died",
     )
-    delivery_sweep_seconds: float = Field(
-        2.0, gt=0, le=60, description="how often each worker sweeps its host's outboxes"
+    delivery_sweep_seconds: float = setting(
+        default=2.0, gt=0, le=60, description="how often each worker sweeps its host's outboxes"
     )
     # Acknowledged messages and the rate-limit window (distributor.messaging.messages, issue 14).
-    ack_redeliveries: int = Field(
-        3,
+    ack_redeliveries: int = setting(
+        default=3,
         ge=0,
         le=20,
         description="how many times a message sent with requires_ack is typed again to a"
         " recipient that has not acknowledged it, before its outcome becomes unacknowledged",
     )
-    ack_first_delay_seconds: float = Field(
-        60.0,
+    ack_first_delay_seconds: float = setting(
+        default=60.0,
         gt=0,
         le=86_400,
         description="wait after a delivery before the first re-delivery of an unacknowledged"
         " message; each later wait doubles (the last one before giving up too)",
     )
-    rate_limit_window_seconds: float = Field(
-        60.0, gt=0, le=86_400, description="the sliding window of rate_limit_per_minute"
+    rate_limit_window_seconds: float = setting(
+        default=60.0, gt=0, le=86_400, description="the sliding window of rate_limit_per_minute"
     )
     # Beyond one Redis: the delivery broker and replication (distributor.messaging.broker,
     # distributor.store.durability).
-    delivery_redis_url: str | None = Field(
-        None,
+    delivery_redis_url: str | None = setting(
+        default=None,
         description="Redis of the delivery queues (RQ): redis://, rediss://, unix:// or"
         " redis+sentinel://; default: redis_url, which must then not be a cluster",
     )
-    min_replicas: int = Field(
-        0,
+    min_replicas: int = setting(
+        default=0,
         ge=0,
         description="replicas that must acknowledge each state change (WAIT) before it is"
         " reported durable; 0: do not wait",
     )
-    min_replicas_timeout_ms: int = Field(
-        1000, ge=1, description="how long one state change waits for those replicas (ms)"
+    min_replicas_timeout_ms: int = setting(
+        default=1000, ge=1, description="how long one state change waits for those replicas (ms)"
     )
     # Announcements made by the work distributor (distributor.planning.announce).
-    announce_plans: bool = Field(True, description="announce the available tasks of a new plan")
-    announce_claims: bool = Field(True, description="announce who claimed which task")
-    announce_completions: bool = Field(True, description="announce completions and unblocked")
-    announce_sender: str = Field("work-distributor", description="sender name of announcements")
-    announce_rate_limit_per_minute: int = Field(
-        600, ge=1, description="rate limit of the announcing sender (one per transition)"
+    announce_plans: bool = setting(
+        default=True, description="announce the available tasks of a new plan"
+    )
+    announce_claims: bool = setting(default=True, description="announce who claimed which task")
+    announce_completions: bool = setting(
+        default=True, description="announce completions and unblocked"
+    )
+    announce_sender: str = setting(
+        default="work-distributor", description="sender name of announcements"
+    )
+    announce_rate_limit_per_minute: int = setting(
+        default=600, ge=1, description="rate limit of the announcing sender (one per transition)"
     )
     # File reservations (distributor.reservations; lua/include/reservations.lua).
-    reservation_ttl_seconds: float = Field(
-        3600.0, gt=0, le=7 * 24 * 3600, description="default lifetime of an explicit reservation"
+    reservation_ttl_seconds: float = setting(
+        default=3600.0,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="default lifetime of an explicit reservation",
     )
-    reservation_scan: int = Field(
-        64,
+    reservation_scan: int = setting(
+        default=64,
         ge=1,
         le=10_000,
         description="ready tasks one claim_next looks at when files are reserved; beyond them it"
         " answers as if every ready task were held",
     )
-    log_format: Literal["auto", "json", "console"] = "auto"
-    log_level: str = Field("INFO", description="one of " + ", ".join(LOG_LEVELS))
-
-    @field_validator("log_level")
-    @classmethod
-    def _log_level(cls, value: str) -> str:
-        if value.upper() not in LOG_LEVELS:
-            raise ValueError(f"{value[:20]!r} is no log level: use one of {', '.join(LOG_LEVELS)}")
-        return value.upper()
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        file_values = InitSettingsSource(settings_cls, init_kwargs=read_config_file(settings_cls))
-        return (init_settings, env_settings, file_values)
+    log_format: Literal["auto", "json", "console"] = setting(
+        default="auto", description="stderr log format"
+    )
+    log_level: str = setting(
+        default="INFO", check=_log_level, description="one of " + ", ".join(LOG_LEVELS)
+    )
 
 
-def read_config_file(settings_cls: type[BaseSettings] = Settings) -> dict[str, Any]:
+def read_config_file(settings_cls: type[SettingsBase] = Settings) -> dict[str, Any]:
     """The settings in ``$SWARMQUEUE_CONFIG`` or ``./swarmqueue.toml`` ({} when neither exists).
 
     Raises ``ConfigError`` for a file that cannot be read or parsed, a key that is no setting
@@ -252,18 +273,24 @@ def read_config_file(settings_cls: type[BaseSettings] = Settings) -> dict[str, A
     named = os.environ.get("SWARMQUEUE_CONFIG")
     path = Path(named).expanduser() if named else Path("swarmqueue.toml")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         if named:
             raise ConfigError(f"SWARMQUEUE_CONFIG names {named!r}, which does not exist") from None
         return {}
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    import tomllib  # only when there is a file: most commands run without one
+
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     known = list(settings_cls.model_fields)
     for key in data:
         if key not in known:
+            import difflib  # only to name the setting a typo meant
+
             close = difflib.get_close_matches(key.lower().replace("-", "_"), known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"config file {path}: unknown setting {key[:40]!r}{hint}")

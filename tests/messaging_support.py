@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from distributor.messaging.jobs import delivery_queue, delivery_queue_name
+from distributor.messaging.job_ids import delivery_queue_name
+from distributor.messaging.jobs import delivery_queue
 from distributor.settings import Settings
 from distributor.store.connect import SyncRedis
 from distributor.store.keys import host_swarms_key

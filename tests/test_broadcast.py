@@ -17,7 +17,7 @@ from distributor.errors import (
     ValidationError,
 )
 from distributor.messaging.dispatch import Dispatcher
-from distributor.messaging.jobs import delivery_job_id
+from distributor.messaging.job_ids import delivery_job_id
 from distributor.messaging.messages import AsyncMessenger, DeliveryStatus, MessageType, prepare
 from tests.conftest import snapshot
 from tests.messaging_support import Messaging, delete_rq_keys, sweep

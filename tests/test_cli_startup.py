@@ -110,3 +110,45 @@ def test_log_lines_still_reach_stderr_when_something_logs() -> None:
         "warning",
         "x",
     )
+
+
+def test_a_line_below_the_level_does_not_load_structlog_and_later_lines_still_show() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys\n"
+            "from distributor.log import configure_logging, get_logger\n"
+            "log = get_logger('x')\n"
+            "configure_logging('WARNING', 'json')\n"
+            "log.debug('hidden', n=1)\n"
+            "log.info('hidden too')\n"
+            "print('structlog' in sys.modules)\n"
+            "log.error('shown', n=2)\n"
+            "log.info('still hidden')\n",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout == "False\n"
+    [line] = done.stderr.splitlines()
+    assert json.loads(line)["event"] == "shown"
+
+
+def test_the_task_commands_module_loads_no_models_settings_machinery_or_rq() -> None:
+    """Models and pydantic come with the queue, when a command first talks to Redis; the
+    settings never bring pydantic-settings (issue 17: start-up)."""
+    out = python(
+        """
+        import json, sys
+        import distributor.cli.tasks
+        from distributor.cli.app import load_settings
+        load_settings(swarm="startup")
+        heavy = ("pydantic", "pydantic_settings", "structlog", "rq", "distributor.tasks.models",
+                 "distributor.reservations.models", "distributor.tasks.queue")
+        print(json.dumps(sorted(m for m in heavy if m in sys.modules)))
+        """
+    )
+    assert json.loads(out) == []

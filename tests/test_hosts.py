@@ -60,7 +60,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from distributor.messaging.jobs import delivery_job_id
+from distributor.messaging.job_ids import delivery_job_id
 from distributor.messaging.messages import message_tag
 from tests.netns_hosts import Host, Lab, unavailable_reason
 

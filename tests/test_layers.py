@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS = (
     "distributor.errors",
     "distributor.log",
+    "distributor.settings_base",  # the typed settings machinery, below the settings
     "distributor.settings",
     "distributor.store",
     "distributor.reservations",

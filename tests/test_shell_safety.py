@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import redis
@@ -162,7 +162,11 @@ def test_each_shell_reads_the_quoted_text_as_one_argument(shell: str, tmp_path: 
 def test_foreground_program_decides_what_is_typed(
     command: str, skip: Typing | str, comment: Typing | str
 ) -> None:
-    for mode, expected in (("skip", skip), ("comment", comment)):
+    modes: list[tuple[Literal["skip", "comment"], Typing | str]] = [
+        ("skip", skip),
+        ("comment", comment),
+    ]
+    for mode, expected in modes:
         got = decide(command, Settings(shell_panes=mode))
         assert (got.reason if isinstance(got, Refusal) else got) == expected, mode
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 from distributor.admin.swarms import delete_swarm, find_swarms, summaries
 from distributor.cli import main
 from distributor.cli.app import CliContext
-from distributor.messaging.jobs import delivery_job_id
+from distributor.messaging.job_ids import delivery_job_id
 from distributor.tasks.queue import TaskQueue
 from distributor.testing import advance_clock
 from tests.conftest import chain_plan, snapshot

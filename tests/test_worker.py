@@ -20,7 +20,8 @@ import redis
 from rq import Queue
 from rq.job import Job
 
-from distributor.messaging.jobs import DELIVER_JOB, JOB_SERIALIZER, delivery_queue
+from distributor.messaging.job_ids import DELIVER_JOB
+from distributor.messaging.jobs import JOB_SERIALIZER, delivery_queue
 from distributor.store.keys import SwarmKeys
 from tests.messaging_support import unique_host, wait_for
 from tests.redis_server import RedisServer

@@ -176,7 +176,8 @@ def _delete_delivery_jobs(client: SyncRedis, keys: SwarmKeys, broker: redis.Redi
     """Remove the swarm's delivery jobs from RQ (queues and registries); how many existed."""
     from rq.exceptions import NoSuchJobError
 
-    from distributor.messaging.jobs import delivery_job_id, fetch_job
+    from distributor.messaging.job_ids import delivery_job_id
+    from distributor.messaging.jobs import fetch_job
 
     job_ids: list[str] = []
     for key in client.scan_iter(match=_glob_escape(keys.prefix) + "msg:*", count=_SCAN_COUNT):

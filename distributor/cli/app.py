@@ -218,20 +218,14 @@ class CliContext:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from env/toml with command-line overrides; bad values and config files exit 2."""
-    from pydantic import ValidationError as PydanticValidationError
-
+    """Settings from env/toml with command-line overrides; bad values and config files exit 2
+    (``InvalidSetting`` and the config file's errors are ``ConfigError``s, one line each)."""
     from distributor.settings import Settings
 
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ConfigError as exc:
         raise CliError(str(exc), EXIT_INVALID) from None
-    except PydanticValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        msg = str(first["msg"]).removeprefix("Value error, ")
-        raise CliError(f"invalid setting {where}: {msg}", EXIT_INVALID) from None
 
 
 @click.group(cls=SwarmGroup, context_settings={"help_option_names": ["-h", "--help"]})

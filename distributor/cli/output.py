@@ -8,15 +8,16 @@ from datetime import datetime
 from typing import Any
 
 import click
-from pydantic import BaseModel
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
 
 def to_jsonable(value: Any) -> Any:
-    """Models and datetimes as plain JSON values."""
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
+    """Models (anything with pydantic's ``model_dump``, so lean reply types too) and datetimes
+    as plain JSON values; duck-typed, so printing does not import pydantic."""
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, dict):

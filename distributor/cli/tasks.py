@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import click
 import redis
@@ -17,9 +18,14 @@ from distributor.errors import ConfigError, RedisUnavailable, SwarmQueueError, h
 from distributor.log import get_logger
 from distributor.reservations import index
 from distributor.reservations.index import Holdings
-from distributor.reservations.models import Reservation
-from distributor.tasks.models import Claim, Task, TaskStatus
-from distributor.tasks.ops import derived_request_id, new_request_id
+from distributor.tasks.ids import derived_request_id, new_request_id
+from distributor.tasks.status import ACTIVE_STATUSES, TaskStatus
+
+# Replies are read by attribute (a model or a lean reply type alike); the models load with the
+# queue, when a command first talks to Redis, not when this module is imported.
+if TYPE_CHECKING:
+    from distributor.reservations.models import Reservation
+    from distributor.tasks.models import Claim, Task
 
 log = get_logger(__name__)
 
@@ -438,7 +444,7 @@ def reap(obj: CliContext, as_json: bool) -> None:
 
 def shown_status(task: Task) -> str:
     """A task's status for people: ``waiting`` says until when (its retry time)."""
-    if task.status == TaskStatus.WAITING:
+    if task.status.value == TaskStatus.WAITING:  # by value: a model's or a lean reply's status
         return f"waiting until {when(task.retry_at)}"
     return task.status.value
 
@@ -541,7 +547,7 @@ def status(obj: CliContext, as_json: bool) -> None:
     emit(as_json, p, lines)
 
 
-FileStates = list[tuple[str, bool, list[Reservation]]]
+FileStates = list[tuple[str, bool, list["Reservation"]]]
 
 
 def file_states(holdings: Holdings, t: Task) -> FileStates:
@@ -556,7 +562,7 @@ def file_lines(t: Task, states: FileStates) -> list[str]:
         mode = "shared" if shared else "exclusive"
         if holders:
             state = f"held: {held_by(list(holders))}"
-        elif t.agent_id and t.status in (TaskStatus.CLAIMED, TaskStatus.IN_PROGRESS):
+        elif t.agent_id and t.status.value in ACTIVE_STATUSES:
             state = f"reserved by its claim ({t.agent_id})"
         else:
             state = "free"

@@ -33,8 +33,7 @@ from typing import Any
 
 from distributor.errors import ConfigError, ValidationError
 from distributor.store.keys import check_swarm
-from distributor.tasks.models import check_agent_id, validated
-from distributor.tasks.ops import check_request_id, new_request_id
+from distributor.tasks.ids import check_agent_id, check_request_id, new_request_id, validated
 
 PENDING_KEPT = 32  # pending request ids kept per file; the oldest goes first
 

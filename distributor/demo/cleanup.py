@@ -6,7 +6,7 @@ else. A private redis-server or fakeredis server is simply stopped instead.
 
 from __future__ import annotations
 
-from distributor.messaging.jobs import delivery_queue_name
+from distributor.messaging.job_ids import delivery_queue_name
 from distributor.store.connect import SyncRedis
 from distributor.store.keys import host_swarms_key
 from distributor.tasks.queue import TaskQueue

@@ -15,37 +15,40 @@ harmless: each takes the delivery's lease first, and only types into recipients 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import redis
 from redis.exceptions import RedisClusterException
-from rq import Queue
-from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
-from rq.job import JobStatus
 
 from distributor.errors import DeliveryBrokerRequired, RedisUnavailable, SwarmQueueError
 from distributor.log import get_logger
-from distributor.messaging.jobs import (
-    DELIVER_JOB,
-    delivery_job_id,
-    delivery_queue,
-    fetch_job,
-)
+from distributor.messaging.job_ids import DELIVER_JOB, delivery_job_id
 from distributor.settings import Settings
 from distributor.store.calls import CONNECTION_ERRORS
 
+# RQ is imported when a job is enqueued or inspected: a task command announcing to a swarm
+# with no agent on any host (nothing to deliver) does not load it (docs/benchmarks.md).
+if TYPE_CHECKING:
+    from rq import Queue
+
 log = get_logger(__name__)
 
-# What enqueueing a delivery job may fail with (the broker down or refusing commands, no
-# broker for a cluster store, RQ refusing the job): the caller logs and counts it, never
-# raising it past a committed transition.
-ENQUEUE_ERRORS = (
-    redis.RedisError,
-    RedisClusterException,
-    InvalidJobOperation,
-    NoSuchJobError,
-    SwarmQueueError,
-)
+
+def enqueue_errors() -> tuple[type[Exception], ...]:
+    """What enqueueing a delivery job may fail with (the broker down or refusing commands, no
+    broker for a cluster store, RQ refusing the job): the caller logs and counts it, never
+    raising it past a committed transition. A function, so ``except enqueue_errors()`` loads
+    RQ only when something was raised."""
+    from rq.exceptions import InvalidJobOperation, NoSuchJobError
+
+    return (
+        redis.RedisError,
+        RedisClusterException,
+        InvalidJobOperation,
+        NoSuchJobError,
+        SwarmQueueError,
+    )
+
 
 RESULT_TTL_SECONDS = 3600
 
@@ -73,6 +76,8 @@ class Dispatcher:
 
     def _queue(self, host: str) -> Queue:
         if host not in self._queues:
+            from distributor.messaging.jobs import delivery_queue
+
             self._queues[host] = delivery_queue(host, self.redis)
         return self._queues[host]
 
@@ -91,6 +96,8 @@ class Dispatcher:
     def enqueue(self, swarm: str, message_id: str, host: str, job_id: str) -> None:
         """Enqueue one delivery job as ``job_id`` (nothing if that job exists already);
         ``RedisUnavailable`` when Redis cannot be reached."""
+        from rq.exceptions import DuplicateJobError
+
         try:
             self._queue(host).enqueue_call(
                 DELIVER_JOB,
@@ -113,6 +120,11 @@ class Dispatcher:
         (queued but no longer in the queue: a worker took it with ``BLMOVE`` and never started
         it). A started job is ``dead`` here: the caller only asks when no job holds the
         delivery's lease, so the worker that started it is gone (or its lease ran out)."""
+        from rq.exceptions import NoSuchJobError
+        from rq.job import JobStatus
+
+        from distributor.messaging.jobs import fetch_job
+
         queue = self._queue(host)
         try:
             job = fetch_job(job_id, self.redis)

@@ -13,8 +13,6 @@ place that reads or writes delivery jobs goes through :func:`delivery_queue` and
 
 from __future__ import annotations
 
-import hashlib
-import re
 from typing import Any
 
 import redis
@@ -24,24 +22,11 @@ from rq.serializers import JSONSerializer
 
 from distributor.errors import ForeignJobRefused
 from distributor.log import get_logger
+from distributor.messaging.job_ids import DELIVER_JOB, delivery_queue_name
 
 log = get_logger(__name__)
 
-DELIVERY_QUEUE_PREFIX = "swarmqueue-deliver-"
-DELIVER_JOB = "workers.delivery.deliver"
 JOB_SERIALIZER = JSONSerializer
-
-
-def delivery_queue_name(host: str) -> str:
-    """The RQ queue served by the worker of ``host``."""
-    return DELIVERY_QUEUE_PREFIX + host
-
-
-def delivery_job_id(message_id: str, host: str) -> str:
-    """The id of the first job delivering a message on a host (RQ allows ``[A-Za-z0-9_-]``)."""
-    slug = re.sub(r"[^A-Za-z0-9_-]", "_", host)
-    digest = hashlib.sha1(host.encode(), usedforsecurity=False).hexdigest()[:8]
-    return f"swarmqueue-deliver-{message_id}-{slug}-{digest}"
 
 
 class DeliveryJob(Job):

@@ -48,8 +48,8 @@ from distributor.log import get_logger
 from distributor.messaging.acks import Acknowledged, Reminded, acknowledge, remind
 from distributor.messaging.agents import check_host, validated_agent_id
 from distributor.messaging.broker import broker_client
-from distributor.messaging.dispatch import ENQUEUE_ERRORS, Dispatcher
-from distributor.messaging.jobs import delivery_job_id
+from distributor.messaging.dispatch import Dispatcher, enqueue_errors
+from distributor.messaging.job_ids import delivery_job_id
 from distributor.messaging.ratelimit import RateUsage, usage
 from distributor.messaging.sanitize import clean_content, strip_controls
 from distributor.messaging.types import MessageType, MessageTypeLike, parse_message_type
@@ -937,7 +937,7 @@ class Messenger(SyncClient):
         posted = self._executor.run(self.ops.post(outgoing, message_id))
         try:
             self.dispatcher.dispatch(self.keys.swarm, posted.message_id, posted.hosts)
-        except ENQUEUE_ERRORS as exc:
+        except enqueue_errors() as exc:
             _enqueue_failed(self.redis, self.keys, posted.message_id, exc)
         return posted.message_id
 
@@ -1186,7 +1186,7 @@ class AsyncMessenger(SwarmClient[AsyncRedis]):
             await asyncio.to_thread(
                 self.dispatcher.dispatch, self.keys.swarm, posted.message_id, posted.hosts
             )
-        except ENQUEUE_ERRORS as exc:
+        except enqueue_errors() as exc:
             client = self.counter_client
             await asyncio.to_thread(_enqueue_failed, client, self.keys, posted.message_id, exc)
         return posted.message_id

@@ -9,9 +9,12 @@ directory above it, or under it (``lua/include/reservations.lua`` explains why).
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
-from distributor.reservations.models import Reservation
 from distributor.reservations.patterns import Pattern, ancestors, overlap, parse
+
+if TYPE_CHECKING:  # only read here; the CLI imports this module before (or without) the models
+    from distributor.reservations.models import Reservation
 
 
 class Holdings:
