@@ -17,6 +17,7 @@ from distributor.cli import main
 from distributor.cli.app import CliContext
 from distributor.cli.plans import FIRST_OF_LAYER, SUMMARY_OVER, dependency_layers, outline_summary
 from distributor.errors import UnknownDependency
+from distributor.tasks.queries import Layer
 from distributor.tasks.queue import TaskQueue
 from distributor.testing import advance_clock
 from tests.conftest import snapshot
@@ -223,7 +224,8 @@ def graph_layers(queue: TaskQueue) -> dict[str, int]:
     }
 
 
-def test_submit_and_add_store_each_tasks_layer(sync_queue: TaskQueue) -> None:
+def test_submit_and_add_store_each_tasks_layer(queue: TaskQueue) -> None:
+    sync_queue = queue  # both clients
     sync_queue.submit(
         [
             # a diamond listed dependents first: d after b and c, both after a
@@ -256,6 +258,15 @@ def test_submit_and_add_store_each_tasks_layer(sync_queue: TaskQueue) -> None:
         "x0": 0, "x1": 1, "x2": 2,
     }  # fmt: skip
     assert layers == graph_layers(sync_queue)
+    assert sync_queue.layers(first=2) == [
+        Layer(0, {"completed": 1, "available": 2}, ["a", "x0"]),  # and m
+        Layer(1, {"available": 1, "blocked": 1}, ["x1", "f"]),
+        Layer(2, {"blocked": 1}, ["x2"]),
+        Layer(3, {"blocked": 2}, ["c", "n"]),
+        Layer(4, {"blocked": 1}, ["b"]),
+        Layer(5, {"blocked": 1}, ["d"]),
+        Layer(6, {"blocked": 1}, ["e"]),
+    ]
 
 
 def test_summary_counts_equal_status_through_every_transition(
