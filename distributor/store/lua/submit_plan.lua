@@ -93,6 +93,7 @@ for _, t in ipairs(tasks) do
   unmet_of[t.id] = unmet
 end
 
+local OPTIONAL = {'description', 'files', 'estimated_minutes', 'shared_files', 'rkeys'}
 local now = now_ms()
 local created = int(now)
 local ids, available = {}, {}
@@ -122,7 +123,7 @@ for i, t in ipairs(tasks) do
     fields[#fields + 1] = table.concat(waiters[t.id], ',')
   end
   -- optional fields are left out when empty (smaller hashes; readers default them)
-  for _, name in ipairs({'description', 'files', 'estimated_minutes', 'shared_files', 'rkeys'}) do
+  for _, name in ipairs(OPTIONAL) do
     local value = t[name]
     if value and value ~= '' and value ~= '[]' then
       fields[#fields + 1] = name
