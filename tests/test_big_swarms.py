@@ -15,9 +15,11 @@ from click.testing import CliRunner, Result
 
 from distributor.cli import main
 from distributor.cli.app import CliContext
-from distributor.cli.plans import FIRST_OF_LAYER, SUMMARY_OVER
+from distributor.cli.plans import FIRST_OF_LAYER, SUMMARY_OVER, dependency_layers, outline_summary
 from distributor.errors import UnknownDependency
+from distributor.tasks.queries import Layer
 from distributor.tasks.queue import TaskQueue
+from distributor.testing import advance_clock
 from tests.conftest import snapshot
 
 
@@ -204,3 +206,129 @@ def test_the_cli_and_bigswarm_bench_sections_run_and_count() -> None:
     assert set(figures["bigswarm"]) == {
         "status_ms", "tasks_ms", "plan_show_ms", "submit_ms", "submit_peak_mb", "submit_rss_mb",
     }  # fmt: skip
+
+
+def stored_layers(queue: TaskQueue) -> dict[str, int | None]:
+    """Each task's layer as submit and add stored it (``None``: none stored)."""
+    found = {}
+    for t in queue.tasks():
+        raw = queue.redis.hget(queue.keys.task(t.id), "layer")
+        found[t.id] = None if raw is None else int(raw)
+    return found
+
+
+def graph_layers(queue: TaskQueue) -> dict[str, int]:
+    """Each task's layer computed from the whole graph, as ``plan show --full`` lays it out."""
+    return {
+        t.id: depth for depth, layer in enumerate(dependency_layers(queue.tasks())) for t in layer
+    }
+
+
+def test_submit_and_add_store_each_tasks_layer(queue: TaskQueue) -> None:
+    sync_queue = queue  # both clients
+    sync_queue.submit(
+        [
+            # a diamond listed dependents first: d after b and c, both after a
+            {"id": "d", "title": "D", "dependencies": ["b", "c"]},
+            {"id": "b", "title": "B", "dependencies": ["a"]},
+            {"id": "c", "title": "C", "dependencies": ["a", "x2"]},
+            {"id": "a", "title": "A"},
+            # a chain beside it, its middle listed first
+            {"id": "x1", "title": "X1", "dependencies": ["x0"]},
+            {"id": "x0", "title": "X0"},
+            {"id": "x2", "title": "X2", "dependencies": ["x1"]},
+        ]
+    )
+    assert stored_layers(sync_queue) == {
+        "a": 0, "b": 1, "c": 3, "d": 4, "x0": 0, "x1": 1, "x2": 2,
+    }  # fmt: skip
+    # a later plan continues below the tasks it depends on, completed or not
+    claim = sync_queue.claim_next("w")
+    assert claim is not None and claim.task.id == "a"
+    sync_queue.complete("a", "w", claim.token)
+    sync_queue.submit([{"id": "e", "title": "E", "dependencies": ["a", "d"]},
+                       {"id": "f", "title": "F", "dependencies": ["a"]}])  # fmt: skip
+    # a task discovered at runtime: one below its deepest dependency; the task it blocks,
+    # and what waits on that, move down so they stay below it
+    sync_queue.add_task("Found", task_id="n", depends_on=["x2", "f"], blocks="b")
+    sync_queue.add_task("Loose", task_id="m")
+    layers = stored_layers(sync_queue)
+    assert layers == {
+        "a": 0, "b": 4, "c": 3, "d": 5, "e": 6, "f": 1, "m": 0, "n": 3,
+        "x0": 0, "x1": 1, "x2": 2,
+    }  # fmt: skip
+    assert layers == graph_layers(sync_queue)
+    assert sync_queue.layers(first=2) == [
+        Layer(0, {"completed": 1, "available": 2}, ["a", "x0"]),  # and m
+        Layer(1, {"available": 1, "blocked": 1}, ["x1", "f"]),
+        Layer(2, {"blocked": 1}, ["x2"]),
+        Layer(3, {"blocked": 2}, ["c", "n"]),
+        Layer(4, {"blocked": 1}, ["b"]),
+        Layer(5, {"blocked": 1}, ["d"]),
+        Layer(6, {"blocked": 1}, ["e"]),
+    ]
+
+
+def test_summary_counts_equal_status_through_every_transition(
+    cli_obj: CliContext, sync_queue: TaskQueue
+) -> None:
+    sync_queue.submit(layered(SUMMARY_OVER + 20, 40))
+
+    def check() -> dict[str, Any]:
+        summary: dict[str, Any] = json.loads(run(cli_obj, "plan", "show", "--json").stdout)
+        status = json.loads(run(cli_obj, "status", "--json").stdout)
+        assert summary["total"] == status["total"]
+        assert summary["counts"] == {s: status[s] for s in summary["counts"]}
+        for name, count in summary["counts"].items():
+            assert sum(layer["counts"][name] for layer in summary["layers"]) == count
+        # the layers read from the graph agree with the stored ones
+        assert sync_queue.layers() == outline_summary(sync_queue.outline())
+        return summary
+
+    claims = [sync_queue.claim_next(f"a{i}", lease=30) for i in range(8)]
+    assert all(claims)
+    held = [(c.task.id, c.task.agent_id or "", c.token) for c in claims if c]
+    sync_queue.complete(*held[0])
+    sync_queue.fail(*held[1], "boom", retry=False)
+    sync_queue.fail(*held[2], "again")  # waiting for its retry
+    sync_queue.release(*held[3])
+    sync_queue.start(*held[4])
+    sync_queue.cancel(held[5][0])
+    check()
+    sync_queue.retry(held[1][0])
+    advance_clock(sync_queue, 120)  # the retry is due, the leases left ran out
+    check()
+    assert sync_queue.reap() == 3  # two claimed, one in progress
+    summary = check()
+    assert summary["counts"]["claimed"] == summary["counts"]["in_progress"] == 0
+    # a discovered task blocking one of the first layer: it and its dependents move down
+    sync_queue.add_task("Found late", task_id="late", depends_on=["t41"], blocks="t2")
+    summary = check()
+    assert stored_layers(sync_queue) == graph_layers(sync_queue)
+    layer_of = {t["id"]: layer["layer"] for layer in summary["layers"] for t in layer["tasks"]}
+    # t2 follows late (layer 2) in layer 3, submitted first there; t42, t82, ... below it
+    assert layer_of["t2"] == 3 and layer_of["t122"] == 6 and layer_of["t202"] == 8
+    assert [layer["total"] for layer in summary["layers"]] == [39, 39, 40, 40, 40, 20, 1, 1, 1]
+
+
+def test_a_swarm_stored_without_layers_still_summarises(
+    cli_obj: CliContext, sync_queue: TaskQueue
+) -> None:
+    sync_queue.submit(layered(SUMMARY_OVER + 30, 70))
+    claim = sync_queue.claim_next("w")
+    assert claim is not None
+    sync_queue.complete(claim.task.id, "w", claim.token)
+    expected = run(cli_obj, "plan", "show", "--json").stdout
+    # an older version stored no layers (here: every other task lost its layer)
+    for t in sync_queue.tasks()[::2]:
+        sync_queue.redis.hdel(sync_queue.keys.task(t.id), "layer")
+    assert sync_queue.layers() is None
+    assert run(cli_obj, "plan", "show", "--json").stdout == expected
+    # new work depending on an unlayered task is stored unlayered too, and still shown right
+    sync_queue.submit([{"id": "after-old", "title": "Later", "dependencies": ["t228"]}])
+    sync_queue.add_task("Found", task_id="found", depends_on=["t0"])
+    assert stored_layers(sync_queue)["after-old"] is None
+    assert stored_layers(sync_queue)["found"] is None
+    summary = json.loads(run(cli_obj, "plan", "show", "--json").stdout)
+    assert summary["total"] == SUMMARY_OVER + 32
+    assert [layer["total"] for layer in summary["layers"]] == [70, 71, 70, 20, 1]

@@ -122,3 +122,40 @@ def test_get_many_returns_named_tasks_in_order(queue: TaskQueue) -> None:
     assert [t.id for t in found] == ["t3", "t0"]
     assert found[0].unmet_dependencies == ["t2"]  # its dependency is outside the list
     assert found[1].status == TaskStatus.AVAILABLE
+
+
+def test_every_field_given_is_stored_as_given(queue: TaskQueue) -> None:
+    """The plan goes to Redis without its empty fields; what was given is stored intact."""
+    queue.submit([{"id": "old", "title": "Old"}])
+    queue.submit(
+        {
+            "lease_seconds": 90,
+            "tasks": [
+                {
+                    "id": "b", "title": "B \u00e9 \"q\"", "dependencies": ["a", "old"],
+                    "description": "line1\n\tline2", "files": ["src/x.py"],
+                    "shared_files": ["docs/*.md"], "estimated_minutes": 5, "priority": 7,
+                    "max_attempts": 2, "lease_seconds": 30,
+                },
+                {"id": "a", "title": "A", "estimated_minutes": 0},
+            ],
+        }
+    )  # fmt: skip
+    raw = queue.redis.hgetall(queue.keys.task("b"))
+    stored = {
+        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+        for k, v in raw.items()
+    }
+    for name in ("created_at", "rank"):
+        assert stored.pop(name)
+    assert stored == {
+        "id": "b", "title": "B \u00e9 \"q\"", "description": "line1\n\tline2",
+        "dependencies": '["a", "old"]', "files": '["src/x.py"]', "shared_files": '["docs/*.md"]',
+        "rkeys": '[["p", "src/x.py", 0, "src/x.py"], ["g", "docs/", 1, "docs/*.md"]]',
+        "estimated_minutes": "5", "priority": "7", "max_attempts": "2", "lease_ms": "30000",
+        "status": "blocked", "attempts": "0", "token": "0", "unmet": "2", "layer": "1",
+    }  # fmt: skip
+    a = queue.get("a")
+    assert (a.estimated_minutes, a.lease_seconds, a.max_attempts) == (0, 90, 3)
+    assert queue.redis.hget(queue.keys.task("a"), "dependents") in ("b", b"b")
+    assert queue.redis.hget(queue.keys.task("old"), "dependents") in ("b", b"b")

@@ -17,6 +17,7 @@ from distributor.cli.tasks import file_lines, file_states, pending, shown_status
 from distributor.planning.decompose import decompose
 from distributor.reservations.index import Holdings
 from distributor.tasks.models import Plan, Task, TaskStatus
+from distributor.tasks.queries import Layer
 
 MAX_PLAN_FILE_BYTES = 64 * 1024 * 1024
 
@@ -134,11 +135,13 @@ def show(obj: CliContext, full: bool, summary: bool, as_json: bool) -> None:
     """
     if full and summary:
         raise CliError("--full and --summary exclude each other", EXIT_INVALID)
-    shape = None if full else obj.queue.outline()
-    if shape is None or (not summary and len(shape) <= SUMMARY_OVER):
+    layers = None if full else obj.queue.layers(FIRST_OF_LAYER)
+    if layers is None and not full:  # a task stored without its layer: layer the graph here
+        layers = outline_summary(obj.queue.outline())
+    if layers is None or (not summary and sum(la.total for la in layers) <= SUMMARY_OVER):
         _show_full(obj, as_json)
         return
-    _show_summary(obj, shape, as_json)
+    _show_summary(obj, layers, as_json)
 
 
 def _task_lines(t: Task, holdings: Holdings) -> tuple[list[str], dict[str, object]]:
@@ -166,50 +169,65 @@ def _show_full(obj: CliContext, as_json: bool) -> None:
     emit(as_json, shown, lines)
 
 
-def _counted(statuses: list[str]) -> dict[str, int]:
-    counts = dict.fromkeys((s.value for s in TaskStatus), 0)
-    for status in statuses:
-        counts[status] += 1
-    return counts
+def _counted(counts: dict[str, int]) -> dict[str, int]:
+    """``counts`` with every status, in the order of :class:`TaskStatus`."""
+    return {s.value: counts.get(s.value, 0) for s in TaskStatus}
 
 
-def _show_summary(obj: CliContext, shape: list[tuple[str, str, list[str]]], as_json: bool) -> None:
+def _show_summary(obj: CliContext, layers: list[Layer], as_json: bool) -> None:
     """Counts per status and layer, and each layer's first tasks in full."""
-    status_of = {task_id: status for task_id, status, _ in shape}
-    layers = outline_layers(shape)
-    first = [task_id for layer in layers for task_id in layer[:FIRST_OF_LAYER]]
+    first = [task_id for layer in layers for task_id in layer.first]
     loaded = {t.id: t for t in obj.queue.get_many(first)}
     live = obj.queue.reservations()
     holdings = Holdings(live)
     held = len(obj.queue.held_up(live))
-    counts = _counted(list(status_of.values()))
+    totals: dict[str, int] = {}
+    for layer in layers:
+        for name, n in layer.counts.items():
+            totals[name] = totals.get(name, 0) + n
+    counts = _counted(totals)
+    total = sum(counts.values())
     lines = [
-        f"{len(shape)} tasks in {len(layers)} layer(s) (summary; --full shows every task)",
+        f"{total} tasks in {len(layers)} layer(s) (summary; --full shows every task)",
         "  " + ", ".join(f"{s} {n}" for s, n in counts.items()),
     ]
     if held:
         lines.append(f"  {held} available task(s) wait only on reserved files")
     data_layers: list[dict[str, object]] = []
-    for depth, layer in enumerate(layers):
-        layer_counts = _counted([status_of[i] for i in layer])
+    for layer in layers:
+        layer_counts = _counted(layer.counts)
         nonzero = ", ".join(f"{s} {n}" for s, n in layer_counts.items() if n)
-        lines.append(f"layer {depth}: {len(layer)} task(s) ({nonzero})")
+        lines.append(f"layer {layer.depth}: {layer.total} task(s) ({nonzero})")
         shown = []
-        for task_id in layer[:FIRST_OF_LAYER]:
+        for task_id in layer.first:
             if task_id in loaded:
                 task_lines, data = _task_lines(loaded[task_id], holdings)
                 lines += task_lines
                 shown.append(data)
-        more = len(layer) - len(shown)
+        more = layer.total - len(shown)
         if more:
             lines.append(f"  ... {more} more")
         data_layers.append(
-            {"layer": depth, "total": len(layer), "counts": layer_counts, "tasks": shown,
+            {"layer": layer.depth, "total": layer.total, "counts": layer_counts, "tasks": shown,
              "more": more}
         )  # fmt: skip
-    data = {"total": len(shape), "counts": counts, "waiting_on_reservations": held,
+    data = {"total": total, "counts": counts, "waiting_on_reservations": held,
             "layers": data_layers}  # fmt: skip
     emit(as_json, data, lines)
+
+
+def outline_summary(shape: list[tuple[str, str, list[str]]]) -> list[Layer]:
+    """What :meth:`TaskQueue.layers` says, from the whole graph (a swarm with tasks stored
+    without their layer, by an older version)."""
+    status_of = {task_id: status for task_id, status, _ in shape}
+    summary = []
+    for depth, ids in enumerate(outline_layers(shape)):
+        layer = Layer(depth, first=ids[:FIRST_OF_LAYER])
+        for task_id in ids:
+            status = status_of[task_id]
+            layer.counts[status] = layer.counts.get(status, 0) + 1
+        summary.append(layer)
+    return summary
 
 
 def outline_layers(shape: list[tuple[str, str, list[str]]]) -> list[list[str]]:

@@ -9,7 +9,9 @@ key (after the prefix)     type         holds
 =========================  ===========  ====================================================
 ``task:<id>``              hash         the task's fields and state (times in ms); ``unmet``
                                         counts its unfinished dependencies, ``dependents``
-                                        lists (comma-separated) the tasks waiting on it
+                                        lists (comma-separated) the tasks waiting on it,
+                                        ``layer`` is its depth in the graph (set at submit
+                                        and add; absent on tasks of older versions)
 ``ready``                  sorted set   claimable tasks; score = priority, then order
 ``delayed``                sorted set   ``waiting`` tasks (in a retry backoff); score = retry_at
 ``claimed``                sorted set   claimed / in-progress tasks; score = lease expiry ms

@@ -33,6 +33,7 @@ SCRIPT_NAMES = (
     "reserve",
     "unreserve",
     "outline",  # plan show's summary of a large graph (read-only)
+    "layers",  # the same from the layers stored at submit (read-only)
 )
 # Agent registry and messaging (distributor.messaging.agents and .messages); these use their
 # own keys, so they do not include ``common``.

@@ -54,6 +54,37 @@ def task_from_hash(raw: Any, unmet: list[str] | None = None) -> Task:
     return Task.model_construct(**fields)
 
 
+def plan_payload(tasks: list[Task], default_lease_ms: int) -> str:
+    """The JSON list ``submit_plan.lua`` takes: per task only what is set (a big plan's tasks
+    are mostly defaults and empty lists), compact, the dependencies once (the script writes
+    their JSON text)."""
+    rows = []
+    for task in tasks:
+        lease_ms = round(task.lease_seconds * 1000) if task.lease_seconds else default_lease_ms
+        row: dict[str, Any] = {
+            "id": task.id,
+            "title": task.title,
+            "priority": task.priority,
+            "max_attempts": task.max_attempts,
+            "lease_ms": lease_ms,
+        }
+        if task.dependencies:
+            row["deps"] = task.dependencies
+        if task.description:
+            row["description"] = task.description
+        if task.estimated_minutes is not None:
+            row["estimated_minutes"] = str(task.estimated_minutes)
+        if task.files or task.shared_files:
+            row["files"] = _json_list(task.files)
+            row["shared_files"] = _json_list(task.shared_files)
+            row["rkeys"] = script_entries(
+                [*task.files, *task.shared_files],
+                [False] * len(task.files) + [True] * len(task.shared_files),
+            )
+        rows.append(row)
+    return json.dumps(rows, separators=(",", ":"))
+
+
 def _json_list(values: list[str]) -> str:
     """``values`` as JSON text (most lists of a big plan are empty: no encoder call for them)."""
     return json.dumps(values) if values else "[]"

@@ -40,7 +40,7 @@ from distributor.store import codec
 from distributor.store.calls import Arg, Op, ScriptCall
 from distributor.store.keys import SwarmKeys
 from distributor.tasks import discovery
-from distributor.tasks.hashes import task_from_hash, task_to_script
+from distributor.tasks.hashes import plan_payload, task_from_hash
 from distributor.tasks.models import (
     MAX_LEASE_SECONDS,
     Claim,
@@ -137,6 +137,13 @@ def check_plan(plan: Plan) -> list[Task]:
         by_id[task.id] = task
     if dups:
         raise DuplicateInPlan(sorted(dups))
+    earlier: set[str] = set()
+    for task in plan.tasks:  # the usual plan lists dependencies first: then it has no cycle
+        if any(d in by_id and d not in earlier for d in task.dependencies):
+            break
+        earlier.add(task.id)
+    else:
+        return plan.tasks
     sorter = graphlib.TopologicalSorter({t.id: t.dependencies for t in plan.tasks})
     try:
         sorter.prepare()
@@ -195,7 +202,7 @@ class Operations:
         parsed = parse_plan(plan)
         ordered = check_plan(parsed)
         default_ms = round((parsed.lease_seconds or self.settings.lease_seconds) * 1000)
-        payload = json.dumps([task_to_script(t, default_ms) for t in ordered])
+        payload = plan_payload(ordered, default_ms)
         status, body = yield from self._script(
             "submit_plan", check_request_id(request_id), (payload,)
         )

@@ -12,6 +12,7 @@ swarm's clock, as the scripts do) and shows what the next claim would find, so `
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 from distributor.errors import TaskNotFound, ValidationError
@@ -179,6 +180,48 @@ def outline(keys: SwarmKeys) -> Op[list[tuple[str, str, list[str]]]]:
             result.append((task_id, status, needs))
         if int(listed) < _OUTLINE_CHUNK:
             return result
+        start = stop + 1
+
+
+_LAYERS_CHUNK = 10_000  # tasks per layers.lua call: ~20 ms of Redis time each (2 fields a task)
+
+
+@dataclass
+class Layer:
+    """One layer of the graph as a summary shows it: counts per status, its first task ids."""
+
+    depth: int
+    counts: dict[str, int] = field(default_factory=dict)
+    first: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def layers(keys: SwarmKeys, first: int) -> Op[list[Layer] | None]:
+    """The swarm's tasks counted per layer and status from the layers stored at submit (see
+    lua/layers.lua), with each layer's first ``first`` ids in submission order; shallowest
+    layer first. ``None`` when a task has no stored layer (submitted by an older version):
+    :func:`outline` then gives the graph to layer."""
+    found: dict[int, Layer] = {}
+    start = 0
+    while True:
+        stop = start + _LAYERS_CHUNK - 1
+        call = ScriptCall(
+            "layers", keys.script_keys(), [keys.prefix, 0, "", "", 0, start, stop, first],
+            repeatable=True,
+        )  # fmt: skip
+        status, listed, rows = yield call
+        if text(status) != "ok":
+            return None
+        for depth, counts, ids in json.loads(text(rows)):
+            layer = found.setdefault(depth, Layer(depth))
+            for name, n in counts.items():
+                layer.counts[name] = layer.counts.get(name, 0) + n
+            layer.first += ids[: first - len(layer.first)]
+        if int(listed) < _LAYERS_CHUNK:
+            return [found[d] for d in sorted(found)]
         start = stop + 1
 
 

@@ -285,6 +285,11 @@ class TaskQueue(SyncClient):
         follow (pass the page's last id as the next ``after``; see :func:`queries.page`)."""
         return self._run(queries.page(self.keys, status, after, limit))
 
+    def layers(self, first: int = 5) -> list[queries.Layer] | None:
+        """Tasks counted per layer and status, each layer's first ``first`` ids; ``None`` when
+        a task has no stored layer (an older swarm: use :meth:`outline`)."""
+        return self._run(queries.layers(self.keys, first))
+
     def outline(self) -> list[tuple[str, str, list[str]]]:
         """Every task as (id, status, dependencies) in submission order, without whole tasks."""
         return self._run(queries.outline(self.keys))

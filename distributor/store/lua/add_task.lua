@@ -18,7 +18,9 @@
   unfinished) with its soft links (discovered_from, related: shown, never blocking); blocks gets
   one more unmet dependency and the new id in its dependencies, and leaves `ready` (available)
   or `delayed` (waiting) as `blocked`; a failed one stays failed until retried, then blocked.
-  Returns 'ok' {task, unmet (its unfinished dependencies)}. The log gets one `task_added` event: status, and when set,
+  Its `layer` (see submit_plan.lua) is 1 + its deepest dependency's (0 without any; none when a
+  dependency has none); blocks, and the tasks waiting on it in turn, move down to stay below
+  it. Returns 'ok' {task, unmet (its unfinished dependencies)}. The log gets one `task_added` event: status, and when set,
   dependencies, blocks and blocks_status, discovered_from, related (ids comma-separated).
 ]]
 --@include common
@@ -102,6 +104,11 @@ for _, d in ipairs(t.deps) do
     rcall('HSET', dkey, 'dependents', known)
   end
 end
+local layer = 0
+for _, d in ipairs(t.deps) do
+  local l = layer and tonumber(rcall('HGET', task_key(d), 'layer') or '')
+  if not l then layer = nil elseif l >= layer then layer = l + 1 end
+end
 local status = 'blocked'
 if unmet == 0 then status = 'available' end
 local fields = {'id', new_id, 'title', t.title, 'priority', int(t.priority),
@@ -118,6 +125,10 @@ end
 if target ~= '' then
   fields[#fields + 1] = 'dependents'
   fields[#fields + 1] = target
+end
+if layer then
+  fields[#fields + 1] = 'layer'
+  fields[#fields + 1] = int(layer)
 end
 rcall('HSET', task_key(new_id), unpack(fields))
 rcall('ZADD', K_ALL, seq, new_id)
@@ -143,6 +154,20 @@ if target ~= '' then
     rcall('ZREM', K_DELAYED, target)
     rcall('HDEL', bkey, 'retry_at')
     move(bkey, 'waiting', 'blocked')
+  end
+  -- blocks now comes after the new task: it, and what waits on it, may move down a layer
+  local below = {{target, layer}}
+  while layer and #below > 0 do
+    local id, above = below[#below][1], below[#below][2]
+    below[#below] = nil
+    local key = task_key(id)
+    local l = tonumber(rcall('HGET', key, 'layer') or '')
+    if l and l <= above then
+      rcall('HSET', key, 'layer', int(above + 1))
+      for w in string.gmatch(rcall('HGET', key, 'dependents') or '', '[^,]+') do
+        below[#below + 1] = {w, above + 1}
+      end
+    end
   end
   extra[#extra + 1] = 'blocks'
   extra[#extra + 1] = target
