@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import redis
 
@@ -24,6 +25,7 @@ FLOOR = (
     "r = redis.Redis.from_url(sys.argv[1])\n"
     "assert r.ping()\n"
 )
+BEFORE = " (before)"  # appended to the names of the baseline's commands
 IMPORTS = {  # the modules a command needs: what its import share is measured on
     "status": "distributor.cli.tasks",
     "next": "distributor.cli.tasks",
@@ -71,38 +73,56 @@ def _import_ms(module: str) -> float:
     return statistics.median(totals)
 
 
-def measure_cli(url: str, runs: int) -> list[Timing]:
-    """Time ``runs`` interleaved rounds of each command and the floors on a private swarm."""
+def _commands(cli: list[str], label: str) -> dict[str, list[str]]:
+    """The agent commands run with ``cli``, named with ``label`` appended."""
+    return {
+        f"next{label}": [*cli, "next", "--agent", "a1"],
+        f"heartbeat{label}": [*cli, "heartbeat", "--agent", "a1", "{task}"],
+        f"done{label}": [*cli, "done", "--agent", "a1", "{task}"],
+        f"status{label}": [*cli, "status"],
+        f"inbox{label}": [*cli, "inbox", "--agent", "a1"],
+        f"--help{label}": [*cli, "--help"],
+    }
+
+
+def measure_cli(url: str, runs: int, baseline: Path | None = None) -> list[Timing]:
+    """Time ``runs`` interleaved rounds of each command and the floors on a private swarm;
+    with ``baseline`` (an older checkout with its own ``.venv``) its CLI's commands take part
+    in every round too, on a swarm of their own, named with " (before)"."""
     swarm = f"clibench{os.getpid()}"
     cli = [os.path.join(os.path.dirname(sys.executable), "swarmqueue")]  # what users run
+    clis = {"": (cli, swarm)}
+    if baseline is not None:
+        clis[BEFORE] = ([str(baseline / ".venv" / "bin" / "swarmqueue")], swarm + "b")
     with tempfile.TemporaryDirectory() as state:
-        env = {**os.environ, "SWARMQUEUE_REDIS_URL": url, "SWARMQUEUE_SWARM": swarm,
-               "SWARMQUEUE_STATE_DIR": state}  # fmt: skip
         plan = os.path.join(state, "plan.json")
         with open(plan, "w") as f:
             tasks = ",".join(f'{{"id": "t{i}", "title": "task {i}"}}' for i in range(runs + 5))
             f.write(f'{{"tasks": [{tasks}]}}')
-        subprocess.run([*cli, "plan", "submit", plan], env=env, check=True, capture_output=True)
-        commands: dict[str, list[str]] = {
-            "python -c pass": [sys.executable, "-c", "pass"],
-            "floor: redis-py PING": [sys.executable, "-c", FLOOR, url],
-            "next": [*cli, "next", "--agent", "a1"],
-            "heartbeat": [*cli, "heartbeat", "--agent", "a1", "{task}"],
-            "done": [*cli, "done", "--agent", "a1", "{task}"],
-            "status": [*cli, "status"],
-            "inbox": [*cli, "inbox", "--agent", "a1"],
-            "--help": [*cli, "--help"],
+        envs: dict[str, dict[str, str]] = {}
+        for label, (program, name) in clis.items():
+            own_state = os.path.join(state, f"state{len(envs)}")  # the CLI's saved tokens
+            envs[label] = {**os.environ, "SWARMQUEUE_REDIS_URL": url, "SWARMQUEUE_SWARM": name,
+                           "SWARMQUEUE_STATE_DIR": own_state}  # fmt: skip
+            subprocess.run([*program, "plan", "submit", plan], env=envs[label], check=True,
+                           capture_output=True)  # fmt: skip
+        commands: dict[str, tuple[list[str], str]] = {
+            "python -c pass": ([sys.executable, "-c", "pass"], ""),
+            "floor: redis-py PING": ([sys.executable, "-c", FLOOR, url], ""),
         }
+        for label, (program, _) in clis.items():
+            commands.update({k: (v, label) for k, v in _commands(program, label).items()})
         times: dict[str, list[float]] = {name: [] for name in commands}
         for i in range(runs):
-            for name, template in commands.items():
+            for name, (template, label) in commands.items():
                 argv = [a.replace("{task}", f"t{i}") for a in template]
                 start = time.perf_counter()
-                subprocess.run(argv, env=env, check=True, capture_output=True)
+                subprocess.run(argv, env=envs[label], check=True, capture_output=True)
                 times[name].append((time.perf_counter() - start) * 1000)
         r = redis.Redis.from_url(url)
-        for key in r.scan_iter(f"*{swarm}*", count=1000):
-            r.delete(key)
+        for _, name in clis.values():
+            for key in r.scan_iter(f"*{name}*", count=1000):
+                r.delete(key)
     return [
         Timing(name, statistics.median(t), _pct(t, 0.9),
                _import_ms(IMPORTS[name]) if name in IMPORTS else None)
