@@ -36,9 +36,9 @@ if TYPE_CHECKING:
         NextClaim,
         Plan,
         Task,
-        TaskStatus,
     )
     from distributor.tasks.queue import TaskQueue
+    from distributor.tasks.status import TaskStatus
 
 _HOMES = {
     "AsyncTaskQueue": "distributor.tasks.aio",

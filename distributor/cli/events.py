@@ -16,7 +16,8 @@ import click
 
 from distributor.cli.app import EXIT_REFUSED, CliContext, CliError
 from distributor.cli.output import emit, json_option
-from distributor.tasks.models import Event, TaskStatus
+from distributor.tasks.models import Event
+from distributor.tasks.status import TaskStatus
 
 BAR_WIDTH = 30
 _WATCH_BLOCK_SECONDS = 5.0  # at least this often watch re-reads the progress

@@ -6,7 +6,7 @@ import click
 
 from distributor.cli.app import EXIT_INVALID, CliContext, CliError
 from distributor.store.keys import check_swarm
-from distributor.tasks.models import check_agent_id
+from distributor.tasks.ids import check_agent_id
 
 
 @click.command("mcp")

@@ -41,8 +41,10 @@ from distributor.planning.distributor import BroadcastSummary
 from distributor.planning.distributor import WorkDistributor as ModernDistributor
 from distributor.settings import Settings
 from distributor.tasks import models
-from distributor.tasks.models import Plan, TaskStatus
+from distributor.tasks.ids import TASK_ID_RE
+from distributor.tasks.models import Plan
 from distributor.tasks.queue import TaskQueue
+from distributor.tasks.status import TaskStatus
 
 log = get_logger(__name__)
 
@@ -177,7 +179,7 @@ class WorkDistributor:
         self.last_broadcast = await asyncio.to_thread(self._broadcast, list(tasks))
 
     def _broadcast(self, given: list[Any]) -> BroadcastSummary:
-        ids_here = [str(t.id) for t in given if models.TASK_ID_RE.fullmatch(str(t.id))]
+        ids_here = [str(t.id) for t in given if TASK_ID_RE.fullmatch(str(t.id))]
         known = {t.id: t for t in self.queue.get_many(ids_here)}  # other ids: never submitted
         available = []
         for item in given:

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from distributor.tasks.models import TaskStatus
+from distributor.tasks.status import TaskStatus
 
 EXPANDED_MAX = 300
 NODE_W, NODE_H, COL_GAP, ROW_GAP, PAD = 160, 28, 50, 10, 10

@@ -33,7 +33,8 @@ from distributor.store.keys import NAMESPACE, SwarmKeys, check_swarm
 from distributor.store.scripts import SCRIPT_NAMES
 from distributor.tasks import events as event_log
 from distributor.tasks import queries
-from distributor.tasks.models import Event, Task, TaskStatus, ms_to_datetime
+from distributor.tasks.models import Event, Task, ms_to_datetime
+from distributor.tasks.status import TaskStatus
 
 HISTORY_WINDOW = 20_000
 TAIL = 200

@@ -16,8 +16,9 @@ from pydantic import BaseModel
 from distributor.messaging.agents import Agent
 from distributor.messaging.messages import DeliveryStatus, Message, Messenger
 from distributor.messaging.sanitize import strip_controls
-from distributor.tasks.models import Event, Task, TaskStatus
+from distributor.tasks.models import Event, Task
 from distributor.tasks.queue import TaskQueue
+from distributor.tasks.status import TaskStatus
 
 INBOX_COUNT = 10_000
 

@@ -42,8 +42,9 @@ from distributor.reservations.models import Reservation
 from distributor.settings import Settings
 from distributor.store.client import redis_from_url
 from distributor.tasks.aio import AsyncTaskQueue
-from distributor.tasks.models import ACTIVE_STATUSES, Claim, Completion, Task
-from distributor.tasks.ops import derived_request_id, new_request_id
+from distributor.tasks.ids import derived_request_id, new_request_id
+from distributor.tasks.models import Claim, Completion, Task
+from distributor.tasks.status import ACTIVE_STATUSES
 from distributor.tasks.waiting import check_wait
 
 log = get_logger(__name__)

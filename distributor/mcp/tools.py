@@ -25,7 +25,7 @@ from distributor.mcp.session import MAX_WAIT, AgentSession, Progress
 from distributor.messaging.messages import MessageType
 from distributor.messaging.sanitize import strip_controls
 from distributor.store.error_lines import error_line
-from distributor.tasks.models import TaskStatus
+from distributor.tasks.status import TaskStatus
 
 log = get_logger(__name__)
 

@@ -61,7 +61,8 @@ from distributor.store.codec import decode_map, redis_now_ms, script_reply
 from distributor.store.connect import async_redis_from_url, redis_from_url
 from distributor.store.executor import AsyncExecutor, SyncExecutor
 from distributor.store.keys import NAMESPACE, SwarmKeys
-from distributor.tasks.models import AgentId, ms_to_datetime, validated, validation_error
+from distributor.tasks.ids import validated
+from distributor.tasks.models import AgentId, ms_to_datetime, validation_error
 
 log = get_logger(__name__)
 

@@ -31,9 +31,9 @@ from distributor.tasks.models import (
     NextClaim,
     Plan,
     Task,
-    TaskStatus,
 )
 from distributor.tasks.ops import Operations
+from distributor.tasks.status import TaskStatus
 from distributor.tasks.waiting import wait_for_claim_async
 
 T = TypeVar("T")

@@ -30,7 +30,8 @@ from distributor.errors import (
     WouldCreateCycle,
 )
 from distributor.tasks.hashes import task_to_script
-from distributor.tasks.models import Task, check_agent_id, check_task_id, validated
+from distributor.tasks.ids import check_agent_id, check_task_id, validated
+from distributor.tasks.models import Task
 
 UNNAMED = "new task"  # how errors name a task whose id the script has not made yet
 _PLACEHOLDER_ID = "new-task"

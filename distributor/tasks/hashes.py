@@ -7,7 +7,8 @@ from typing import Any
 
 from distributor.reservations.models import script_entries
 from distributor.store.codec import decode_map
-from distributor.tasks.models import Task, TaskStatus, ms_to_datetime
+from distributor.tasks.models import Task, ms_to_datetime
+from distributor.tasks.status import TaskStatus
 
 _TIME_FIELDS = (
     "created_at",

@@ -7,9 +7,7 @@ malformed id is refused before a single Redis command is sent.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -17,11 +15,11 @@ from pydantic import ValidationError as PydanticValidationError
 
 from distributor.errors import ValidationError
 from distributor.reservations.models import FilePattern, Reservation
+from distributor.tasks.ids import check_agent_id, check_task_id
+from distributor.tasks.status import TaskStatus
 
 T = TypeVar("T")
 
-TASK_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,100}")
-AGENT_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CONTROL_EXCEPT_WS_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -32,23 +30,6 @@ MAX_DEPENDENCIES = 100
 MAX_PLAN_TASKS = 10_000
 MAX_PRIORITY = 1_000
 MAX_LEASE_SECONDS = 7 * 24 * 3600
-
-
-def _check_id(value: str, pattern: re.Pattern[str], what: str, rule: str) -> str:
-    if not pattern.fullmatch(value):
-        shown = value if len(value) <= 40 else value[:40] + "..."
-        raise ValueError(f"invalid {what} {shown!r}: must be {rule}")
-    return value
-
-
-def check_task_id(value: str) -> str:
-    """Return ``value`` if it is a valid task id, else raise ``ValueError``."""
-    return _check_id(value, TASK_ID_RE, "task id", "1-100 letters, digits, '.', '_' or '-'")
-
-
-def check_agent_id(value: str) -> str:
-    """Return ``value`` if it is a valid agent id, else raise ``ValueError``."""
-    return _check_id(value, AGENT_ID_RE, "agent id", "1-64 letters, digits, '_' or '-'")
 
 
 def _single_line(value: str) -> str:
@@ -66,25 +47,6 @@ def _text(value: str) -> str:
 TaskId = Annotated[str, AfterValidator(check_task_id)]
 AgentId = Annotated[str, AfterValidator(check_agent_id)]
 SingleLine = Annotated[str, AfterValidator(_single_line)]
-
-
-class TaskStatus(StrEnum):
-    """Where a task stands; the counters in Redis are kept per status.
-
-    ``waiting`` is a task whose attempt failed and that waits out its retry backoff until
-    ``retry_at``; from then on it is ``available`` (reads say so at once, by Redis time).
-    """
-
-    BLOCKED = "blocked"
-    AVAILABLE = "available"
-    WAITING = "waiting"
-    CLAIMED = "claimed"
-    IN_PROGRESS = "in_progress"
-    COMPLETED = "completed"
-    FAILED = "failed"
-
-
-ACTIVE_STATUSES = (TaskStatus.CLAIMED, TaskStatus.IN_PROGRESS)
 
 
 class Task(BaseModel):
@@ -251,14 +213,6 @@ class Event(BaseModel):
     def unblocked(self) -> list[str]:
         raw = self.data.get("unblocked", "")
         return raw.split(",") if raw else []
-
-
-def validated(check: Callable[[T], T], value: T) -> T:
-    """Run a field check, turning its ``ValueError`` into our :class:`ValidationError`."""
-    try:
-        return check(value)
-    except ValueError as exc:
-        raise ValidationError(str(exc)) from None
 
 
 def validation_error(exc: PydanticValidationError) -> ValidationError:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import graphlib
 import hashlib
 import json
-import secrets
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +40,7 @@ from distributor.store.calls import Arg, Op, ScriptCall
 from distributor.store.keys import SwarmKeys
 from distributor.tasks import discovery
 from distributor.tasks.hashes import plan_payload, task_from_hash
+from distributor.tasks.ids import check_agent_id, check_request_id, check_task_id, validated
 from distributor.tasks.models import (
     MAX_LEASE_SECONDS,
     Claim,
@@ -50,10 +50,7 @@ from distributor.tasks.models import (
     NextClaim,
     Plan,
     Task,
-    check_agent_id,
-    check_task_id,
     ms_to_datetime,
-    validated,
     validation_error,
 )
 
@@ -61,30 +58,6 @@ MAX_REASON = 2_000
 # how errors name an operation, where it differs
 _OPERATION_NAMES = {"submit_plan": "submit", "add_task": "add"}
 _REPEATABLE = frozenset({"heartbeat", "reap"})  # running twice does no harm
-_REQUEST_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
-
-
-def new_request_id() -> str:
-    """A fresh request id: 96 random bits in 16 URL-safe characters (a short key per stored
-    reply; two live ids colliding is as likely as guessing a 96-bit secret)."""
-    return secrets.token_urlsafe(12)
-
-
-def check_request_id(request_id: str | None) -> str:
-    """A caller's request id (or a fresh one): 1-64 letters, digits, '_' or '-'."""
-    if request_id is None:
-        return new_request_id()
-    if not 1 <= len(request_id) <= 64 or not set(request_id) <= _REQUEST_ID_CHARS:
-        raise ValidationError("invalid request id: must be 1-64 letters, digits, '_' or '-'")
-    return request_id
-
-
-def derived_request_id(request_id: str, purpose: str) -> str:
-    """A second request id that follows from ``request_id`` (e.g. the claim a ``done --next
-    --wait`` makes after its completion), so a re-run with the first id repeats both."""
-    return hashlib.blake2b(f"{request_id}/{purpose}".encode(), digest_size=16).hexdigest()
-
-
 def request_digest(operation: str, args: tuple[Arg, ...]) -> str:
     """What a request id is bound to: a digest of the operation and the arguments that define it.
 

@@ -23,7 +23,9 @@ from distributor.store import codec
 from distributor.store.calls import Batch, Command, Op, ScriptCall, text
 from distributor.store.keys import SwarmKeys
 from distributor.tasks.hashes import task_from_hash
-from distributor.tasks.models import ACTIVE_STATUSES, Task, TaskStatus, check_task_id, validated
+from distributor.tasks.ids import check_task_id, validated
+from distributor.tasks.models import Task
+from distributor.tasks.status import ACTIVE_STATUSES, TaskStatus
 
 _CHUNK = 500
 

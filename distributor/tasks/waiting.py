@@ -54,8 +54,9 @@ from distributor.store.calls import (
 from distributor.store.connect import AsyncRedis, SyncRedis
 from distributor.store.executor import AsyncExecutor, SyncExecutor
 from distributor.store.keys import SwarmKeys
+from distributor.tasks.ids import check_request_id
 from distributor.tasks.models import Claim
-from distributor.tasks.ops import Operations, check_request_id
+from distributor.tasks.ops import Operations
 
 
 class WaitingClient(Protocol):

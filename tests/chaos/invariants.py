@@ -33,7 +33,8 @@ from pathlib import Path
 
 from distributor import TaskQueue
 from distributor.messaging.messages import DeliveryStatus, Message
-from distributor.tasks.models import Event, Task, TaskStatus
+from distributor.tasks.models import Event, Task
+from distributor.tasks.status import TaskStatus
 
 SHOWN = 12  # violations listed in a failure message (the count says how many more)
 PASTE_END = b"\x1b[201~\r"  # what follows a pasted line: bracketed paste's end, then Enter
