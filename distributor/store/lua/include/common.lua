@@ -42,8 +42,15 @@ local function record(now, kind, id, agent, extra)
   return rcall('XADD', K_EVENTS, 'MAXLEN', '~', EVENT_CAP, '*', unpack(fields))
 end
 
--- Wake subscribers with "<stream id> <type> <task>" (the stream keeps the event itself).
+-- Wake subscribers with "<stream id> <type> <task>" (the stream keeps the event itself),
+-- once per script call: one message wakes every waiter as well as several would (a waiter
+-- only tries to claim again), so a completion that claims the next task, or a claim that
+-- recovers expired leases first, publishes its first event only. Every script emits a
+-- waking event first if it emits one at all (WAKE_TYPES in distributor/tasks/waiting.py).
+local woken = false
 local function wake(entry, kind, id)
+  if woken then return end
+  woken = true
   rcall('SPUBLISH', K_EVENTS, entry .. ' ' .. kind .. ' ' .. id)
 end
 
@@ -155,9 +162,10 @@ local function clear_claim(tkey, id, why, now)
   rcall('HDEL', tkey, 'agent_id', 'claimed_at', 'started_at', 'lease_expires_at', 'lease_ms_claim')
 end
 
-local function make_available(tkey, id, from)
+-- `rank`: the task's rank when the caller read it already.
+local function make_available(tkey, id, from, rank)
   move(tkey, from, 'available')
-  rcall('ZADD', K_READY, rcall('HGET', tkey, 'rank'), id)
+  rcall('ZADD', K_READY, rank or rcall('HGET', tkey, 'rank'), id)
 end
 
 local function give_up(now, tkey, id, from, reason)
@@ -208,20 +216,30 @@ end
 
 -- Hand an available task to `agent` with a fresh fencing token and lease; returns the task.
 -- `popped` says the caller already took it off `ready`.
+-- The task is read once and the reply is that table with what the grant wrote.
 local function grant(now, id, agent, lease_override, popped)
   local tkey = task_key(id)
-  local lease = tonumber(lease_override ~= '' and lease_override or rcall('HGET', tkey, 'lease_ms'))
-  local token = rcall('HINCRBY', tkey, 'token', 1)
-  rcall('HINCRBY', tkey, 'attempts', 1)
+  local t = task_table(tkey)
+  local lease = tonumber(lease_override ~= '' and lease_override or t.lease_ms)
+  local token = int((tonumber(t.token) or 0) + 1)
+  local attempts = int((tonumber(t.attempts) or 0) + 1)
   local expires = now + lease
-  rcall('HDEL', tkey, 'started_at')
+  if t.started_at then
+    rcall('HDEL', tkey, 'started_at')
+    t.started_at = nil
+  end
   if not popped then rcall('ZREM', K_READY, id) end
   rcall('ZADD', K_CLAIMED, int(expires), id)
-  move(tkey, 'available', 'claimed', 'agent_id', agent, 'claimed_at', int(now),
-       'lease_expires_at', int(expires), 'lease_ms_claim', int(lease))
-  emit(now, 'claimed', id, agent, {'token', int(token)})
-  take_task_files(now, id, tkey, agent, expires)
-  return task_table(tkey)
+  local set = {agent_id = agent, claimed_at = int(now), lease_expires_at = int(expires),
+               lease_ms_claim = int(lease), token = token, attempts = attempts}
+  move(tkey, 'available', 'claimed', 'agent_id', set.agent_id, 'claimed_at', set.claimed_at,
+       'lease_expires_at', set.lease_expires_at, 'lease_ms_claim', set.lease_ms_claim,
+       'token', token, 'attempts', attempts)
+  t.status = 'claimed'
+  for k, v in pairs(set) do t[k] = v end
+  emit(now, 'claimed', id, agent, {'token', token})
+  take_task_files(now, id, tkey, agent, expires, t.rkeys or '')
+  return t
 end
 
 -- The best ready task whose files `agent` may take, taken off `ready`; else nil and the
