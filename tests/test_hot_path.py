@@ -5,6 +5,7 @@ script call, and the models built without validation equal validated ones."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 from distributor import TaskQueue, TaskStatus
 from distributor.store.calls import text
@@ -39,6 +40,33 @@ def test_a_completion_returns_both_tasks_as_stored(sync_queue: TaskQueue) -> Non
     # the claim took the next task's files, the completion freed the first one's
     held = {(r.task_id, r.pattern) for r in sync_queue.reservations()}
     assert held == {("t1", "src/m1.py"), ("t1", "docs/")}
+    assert_counts_exact(sync_queue)
+
+
+def assert_counts_exact(queue: TaskQueue) -> None:
+    """The per-status counters (written once per script call) equal the tasks' statuses."""
+    progress = queue.progress()
+    stored = Counter(t.status.value for t in queue.tasks())
+    assert {s.value: progress[s.value] for s in TaskStatus} == {
+        s.value: stored[s] for s in TaskStatus
+    }
+
+
+def test_counters_stay_exact_through_an_agent_loop(sync_queue: TaskQueue) -> None:
+    sync_queue.submit(plan())
+    current = sync_queue.claim_next("a1")
+    assert current is not None and current.task_id == "t0"
+    other = sync_queue.claim("t1", "a2", lease=0.05).claim
+    assert other is not None
+    time.sleep(0.1)  # t1's lease runs out: the completion's claim recovers it first
+    done_ids = []
+    while current is not None:
+        done = sync_queue.complete(current.task_id, "a1", current.token, claim_next=True)
+        assert_counts_exact(sync_queue)
+        done_ids.append(current.task_id)
+        current = done.next
+    assert done_ids == ["t0", "t1", "t2", "t3"]
+    assert sync_queue.get("t1").attempts == 2  # a2's attempt expired, a1's completed it
 
 
 def test_a_reclaimed_task_is_returned_as_stored(sync_queue: TaskQueue) -> None:

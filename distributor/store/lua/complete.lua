@@ -18,6 +18,7 @@ local refused, held = check_holder(tkey, agent, token)
 if refused then return refused end
 
 local now = now_ms()
+count_later()  -- every return below comes after count_now()
 move(tkey, held.status, 'completed', 'completed_at', int(now))
 rcall('ZREM', K_CLAIMED, id)
 rcall('HDEL', tkey, 'lease_expires_at')
@@ -40,5 +41,6 @@ local finished = held
 finished.status, finished.completed_at, finished.lease_expires_at = 'completed', int(now), nil
 local next_task = nil
 if ARGV[9] == '1' then next_task = claim_best(now, agent, ARGV[10], tonumber(ARGV[11]), ARGV[12]) end
+count_now()
 return done({task = finished, unblocked = unblocked, next = next_task},
             {t = ref(finished, 0), u = unblocked, n = next_task and ref(next_task, GRANT) or nil})

@@ -26,9 +26,31 @@ end
 
 local function task_key(id) return PREFIX .. 'task:' .. id end
 
+-- Per-status counter changes not written yet: nil (move writes them at once) unless a script
+-- that moves several tasks collects them with count_later() and writes their sum with
+-- count_now() before it returns (a completion that claims the next task: 2 HINCRBY, not 6).
+local pending_counts = nil
+
+local function count_later() pending_counts = {} end
+
+local function count_now()
+  local pending, statuses = pending_counts, {}
+  pending_counts = nil
+  for status, n in pairs(pending) do
+    if n ~= 0 then statuses[#statuses + 1] = status end
+  end
+  table.sort(statuses)  -- a fixed order: the same commands whatever the table's
+  for _, status in ipairs(statuses) do rcall('HINCRBY', K_COUNTS, status, pending[status]) end
+end
+
 -- Change a task's status (and set any other fields given) and keep the counters exact.
 local function move(tkey, from, to, ...)
   rcall('HSET', tkey, 'status', to, ...)
+  if pending_counts then
+    pending_counts[from] = (pending_counts[from] or 0) - 1
+    pending_counts[to] = (pending_counts[to] or 0) + 1
+    return
+  end
   rcall('HINCRBY', K_COUNTS, from, -1)
   rcall('HINCRBY', K_COUNTS, to, 1)
 end
