@@ -46,6 +46,7 @@ from benchmarks import broadcast as bench_broadcast
 from benchmarks import growth as bench_growth
 from benchmarks import lifecycle as bench_lifecycle
 from benchmarks import memory as bench_memory
+from benchmarks import placement as bench_placement
 from benchmarks import recovery as bench_recovery
 from benchmarks import replication as bench_replication
 from benchmarks import reservations as bench_reservations
@@ -90,6 +91,7 @@ class Sizes:
     reservation_samples: int = 500
     repeats: int = 1  # lifecycle runs per system and process count; the best one counts
     baseline: Path | None = None  # an older checkout: its agent loop is one more column
+    placement: str = "free"  # CPUs of the 1-process lifecycle row (benchmarks/placement.py)
 
 
 FULL = Sizes(
@@ -160,6 +162,7 @@ def context(url: str, sizes: Sizes) -> dict[str, Any]:
         "sizes": "quick" if sizes.tasks == QUICK.tasks else "full",
         "lifecycle runs per system": f"{sizes.repeats} (best counts)",
         "baseline (swarmqueue (before))": str(sizes.baseline or "-"),
+        "1-process lifecycle placement": sizes.placement,
     }
 
 
@@ -186,11 +189,47 @@ def _spread(values: list[float]) -> dict[str, float]:
     return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
+def _take_turns(
+    runners: dict[str, Runner | str],
+    url: str,
+    sizes: Sizes,
+    procs: int,
+    rates: dict[str, float | None],
+    row: dict[str, Any],
+    bounds: list[float],
+) -> None:
+    """``sizes.repeats`` rounds in which each system runs once after a bound sample; each
+    system's best run goes into ``rates`` and ``row``."""
+    for _ in range(sizes.repeats):
+        for name, runner in runners.items():
+            if isinstance(runner, str):
+                row[name] = {"skipped": runner}
+                continue
+            pings = bench_lifecycle.ping_rate(url, procs, sizes.pings, sizes.timeout)
+            bounds.append(pings / 2)
+            try:
+                run = runner(url, sizes.tasks, sizes.width, procs, sizes.timeout)
+            except TimeoutError as exc:
+                if name == "swarmqueue":
+                    raise
+                # a peer that hangs (BullMQ 3.4's flows stalled once in ~10 runs here) is
+                # reported, not fatal: its best other run, if any, still counts
+                row.setdefault(name, {"failed": str(exc)})
+                print(f"{name} with {procs} process(es): {exc}", file=sys.stderr)
+                continue
+            if run.per_second > (rates[name] or 0):
+                rates[name] = run.per_second
+                row[name] = {"completed": run.count, "distinct": len(set(run.ids)),
+                             "seconds": run.seconds, "per_second": run.per_second}  # fmt: skip
+
+
 def lifecycle(report: Report, url: str, sizes: Sizes) -> None:
     """Each system's best of ``repeats`` runs per process count, the systems taking turns; the
     round-trip bound (PINGs per second of as many processes, halved) is measured before each
     system's turn, so it samples the machine's load as the systems meet it: its median is the
-    one the ratio uses, its min and max show how much the load moved meanwhile."""
+    one the ratio uses, its min and max show how much the load moved meanwhile. The 1-process
+    row runs at ``sizes.placement`` (benchmarks/placement.py: where the processes run moves a
+    1-process PING bound by 3x on this VM)."""
     runners = _peer_runners(sizes.baseline)
     before = BEFORE in runners
     samples = sizes.repeats * sum(not isinstance(r, str) for r in runners.values())
@@ -198,7 +237,8 @@ def lifecycle(report: Report, url: str, sizes: Sizes) -> None:
         f"1. Task lifecycle throughput (tasks/s): {sizes.tasks:,} tasks, {sizes.width} wide, "
         "each depending on one task of the layer before; best of "
         f"{sizes.repeats}, systems taking turns; bound: median (min-max) of "
-        f"{samples} samples taken between the runs",
+        f"{samples} samples taken between the runs"
+        + ("" if sizes.placement == "free" else f"; 1-process row: placement {sizes.placement}"),
         ["processes", "swarmqueue", *([BEFORE] if before else []), "RQ", "BullMQ", "bound",
          "vs RQ", "vs BullMQ", "vs bound", *(["vs before"] if before else [])],
     )  # fmt: skip
@@ -207,27 +247,10 @@ def lifecycle(report: Report, url: str, sizes: Sizes) -> None:
         rates: dict[str, float | None] = dict.fromkeys(runners)
         row: dict[str, Any] = {"tasks": sizes.tasks, "repeats": sizes.repeats}
         bounds: list[float] = []
-        for _ in range(sizes.repeats):  # the systems take turns; each keeps its best run
-            for name, runner in runners.items():
-                if isinstance(runner, str):
-                    row[name] = {"skipped": runner}
-                    continue
-                pings = bench_lifecycle.ping_rate(url, procs, sizes.pings, sizes.timeout)
-                bounds.append(pings / 2)
-                try:
-                    run = runner(url, sizes.tasks, sizes.width, procs, sizes.timeout)
-                except TimeoutError as exc:
-                    if name == "swarmqueue":
-                        raise
-                    # a peer that hangs (BullMQ 3.4's flows stalled once in ~10 runs here) is
-                    # reported, not fatal: its best other run, if any, still counts
-                    row.setdefault(name, {"failed": str(exc)})
-                    print(f"{name} with {procs} process(es): {exc}", file=sys.stderr)
-                    continue
-                if run.per_second > (rates[name] or 0):
-                    rates[name] = run.per_second
-                    row[name] = {"completed": run.count, "distinct": len(set(run.ids)),
-                                 "seconds": run.seconds, "per_second": run.per_second}  # fmt: skip
+        placement = sizes.placement if procs == 1 else "free"
+        row["placement"] = placement
+        with bench_placement.placed(placement, url):
+            _take_turns(runners, url, sizes, procs, rates, row, bounds)
         spread = _spread(bounds)
         bound = spread["median"]
         row["bound"] = bound
@@ -690,6 +713,13 @@ def main(argv: list[str] | None = None) -> int:
         f"(column {BEFORE!r}), taking turns with the others",
     )
     parser.add_argument(
+        "--placement",
+        choices=bench_placement.PLACEMENTS,
+        default="free",
+        help="CPUs of the 1-process lifecycle row: the scheduler's (free), redis-server and "
+        "the workers on one CPU (same) or on two (apart); see scripts/benchmarks/placement.py",
+    )
+    parser.add_argument(
         "--only",
         default=",".join(SECTIONS),
         help=f"comma-separated: {', '.join(SECTIONS + ON_REQUEST)}",
@@ -707,7 +737,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     sizes = dataclasses.replace(
-        QUICK if args.quick else FULL, repeats=max(1, args.repeat), baseline=baseline
+        QUICK if args.quick else FULL,
+        repeats=max(1, args.repeat),
+        baseline=baseline,
+        placement=args.placement,
     )
     with redis_url(args.redis_url) as url:
         report = Report(context(url, sizes))
