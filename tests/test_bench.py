@@ -43,7 +43,8 @@ def test_every_timed_task_was_completed_once(report: dict[str, Any]) -> None:
             assert figures["completed"] == tasks, (system, figures)
             assert figures["distinct"] == tasks, (system, figures)
             assert figures["seconds"] > 0
-        assert row["bound"] > 0
+        spread = row["bound_spread"]
+        assert 0 < spread["min"] <= row["bound"] == spread["median"] <= spread["max"]
 
 
 def test_cost_growth_and_fan_out_were_measured(report: dict[str, Any]) -> None:
@@ -92,3 +93,22 @@ def test_every_mcp_round_trip_completed_its_task(report: dict[str, Any]) -> None
     for name, row in mcp.items():
         assert row["completed"] == row["samples"] == (1 if name == "CLI" else 5), (name, row)
         assert row["p50_ms"] > 0
+
+
+def test_a_baseline_checkout_is_timed_beside_the_others() -> None:
+    """``--baseline DIR`` runs DIR's agent loop (here this checkout's own) as one more column."""
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--json", "--only", "lifecycle",
+         "--baseline", str(BENCH.parent.parent)],
+        capture_output=True, text=True, timeout=150, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    lifecycle = json.loads(done.stdout)["figures"]["lifecycle"]
+    for row in lifecycle.values():
+        before = row["swarmqueue (before)"]
+        assert before["completed"] == before["distinct"] == row["tasks"], before
+    refused = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--only", "lifecycle", "--baseline", "/"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 2 and "not a swarmqueue checkout" in refused.stderr

@@ -61,9 +61,9 @@ when an agent registers and when a delivery job runs; each worker's sweep reads 
 outboxes it serves (workers have no ``SCAN``; see ``workers/sweep.py``).
 
 The shard channel (``SPUBLISH``/``SSUBSCRIBE``, in the swarm's slot like its keys)
-``swarmqueue:{S}:events`` carries one message per event (stream id, type,
-task id; a plan's ``submitted`` events share one, for the last), so waiting agents wake at once;
-the stream is the durable copy.
+``swarmqueue:{S}:events`` carries one message per script call (stream id, type,
+task id of its first event; a plan's ``submitted`` events share one, for the last), so waiting
+agents wake at once; the stream is the durable copy.
 
 Lua scripts get the fixed keys as ``KEYS`` in the order of :meth:`SwarmKeys.script_keys` and
 build per-task keys from the prefix passed as ``ARGV[1]`` with the same suffixes as above.

@@ -3,8 +3,9 @@
 Every Lua script appends its event to the capped stream ``keys.events`` (fields ``type``,
 ``task``, ``agent``, ``ts`` in ms, plus extras such as ``unblocked``) and publishes
 ``"<stream id> <type> <task>"`` on ``keys.channel`` for waiters (see
-:mod:`distributor.tasks.waiting`);
-a plan's one ``submitted`` event per task is published once, for the last.
+:mod:`distributor.tasks.waiting`), once per script call: the first event of a call (a
+completion that claims the next task publishes ``completed``, not also ``claimed``), and a
+plan's one ``submitted`` event per task once, for the last.
 
 The stream id is the cursor. Replay and live reading are the same ``XREAD ... STREAMS key <id>``
 ("entries after id"), only with ``BLOCK`` once caught up, so there is no seam between them where

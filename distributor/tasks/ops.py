@@ -39,7 +39,12 @@ from distributor.store import codec
 from distributor.store.calls import Arg, Op, ScriptCall
 from distributor.store.keys import SwarmKeys
 from distributor.tasks import discovery
-from distributor.tasks.hashes import plan_payload, task_from_hash
+from distributor.tasks.hashes import (
+    built,
+    plan_payload,
+    task_from_hash,
+    task_from_reply,
+)
 from distributor.tasks.ids import check_agent_id, check_request_id, check_task_id, validated
 from distributor.tasks.models import (
     MAX_LEASE_SECONDS,
@@ -123,6 +128,12 @@ def check_plan(plan: Plan) -> list[Task]:
     except graphlib.CycleError as exc:
         raise DependencyCycle(list(reversed(exc.args[1]))) from None
     return plan.tasks
+
+
+def _claim_of(raw: Any) -> Claim:
+    """The claim of a task a script just granted (its hash, token included)."""
+    task = task_from_reply(raw)
+    return built(Claim, {"task": task, "token": task.token})
 
 
 class Operations:
@@ -251,8 +262,7 @@ class Operations:
             (self.settings.reap_batch, self.settings.reservation_scan),
         )
         if status == "ok":
-            task = task_from_hash(body["task"])
-            return Claim(task=task, token=task.token), body
+            return _claim_of(body["task"]), body
         return None, body
 
     def _holder_op(
@@ -293,11 +303,13 @@ class Operations:
             (self.settings.reap_batch, self.settings.reservation_scan),
         )
         raw_next = body.get("next")
-        next_task = task_from_hash(raw_next) if raw_next else None
-        return Completion(
-            task=task_from_hash(body["task"]),
-            unblocked=list(body.get("unblocked") or []),
-            next=Claim(task=next_task, token=next_task.token) if next_task else None,
+        return built(  # an agent's hot path: built from what the script wrote, not validated
+            Completion,
+            {
+                "task": task_from_reply(body["task"]),
+                "unblocked": list(body.get("unblocked") or []),
+                "next": _claim_of(raw_next) if raw_next else None,
+            },
         )
 
     def start(

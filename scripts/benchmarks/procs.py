@@ -8,6 +8,7 @@ The group's time runs from that common start to the last child's last completion
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
 import time
 import traceback
@@ -42,12 +43,23 @@ class GroupRun:
 
 Worker = Callable[[int, Callable[[], None]], Done]
 
+# Comma-separated CPUs every worker process is pinned to (unset: the scheduler's choice); set
+# by scripts/bench.py --placement (see benchmarks.placement), inherited by a baseline's child.
+CPUS_ENV = "SWARMQUEUE_BENCH_CPUS"
+
+
+def _pin() -> None:
+    cpus = os.environ.get(CPUS_ENV)
+    if cpus:
+        os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
+
 
 def _child(worker: Worker, index: int, barrier: Barrier, results: Any, timeout: float) -> None:
     def ready() -> None:
         barrier.wait(timeout)
 
     try:
+        _pin()
         results.put(("ok", worker(index, ready)))
     except BaseException:  # noqa: BLE001 -- sent to the parent, which raises it
         results.put(("error", traceback.format_exc()))

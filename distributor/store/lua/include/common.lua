@@ -26,9 +26,31 @@ end
 
 local function task_key(id) return PREFIX .. 'task:' .. id end
 
+-- Per-status counter changes not written yet: nil (move writes them at once) unless a script
+-- that moves several tasks collects them with count_later() and writes their sum with
+-- count_now() before it returns (a completion that claims the next task: 2 HINCRBY, not 6).
+local pending_counts = nil
+
+local function count_later() pending_counts = {} end
+
+local function count_now()
+  local pending, statuses = pending_counts, {}
+  pending_counts = nil
+  for status, n in pairs(pending) do
+    if n ~= 0 then statuses[#statuses + 1] = status end
+  end
+  table.sort(statuses)  -- a fixed order: the same commands whatever the table's
+  for _, status in ipairs(statuses) do rcall('HINCRBY', K_COUNTS, status, pending[status]) end
+end
+
 -- Change a task's status (and set any other fields given) and keep the counters exact.
 local function move(tkey, from, to, ...)
   rcall('HSET', tkey, 'status', to, ...)
+  if pending_counts then
+    pending_counts[from] = (pending_counts[from] or 0) - 1
+    pending_counts[to] = (pending_counts[to] or 0) + 1
+    return
+  end
   rcall('HINCRBY', K_COUNTS, from, -1)
   rcall('HINCRBY', K_COUNTS, to, 1)
 end
@@ -42,8 +64,15 @@ local function record(now, kind, id, agent, extra)
   return rcall('XADD', K_EVENTS, 'MAXLEN', '~', EVENT_CAP, '*', unpack(fields))
 end
 
--- Wake subscribers with "<stream id> <type> <task>" (the stream keeps the event itself).
+-- Wake subscribers with "<stream id> <type> <task>" (the stream keeps the event itself),
+-- once per script call: one message wakes every waiter as well as several would (a waiter
+-- only tries to claim again), so a completion that claims the next task, or a claim that
+-- recovers expired leases first, publishes its first event only. Every script emits a
+-- waking event first if it emits one at all (WAKE_TYPES in distributor/tasks/waiting.py).
+local woken = false
 local function wake(entry, kind, id)
+  if woken then return end
+  woken = true
   rcall('SPUBLISH', K_EVENTS, entry .. ' ' .. kind .. ' ' .. id)
 end
 
@@ -155,9 +184,10 @@ local function clear_claim(tkey, id, why, now)
   rcall('HDEL', tkey, 'agent_id', 'claimed_at', 'started_at', 'lease_expires_at', 'lease_ms_claim')
 end
 
-local function make_available(tkey, id, from)
+-- `rank`: the task's rank when the caller read it already.
+local function make_available(tkey, id, from, rank)
   move(tkey, from, 'available')
-  rcall('ZADD', K_READY, rcall('HGET', tkey, 'rank'), id)
+  rcall('ZADD', K_READY, rank or rcall('HGET', tkey, 'rank'), id)
 end
 
 local function give_up(now, tkey, id, from, reason)
@@ -208,20 +238,30 @@ end
 
 -- Hand an available task to `agent` with a fresh fencing token and lease; returns the task.
 -- `popped` says the caller already took it off `ready`.
+-- The task is read once and the reply is that table with what the grant wrote.
 local function grant(now, id, agent, lease_override, popped)
   local tkey = task_key(id)
-  local lease = tonumber(lease_override ~= '' and lease_override or rcall('HGET', tkey, 'lease_ms'))
-  local token = rcall('HINCRBY', tkey, 'token', 1)
-  rcall('HINCRBY', tkey, 'attempts', 1)
+  local t = task_table(tkey)
+  local lease = tonumber(lease_override ~= '' and lease_override or t.lease_ms)
+  local token = int((tonumber(t.token) or 0) + 1)
+  local attempts = int((tonumber(t.attempts) or 0) + 1)
   local expires = now + lease
-  rcall('HDEL', tkey, 'started_at')
+  if t.started_at then
+    rcall('HDEL', tkey, 'started_at')
+    t.started_at = nil
+  end
   if not popped then rcall('ZREM', K_READY, id) end
   rcall('ZADD', K_CLAIMED, int(expires), id)
-  move(tkey, 'available', 'claimed', 'agent_id', agent, 'claimed_at', int(now),
-       'lease_expires_at', int(expires), 'lease_ms_claim', int(lease))
-  emit(now, 'claimed', id, agent, {'token', int(token)})
-  take_task_files(now, id, tkey, agent, expires)
-  return task_table(tkey)
+  local set = {agent_id = agent, claimed_at = int(now), lease_expires_at = int(expires),
+               lease_ms_claim = int(lease), token = token, attempts = attempts}
+  move(tkey, 'available', 'claimed', 'agent_id', set.agent_id, 'claimed_at', set.claimed_at,
+       'lease_expires_at', set.lease_expires_at, 'lease_ms_claim', set.lease_ms_claim,
+       'token', token, 'attempts', attempts)
+  t.status = 'claimed'
+  for k, v in pairs(set) do t[k] = v end
+  emit(now, 'claimed', id, agent, {'token', token})
+  take_task_files(now, id, tkey, agent, expires, t.rkeys or '')
+  return t
 end
 
 -- The best ready task whose files `agent` may take, taken off `ready`; else nil and the

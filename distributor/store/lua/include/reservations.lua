@@ -105,8 +105,10 @@ local function conflicts(now, agent, task, kind, key, shared, out, seen)
   end
 end
 
-local function task_entries(tkey)
-  local raw = rcall('HGET', tkey, 'rkeys')
+-- A task's reservation entries (nil when it has none); `raw`: its `rkeys` field when the
+-- caller read the task already ('' for none), so it is not read again.
+local function task_entries(tkey, raw)
+  if raw == nil then raw = rcall('HGET', tkey, 'rkeys') end
   if not raw or raw == '' then return nil end
   return cjson.decode(raw)
 end
@@ -132,8 +134,8 @@ local function holders_json(found)
 end
 
 -- Reserve a claimed task's files for `agent` until `expires`; records a `reserved` event.
-local function take_task_files(now, id, tkey, agent, expires)
-  local entries = task_entries(tkey)
+local function take_task_files(now, id, tkey, agent, expires, rkeys)
+  local entries = task_entries(tkey, rkeys)
   if not entries then return end
   local taken = {}
   for i, e in ipairs(entries) do
@@ -146,9 +148,9 @@ local function take_task_files(now, id, tkey, agent, expires)
 end
 
 -- Free a task's reservations (its claim ended: `why`, at `now`, Redis time when not given);
--- records an `unreserved` event.
-local function free_task_files(tkey, id, why, now)
-  local entries = task_entries(tkey)
+-- records an `unreserved` event. `rkeys`: see task_entries.
+local function free_task_files(tkey, id, why, now, rkeys)
+  local entries = task_entries(tkey, rkeys)
   if not entries then return end
   local freed, agent = {}, ''
   for i = 1, #entries do
@@ -164,8 +166,8 @@ local function free_task_files(tkey, id, why, now)
 end
 
 -- A heartbeat (or start) renewed the task's lease: its reservations last as long.
-local function extend_task_files(tkey, id, expires)
-  local entries = task_entries(tkey)
+local function extend_task_files(tkey, id, expires, rkeys)
+  local entries = task_entries(tkey, rkeys)
   if not entries then return end
   for i = 1, #entries do rcall('ZADD', R_EXP, 'XX', int(expires), 't:' .. id .. ':' .. i) end
 end
