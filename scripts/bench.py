@@ -7,8 +7,8 @@ Usage: .venv/bin/python scripts/bench.py [--quick] [--json] [--redis-url URL] [-
 Starts a private redis-server on a free loopback port (unless ``--redis-url``), runs the same
 workloads on each system in this process tree, and prints one report: tables of absolute
 figures and ratios, then every goal marked met or missed. ``--baseline DIR`` (a checkout of an
-older swarmqueue) adds that version's agent loop to the lifecycle section, timed in the same run
-(scripts/benchmarks/baseline.py). Writes nothing to disk; ``--json``
+older swarmqueue, with its own ``.venv``) adds that version to the lifecycle, cli and bigswarm
+sections, timed in the same run (scripts/benchmarks/baseline.py). Writes nothing to disk; ``--json``
 prints the report as JSON on stdout. ``--quick`` uses tiny sizes (the test suite runs it to
 check the benchmark's own counting, never its speed). See docs/benchmarks.md.
 
@@ -618,7 +618,7 @@ def cli(report: Report, url: str, sizes: Sizes) -> None:
     from benchmarks import cli_start
 
     runs = 3 if sizes.tasks == QUICK.tasks else 20
-    timings = cli_start.measure_cli(url, runs)
+    timings = cli_start.measure_cli(url, runs, sizes.baseline)
     table = Table(
         f"11. CLI start-up, whole processes, {runs} interleaved rounds (ms; import share: the"
         " command's imports over its p50)",
@@ -650,27 +650,34 @@ def bigswarm(report: Report, url: str, sizes: Sizes) -> None:
     quick = sizes.tasks == QUICK.tasks
     total, submit = (2_000, 500) if quick else (100_000, 10_000)
     f = bench_big.measure_big(url, total, submit)
+    # --baseline: the older checkout measured right after, by the same code, on the same Redis
+    old = bench_baseline.big_swarm(sizes.baseline, url, total, submit) if sizes.baseline else None
     table = Table(
         f"12. Big swarms: {total:,} tasks (ms, in process after start-up; median of 3)",
-        ["figure", "measured", "goal"],
+        ["figure", "measured", *(["before"] if old else []), "goal"],
     )
     rows = [
         ("status", "status_ms", 50), ("tasks (first page)", "tasks_ms", 300),
         ("plan show", "plan_show_ms", 1000), (f"submit {submit:,} tasks", "submit_ms", 500),
     ]  # fmt: skip
+
+    def before(key: str, unit: str = "") -> list[str]:
+        return [number(old[key], 1) + unit] if old else []
+
     for label, key, goal in rows:
-        table.rows.append([label, number(f[key], 1), f"< {goal}"])
+        table.rows.append([label, number(f[key], 1), *before(key), f"< {goal}"])
         report.goals.append(Goal(f"{label} at {total:,} tasks", f[key], "<", goal, "ms"))
     table.rows.append([f"submit {submit:,} tasks: client peak", number(f["submit_peak_mb"], 1)
-                       + " MB", "< 40 MB"])  # fmt: skip
+                       + " MB", *before("submit_peak_mb", " MB"), "< 40 MB"])  # fmt: skip
     table.rows.append([f"submit {submit:,} tasks: peak RSS growth",
-                       number(f["submit_rss_mb"], 1) + " MB", "< 40 MB"])  # fmt: skip
+                       number(f["submit_rss_mb"], 1) + " MB", *before("submit_rss_mb", " MB"),
+                       "< 40 MB"])  # fmt: skip
     report.goals.append(Goal(f"submit {submit:,}: client memory (tracemalloc peak)",
                              f["submit_peak_mb"], "<", 40, "MB"))  # fmt: skip
     report.goals.append(Goal(f"submit {submit:,}: client peak RSS growth",
                              f["submit_rss_mb"], "<", 40, "MB"))  # fmt: skip
     report.tables.append(table)
-    report.figures["bigswarm"] = f
+    report.figures["bigswarm"] = {**f, **({"before": old} if old else {})}
 
 
 RUNNERS: dict[str, Callable[[Report, str, Sizes], None]] = {

@@ -55,13 +55,39 @@ def runner(directory: Path) -> Runner:
     return run
 
 
-def main(argv: list[str]) -> int:
-    directory, url, count, width, processes, timeout = argv
+def big_swarm(directory: Path, url: str, total: int, submit: int) -> dict[str, float]:
+    """:func:`benchmarks.bigswarm.measure_big` run on ``directory``'s swarmqueue (its
+    ``tasks`` and ``plan show`` as that version has them)."""
+    venv_python = directory / ".venv" / "bin" / "python"
+    python = str(venv_python) if venv_python.is_file() else sys.executable
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(directory), str(SCRIPTS)]))
+    args = [python, "-m", "benchmarks.baseline", "bigswarm", str(directory), url, str(total),
+            str(submit)]  # fmt: skip
+    done = subprocess.run(args, cwd=SCRIPTS, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"the baseline run failed:\n{done.stderr[-3000:]}")
+    figures: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def _check_imported_from(directory: str) -> None:
     import distributor  # DIR first on PYTHONPATH: its code
 
     here = Path(distributor.__file__).resolve()
     if Path(directory) not in here.parents:
         raise SystemExit(f"distributor was imported from {here}, not from {directory}")
+
+
+def main(argv: list[str]) -> int:
+    if argv[0] == "bigswarm":
+        directory, url, total, submit = argv[1:]
+        _check_imported_from(directory)
+        from benchmarks import bigswarm
+
+        print(json.dumps(bigswarm.measure_big(url, int(total), int(submit))))
+        return 0
+    directory, url, count, width, processes, timeout = argv
+    _check_imported_from(directory)
     from benchmarks import lifecycle
 
     run = lifecycle.run_swarmqueue(url, int(count), int(width), int(processes), float(timeout))
