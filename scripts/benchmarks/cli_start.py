@@ -29,6 +29,7 @@ BEFORE = " (before)"  # appended to the names of the baseline's commands
 IMPORTS = {  # the modules a command needs: what its import share is measured on
     "status": "distributor.cli.tasks",
     "next": "distributor.cli.tasks",
+    "claim": "distributor.cli.tasks",
     "heartbeat": "distributor.cli.tasks",
     "done": "distributor.cli.tasks",
     "inbox": "distributor.cli.messages",
@@ -55,13 +56,14 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def _import_ms(module: str) -> float:
-    """Cumulative import time of the CLI plus ``module`` (median of 3), from -X importtime."""
+def _import_ms(module: str, python: str = sys.executable) -> float:
+    """Cumulative import time of the CLI plus ``module`` (median of 3), from -X importtime,
+    with ``python`` (a baseline's own interpreter imports that checkout)."""
     code = "import distributor.cli" + (f"; import {module}" if module else "")
     totals = []
     for _ in range(3):
         err = subprocess.run(
-            [sys.executable, "-X", "importtime", "-c", code],
+            [python, "-X", "importtime", "-c", code],
             capture_output=True, text=True, check=True,
         ).stderr  # fmt: skip
         total = 0
@@ -77,6 +79,7 @@ def _commands(cli: list[str], label: str) -> dict[str, list[str]]:
     """The agent commands run with ``cli``, named with ``label`` appended."""
     return {
         f"next{label}": [*cli, "next", "--agent", "a1"],
+        f"claim{label}": [*cli, "claim", "{claim}", "--agent", "a2"],
         f"heartbeat{label}": [*cli, "heartbeat", "--agent", "a1", "{task}"],
         f"done{label}": [*cli, "done", "--agent", "a1", "{task}"],
         f"status{label}": [*cli, "status"],
@@ -97,8 +100,10 @@ def measure_cli(url: str, runs: int, baseline: Path | None = None) -> list[Timin
     with tempfile.TemporaryDirectory() as state:
         plan = os.path.join(state, "plan.json")
         with open(plan, "w") as f:
-            tasks = ",".join(f'{{"id": "t{i}", "title": "task {i}"}}' for i in range(runs + 5))
-            f.write(f'{{"tasks": [{tasks}]}}')
+            tasks = [f'{{"id": "t{i}", "title": "task {i}"}}' for i in range(runs + 5)]
+            # claimed by name, never picked by `next` (lower priority than every t task)
+            tasks += [f'{{"id": "c{i}", "title": "c {i}", "priority": -1}}' for i in range(runs)]
+            f.write(f'{{"tasks": [{",".join(tasks)}]}}')
         envs: dict[str, dict[str, str]] = {}
         for label, (program, name) in clis.items():
             own_state = os.path.join(state, f"state{len(envs)}")  # the CLI's saved tokens
@@ -115,7 +120,7 @@ def measure_cli(url: str, runs: int, baseline: Path | None = None) -> list[Timin
         times: dict[str, list[float]] = {name: [] for name in commands}
         for i in range(runs):
             for name, (template, label) in commands.items():
-                argv = [a.replace("{task}", f"t{i}") for a in template]
+                argv = [a.replace("{task}", f"t{i}").replace("{claim}", f"c{i}") for a in template]
                 start = time.perf_counter()
                 subprocess.run(argv, env=envs[label], check=True, capture_output=True)
                 times[name].append((time.perf_counter() - start) * 1000)
@@ -123,8 +128,13 @@ def measure_cli(url: str, runs: int, baseline: Path | None = None) -> list[Timin
         for _, name in clis.values():
             for key in r.scan_iter(f"*{name}*", count=1000):
                 r.delete(key)
-    return [
-        Timing(name, statistics.median(t), _pct(t, 0.9),
-               _import_ms(IMPORTS[name]) if name in IMPORTS else None)
-        for name, t in times.items()
-    ]  # fmt: skip
+    pythons = {"": sys.executable}
+    if baseline is not None:
+        pythons[BEFORE] = str(baseline / ".venv" / "bin" / "python")
+    timings = []
+    for name, t in times.items():
+        label = BEFORE if name.endswith(BEFORE) else ""
+        command = name.removesuffix(BEFORE) if label else name
+        imports = _import_ms(IMPORTS[command], pythons[label]) if command in IMPORTS else None
+        timings.append(Timing(name, statistics.median(t), _pct(t, 0.9), imports))
+    return timings
