@@ -16,7 +16,8 @@ from distributor.cli import main
 from distributor.cli.summaries import SUMMARIES
 
 
-def python(code: str) -> str:
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    """``code`` run by a fresh interpreter (what it imports is its own); it must succeed."""
     done = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,
@@ -25,7 +26,11 @@ def python(code: str) -> str:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    return done.stdout
+    return done
+
+
+def python(code: str) -> str:
+    return run_python(code).stdout
 
 
 @pytest.mark.parametrize("width", [20, 45, 60, 80, 120, 200])
@@ -86,20 +91,12 @@ def test_a_command_that_logs_nothing_does_not_load_structlog() -> None:
 
 
 def test_log_lines_still_reach_stderr_when_something_logs() -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from distributor.log import configure_logging, get_logger\n"
-            "log = get_logger('x')\n"
-            "configure_logging('INFO', 'json')\n"
-            "log.debug('hidden')\n"
-            "log.warning('shown', n=1)\n",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
+    done = run_python(
+        "from distributor.log import configure_logging, get_logger\n"
+        "log = get_logger('x')\n"
+        "configure_logging('INFO', 'json')\n"
+        "log.debug('hidden')\n"
+        "log.warning('shown', n=1)\n"
     )
     assert done.stdout == ""
     [line] = done.stderr.splitlines()
@@ -113,24 +110,16 @@ def test_log_lines_still_reach_stderr_when_something_logs() -> None:
 
 
 def test_a_line_below_the_level_does_not_load_structlog_and_later_lines_still_show() -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys\n"
-            "from distributor.log import configure_logging, get_logger\n"
-            "log = get_logger('x')\n"
-            "configure_logging('WARNING', 'json')\n"
-            "log.debug('hidden', n=1)\n"
-            "log.info('hidden too')\n"
-            "print('structlog' in sys.modules)\n"
-            "log.error('shown', n=2)\n"
-            "log.info('still hidden')\n",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
+    done = run_python(
+        "import sys\n"
+        "from distributor.log import configure_logging, get_logger\n"
+        "log = get_logger('x')\n"
+        "configure_logging('WARNING', 'json')\n"
+        "log.debug('hidden', n=1)\n"
+        "log.info('hidden too')\n"
+        "print('structlog' in sys.modules)\n"
+        "log.error('shown', n=2)\n"
+        "log.info('still hidden')\n"
     )
     assert done.stdout == "False\n"
     [line] = done.stderr.splitlines()

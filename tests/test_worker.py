@@ -44,6 +44,18 @@ def worker_env(server: RedisServer, host: str | None = None) -> dict[str, str]:
     }
 
 
+def burst_worker(server: RedisServer, host: str) -> subprocess.CompletedProcess[str]:
+    """``swarmqueue worker --burst`` for ``host``: it runs what is queued, then exits."""
+    return subprocess.run(
+        [str(CLI), "worker", "--burst"],
+        env=worker_env(server, host),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 class WorkerRun:
     """``swarmqueue worker`` in a subprocess, its stderr (JSON log lines) in a file."""
 
@@ -175,14 +187,7 @@ def test_failed_job_is_logged_in_one_line(server: RedisServer) -> None:
         job: Job = delivery_queue(host, client).enqueue(
             DELIVER_JOB, "not a swarm name!", "0123456789abcdef", host
         )
-        done = subprocess.run(
-            [str(CLI), "worker", "--burst"],
-            env=worker_env(server, host),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = burst_worker(server, host)
         assert done.returncode == 0, done.stderr
         assert job.get_status(refresh=True) == "failed"
         result = job.latest_result()
@@ -221,14 +226,7 @@ def test_the_worker_runs_deliveries_only(server: RedisServer, tmp_path: Path) ->
             DELIVER_JOB, _RunsOnUnpickle(f"touch {by_pickle}"), "0123456789abcdef", host
         )
         delivery = queue.enqueue(DELIVER_JOB, "refused", "0123456789abcdef", host)
-        done = subprocess.run(
-            [str(CLI), "worker", "--burst"],
-            env=worker_env(server, host),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = burst_worker(server, host)
         assert done.returncode == 0, done.stderr
         assert not by_name.exists() and not by_pickle.exists()
         assert named.get_status(refresh=True) == "failed"
