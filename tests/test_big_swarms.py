@@ -199,7 +199,7 @@ def test_the_cli_and_bigswarm_bench_sections_run_and_count() -> None:
     figures = json.loads(done.stdout)["figures"]
     cli = {t["name"]: t for t in figures["cli"]}
     assert set(cli) == {
-        "python -c pass", "floor: redis-py PING", "next", "done", "heartbeat", "status",
+        "python -c pass", "floor: redis-py PING", "next", "claim", "done", "heartbeat", "status",
         "inbox", "--help",
     }  # fmt: skip
     assert all(t["p50_ms"] > 0 for t in cli.values())
