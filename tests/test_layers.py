@@ -19,6 +19,7 @@ LAYERS = (
     "distributor.settings_base",  # the typed settings machinery, below the settings
     "distributor.settings",
     "distributor.store",
+    "distributor.tasks.ids",  # the id rules (no pydantic), shared with the reservations
     "distributor.reservations",
     "distributor.tasks",
     "distributor.messaging",

@@ -10,19 +10,12 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from distributor.reservations.patterns import Pattern, normalise, parse
+from distributor.tasks.ids import check_agent_id
 
 MAX_PATTERNS = 100
 MAX_REASON = 200
 MAX_TTL_SECONDS = 7 * 24 * 3600
-_AGENT_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # the agent ids of distributor.tasks.models
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def _agent(value: str) -> str:
-    if not _AGENT_RE.fullmatch(value):
-        shown = value if len(value) <= 40 else value[:40] + "..."
-        raise ValueError(f"invalid agent id {shown!r}: must be 1-64 letters, digits, '_' or '-'")
-    return value
 
 
 def _one_line(value: str) -> str:
@@ -67,7 +60,7 @@ class ReserveRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    agent_id: Annotated[str, AfterValidator(_agent)]
+    agent_id: Annotated[str, AfterValidator(check_agent_id)]
     patterns: Annotated[list[FilePattern], Field(min_length=1, max_length=MAX_PATTERNS)]
     ttl_seconds: Annotated[float, Field(gt=0, le=MAX_TTL_SECONDS)]
     shared: bool = False
@@ -79,7 +72,7 @@ class UnreserveRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    agent_id: Annotated[str, AfterValidator(_agent)]
+    agent_id: Annotated[str, AfterValidator(check_agent_id)]
     patterns: Annotated[list[FilePattern], Field(max_length=MAX_PATTERNS)] = []
 
 

@@ -1,8 +1,8 @@
 """The id rules of the task graph: task, agent and request ids, checked without pydantic.
 
-One definition for every boundary: the models validate their id fields with these checks and
-the CLI checks ids with them before an id becomes a path part or a Redis argument, without
-paying for pydantic at start-up (docs/benchmarks.md, CLI start-up).
+One definition for every boundary: the models (the tasks' and the reservations') validate their
+id fields with these checks, and the CLI checks ids with them before an id becomes a path part
+or a Redis argument, without paying for pydantic at start-up (docs/benchmarks.md, CLI start-up).
 """
 
 from __future__ import annotations
