@@ -1,15 +1,7 @@
 """The ``swarmqueue`` command group: global options, the shared context, and exit codes.
 
-Exit codes (documented in the README):
-
-====  =====================================================================
-0     success
-1     refused by the swarm's state (nothing ready, already claimed, stale token, ...)
-2     invalid input (bad id, bad file, bad option)
-3     Redis unreachable (down, wrong host or port, TLS handshake failed)
-4     Redis answered with an error
-5     Redis refused the credentials (authentication failed)
-====  =====================================================================
+Exit codes: the table in :mod:`distributor.store.error_lines` (and the README), the same for the
+MCP server's tool errors.
 
 The rule between 1 and 2: input that is wrong whatever the swarm holds is 2 (a bad id or field,
 a plan with a cycle or an id listed twice, a usage error, a bad setting, config file or state
