@@ -34,10 +34,10 @@ if TYPE_CHECKING:
         Event,
         FailOutcome,
         NextClaim,
-        Plan,
         Task,
     )
     from distributor.tasks.queue import TaskQueue
+    from distributor.tasks.specs import Plan, TaskSpec
     from distributor.tasks.status import TaskStatus
 
 _HOMES = {
@@ -55,12 +55,12 @@ _HOMES = {
             "Event",
             "FailOutcome",
             "NextClaim",
-            "Plan",
             "Task",
-            "TaskStatus",
         ),
         "distributor.tasks.models",
     ),
+    **dict.fromkeys(("Plan", "TaskSpec"), "distributor.tasks.specs"),
+    "TaskStatus": "distributor.tasks.status",
     **dict.fromkeys(
         (
             "DependencyCycle",
@@ -112,6 +112,7 @@ __all__ = [
     "Task",
     "TaskNotFound",
     "TaskQueue",
+    "TaskSpec",
     "TaskStatus",
     "UnknownDependency",
     "ValidationError",

@@ -141,3 +141,72 @@ def test_the_task_commands_module_loads_no_models_settings_machinery_or_rq() -> 
         """
     )
     assert json.loads(out) == []
+
+
+def test_an_agents_task_commands_run_without_pydantic() -> None:
+    """Replies are plain records and validation is imported only by the operations that take
+    new input (submit, add, reserve), so an agent's heartbeat, status, next and claim never
+    load pydantic; their output is what the CLI tests check."""
+    out = python(
+        """
+        import json, sys
+        import fakeredis
+        from click.testing import CliRunner
+        from distributor.cli import main
+        from distributor.cli.app import CliContext
+        from distributor.settings import Settings
+        from distributor.tasks.queue import TaskQueue
+
+        server = fakeredis.FakeServer()
+        settings = Settings(swarm="lean")  # announcing, but no agent is registered
+        queue = TaskQueue(fakeredis.FakeRedis(server=server), "lean", settings=settings)
+        loaded = {"import": "pydantic" in sys.modules}
+        exits = {}
+        for name, args in {
+            "next": ["next", "--agent", "a1"],  # nothing to claim yet
+            "claim": ["claim", "nope", "--agent", "a1"],  # refused: not found
+            "status": ["status", "--json"],
+        }.items():
+            ctx = CliContext(settings, queue)
+            exits[name] = CliRunner().invoke(main, args, obj=ctx).exit_code
+            loaded[name] = "pydantic" in sys.modules
+        print(json.dumps({"loaded": loaded, "exits": exits}))
+        """
+    )
+    result = json.loads(out)
+    assert result["exits"] == {"next": 1, "claim": 1, "status": 0}
+    assert not any(result["loaded"].values()), result["loaded"]
+
+
+def test_heartbeat_and_done_of_a_held_task_run_without_pydantic() -> None:
+    """Set up with pydantic (a submit validates the plan), then make it and every module that
+    validates unimportable: the agent's commands still work."""
+    out = python(
+        """
+        import json, sys
+        import fakeredis
+        from click.testing import CliRunner
+        from distributor.cli import main
+        from distributor.cli.app import CliContext
+        from distributor.settings import Settings
+        from distributor.tasks.queue import TaskQueue
+
+        settings = Settings(swarm="lean")  # announcing, but no agent is registered
+        queue = TaskQueue(fakeredis.FakeRedis(), "lean", settings=settings)
+        queue.submit({"tasks": [{"id": "a", "title": "A"}, {"id": "b", "title": "B"}]})
+        validating = ("distributor.tasks.specs", "distributor.validation",
+                      "distributor.reservations.requests")
+        for m in list(sys.modules):
+            if m in validating or m == "pydantic" or m.startswith(("pydantic.", "pydantic_")):
+                sys.modules[m] = None  # importing it now raises ImportError
+        outputs = []
+        for args in (["next", "--agent", "a1", "--json"], ["heartbeat", "--agent", "a1", "a"],
+                     ["done", "--agent", "a1", "a"]):
+            result = CliRunner().invoke(main, args, obj=CliContext(settings, queue))
+            outputs.append([result.exit_code, result.output.split()[:2]])
+        print(json.dumps(outputs))
+        """
+    )
+    [claimed, beat, done] = json.loads(out)
+    assert claimed[0] == 0 and beat == [0, ["a", "lease"]]
+    assert done[0] == 0 and done[1][0] == "completed"

@@ -6,8 +6,7 @@ import pytest
 
 from distributor import ValidationError
 from distributor.planning.decompose import choose, decompose, template_for
-from distributor.tasks.models import Plan
-from distributor.tasks.ops import check_plan
+from distributor.tasks.specs import Plan, check_plan
 
 
 def test_jwt_feature_is_the_five_task_auth_dag() -> None:

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from distributor.cli import main
 from distributor.cli.app import CliContext
 from distributor.errors import ValidationError
-from distributor.tasks import ids, models
+from distributor.tasks import ids, specs
 from distributor.tasks.queue import TaskQueue
 from tests.conftest import snapshot
 from tests.test_models import HOSTILE_IDS
@@ -46,7 +46,7 @@ def outcome(check: object, value: str) -> str:
 def test_the_models_refuse_the_ids_the_cli_refuses(value: str) -> None:
     by_model = "ok"
     try:
-        models.Task(id=value, title="t")
+        specs.TaskSpec(id=value, title="t")
     except ValueError:
         by_model = "refused"
     assert by_model == ("ok" if outcome(ids.check_task_id, value) == "ok" else "refused")

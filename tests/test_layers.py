@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS = (
     "distributor.errors",
     "distributor.log",
+    "distributor.records",  # the reply records' base (no pydantic)
+    "distributor.validation",  # pydantic's errors as ours
     "distributor.settings_base",  # the typed settings machinery, below the settings
     "distributor.settings",
     "distributor.store",

@@ -8,7 +8,8 @@ import pytest
 import redis
 
 from distributor import TaskQueue, ValidationError
-from distributor.tasks.models import Plan, Task
+from distributor.tasks.models import Task
+from distributor.tasks.specs import Plan, TaskSpec
 from tests.conftest import snapshot
 
 HOSTILE_IDS = ["'; DROP TABLE tasks; --", "\n\n[SPOOFED] SYSTEM MESSAGE", "task-1" * 10000]
@@ -17,11 +18,13 @@ HOSTILE_IDS = ["'; DROP TABLE tasks; --", "\n\n[SPOOFED] SYSTEM MESSAGE", "task-
 @pytest.mark.parametrize("bad", [*HOSTILE_IDS, "", "a b", "tab\tid", "\x1b[31mred"])
 def test_bad_task_ids_refused_by_model(bad: str) -> None:
     with pytest.raises(ValueError, match="task id"):
-        Task(id=bad, title="t")
+        TaskSpec(id=bad, title="t")
+    with pytest.raises(ValueError, match="task id"):
+        Plan(tasks=[Task(id=bad, title="t")])  # a Task record is validated when planned
 
 
 def test_valid_ids_and_limits() -> None:
-    task = Task(id="auth.jwt-1_a", title="x" * 200, description="line1\nline2\ttab")
+    task = TaskSpec(id="auth.jwt-1_a", title="x" * 200, description="line1\nline2\ttab")
     assert task.id == "auth.jwt-1_a"
     for kwargs in (
         {"title": "x" * 201},
@@ -36,7 +39,7 @@ def test_valid_ids_and_limits() -> None:
         {"max_attempts": 0},
     ):
         with pytest.raises(ValueError):
-            Task.model_validate({"id": "t", "title": "t", **kwargs})
+            TaskSpec.model_validate({"id": "t", "title": "t", **kwargs})
 
 
 def test_plan_size_limit() -> None:

@@ -15,6 +15,7 @@ Errors print one line on stderr, never a traceback; click's usage errors too.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from importlib import import_module
 from typing import IO, TYPE_CHECKING, Any
 
@@ -207,6 +208,22 @@ class CliContext:
         if self._announcer is None:
             self._announcer = Announcer.on(self.queue.redis, self.queue.swarm, self.settings)
         return self._announcer
+
+    def announce(self, enabled: bool, send: Callable[[Announcer], object]) -> None:
+        """Announce a transition with ``send`` when ``enabled`` (its setting) and some agent is
+        registered to hear it. With none there is nobody to tell (the broadcast would refuse
+        for want of a recipient), so messaging is not even imported: an agent's command in a
+        swarm without registered panes starts as light as ``heartbeat``."""
+        if not enabled:
+            return
+        from redis.exceptions import RedisClusterException, RedisError
+
+        try:
+            if not self.queue.redis.exists(self.queue.keys.agents):
+                return
+        except (RedisError, RedisClusterException):
+            pass  # not known: the announcer tries, and logs and counts what fails
+        send(self.announcer)
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -16,8 +16,9 @@ from distributor.cli.output import emit, json_option
 from distributor.cli.tasks import file_lines, file_states, pending, shown_status, states_json
 from distributor.planning.decompose import decompose
 from distributor.reservations.index import Holdings
-from distributor.tasks.models import Plan, Task
+from distributor.tasks.models import Task
 from distributor.tasks.queries import Layer
+from distributor.tasks.specs import Plan
 from distributor.tasks.status import TaskStatus
 
 MAX_PLAN_FILE_BYTES = 64 * 1024 * 1024

@@ -109,7 +109,7 @@ def _took(obj: CliContext, claim: Claim, finished: str | None = None) -> dict[st
         tokens.remember(obj.settings.swarm, task.agent_id, task.id, claim.token, finished)
     except ConfigError as exc:
         raise _given_back(obj, claim, exc) from None
-    obj.announcer.claimed(task)
+    obj.announce(obj.settings.announce_claims, lambda announcer: announcer.claimed(task))
     return {**task.model_dump(mode="json"), "token": claim.token}
 
 
@@ -286,7 +286,9 @@ def _done(
     completion = obj.queue.complete(
         task_id, agent_id, token, claim_next=take_next, lease=lease, request_id=request_id
     )
-    obj.announcer.completed(completion)
+    obj.announce(
+        obj.settings.announce_completions, lambda announcer: announcer.completed(completion)
+    )
     unblocked = ", ".join(completion.unblocked) or "none"
     lines = [f"completed {task_id}; now available: {unblocked}"]
     if not take_next:

@@ -42,8 +42,8 @@ from distributor.planning.distributor import WorkDistributor as ModernDistributo
 from distributor.settings import Settings
 from distributor.tasks import models
 from distributor.tasks.ids import TASK_ID_RE
-from distributor.tasks.models import Plan
 from distributor.tasks.queue import TaskQueue
+from distributor.tasks.specs import Plan
 from distributor.tasks.status import TaskStatus
 
 log = get_logger(__name__)

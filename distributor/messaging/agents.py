@@ -26,7 +26,9 @@ from distributor.store.codec import decode_map, redis_now_ms, script_reply
 from distributor.store.executor import SyncExecutor
 from distributor.store.keys import SwarmKeys
 from distributor.tasks.ids import check_agent_id, validated
-from distributor.tasks.models import AgentId, ms_to_datetime, validation_error
+from distributor.tasks.models import ms_to_datetime
+from distributor.tasks.specs import AgentId
+from distributor.validation import validation_error
 
 PANE_RE = re.compile(r"%[0-9]{1,9}")
 HOST_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")

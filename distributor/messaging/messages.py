@@ -62,7 +62,9 @@ from distributor.store.connect import async_redis_from_url, redis_from_url
 from distributor.store.executor import AsyncExecutor, SyncExecutor
 from distributor.store.keys import NAMESPACE, SwarmKeys
 from distributor.tasks.ids import validated
-from distributor.tasks.models import AgentId, ms_to_datetime, validation_error
+from distributor.tasks.models import ms_to_datetime
+from distributor.tasks.specs import AgentId
+from distributor.validation import validation_error
 
 log = get_logger(__name__)
 

@@ -19,8 +19,9 @@ from distributor.messaging.messages import AsyncMessenger, MessageType, Messenge
 from distributor.planning.announce import ANNOUNCE_ERRORS, Announcer, plan_text
 from distributor.planning.decompose import decompose
 from distributor.settings import Settings
-from distributor.tasks.models import Claim, ClaimResult, Completion, Plan, Task
+from distributor.tasks.models import Claim, ClaimResult, Completion, Task
 from distributor.tasks.queue import TaskQueue
+from distributor.tasks.specs import Plan
 from distributor.tasks.status import TaskStatus
 
 log = get_logger(__name__)

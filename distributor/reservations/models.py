@@ -1,41 +1,24 @@
-"""What a reservation is, and the validated requests that create one."""
+"""What a reservation is, as the scripts return it (a plain record: no pydantic here; the
+validated requests that create one are in :mod:`distributor.reservations.requests`)."""
 
 from __future__ import annotations
 
 import json
-import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-
-from distributor.reservations.patterns import Pattern, normalise, parse
-from distributor.tasks.ids import check_agent_id
-
-MAX_PATTERNS = 100
-MAX_REASON = 200
-MAX_TTL_SECONDS = 7 * 24 * 3600
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+from distributor.records import Record
+from distributor.reservations.patterns import Pattern, parse
 
 
-def _one_line(value: str) -> str:
-    if _CONTROL_RE.search(value):
-        raise ValueError("must not contain control characters")
-    return value
-
-
-FilePattern = Annotated[str, AfterValidator(normalise)]
-"""A path, directory or glob as a task's ``files`` and reservations take it, normalised."""
-
-
-class Reservation(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class Reservation(Record):
     """A live reservation: ``agent_id`` holds ``pattern`` until ``expires_at`` (Redis time).
 
     ``task_id`` names the claimed task that took it (``None``: an explicit ``reserve``);
     such a reservation ends with the claim and is extended by its heartbeats.
     """
-
-    model_config = ConfigDict(frozen=True)
 
     id: str
     agent_id: str
@@ -53,27 +36,6 @@ class Reservation(BaseModel):
     @property
     def mode(self) -> str:
         return "shared" if self.shared else "exclusive"
-
-
-class ReserveRequest(BaseModel):
-    """An explicit reservation request, validated before anything is sent."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    agent_id: Annotated[str, AfterValidator(check_agent_id)]
-    patterns: Annotated[list[FilePattern], Field(min_length=1, max_length=MAX_PATTERNS)]
-    ttl_seconds: Annotated[float, Field(gt=0, le=MAX_TTL_SECONDS)]
-    shared: bool = False
-    reason: Annotated[str, AfterValidator(_one_line), Field(max_length=MAX_REASON)] = ""
-
-
-class UnreserveRequest(BaseModel):
-    """Which explicit reservations of an agent to free (none named: all of them)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    agent_id: Annotated[str, AfterValidator(check_agent_id)]
-    patterns: Annotated[list[FilePattern], Field(max_length=MAX_PATTERNS)] = []
 
 
 def ms_to_datetime(value: Any) -> datetime:

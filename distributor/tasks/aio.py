@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Iterable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from distributor.reservations import queries as reservation_queries
 from distributor.reservations.models import Reservation
@@ -29,12 +29,14 @@ from distributor.tasks.models import (
     Event,
     FailOutcome,
     NextClaim,
-    Plan,
     Task,
 )
 from distributor.tasks.ops import Operations
 from distributor.tasks.status import TaskStatus
 from distributor.tasks.waiting import wait_for_claim_async
+
+if TYPE_CHECKING:
+    from distributor.tasks.specs import Plan
 
 T = TypeVar("T")
 

@@ -16,9 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
-
-from pydantic import ValidationError as PydanticValidationError
+from typing import TYPE_CHECKING, Any
 
 from distributor.errors import (
     CannotBlockTask,
@@ -31,7 +29,9 @@ from distributor.errors import (
 )
 from distributor.tasks.hashes import task_to_script
 from distributor.tasks.ids import check_agent_id, check_task_id, validated
-from distributor.tasks.models import Task
+
+if TYPE_CHECKING:
+    from distributor.tasks.specs import TaskSpec
 
 UNNAMED = "new task"  # how errors name a task whose id the script has not made yet
 _PLACEHOLDER_ID = "new-task"
@@ -42,7 +42,7 @@ _FIELD_NAMES = {"dependencies": "depends_on"}  # Task's field -> the name add_ta
 class NewTask:
     """A validated task to add: its fields, whether its id was given, and its hard links."""
 
-    task: Task
+    task: TaskSpec
     id_given: bool
     blocks: str | None
     agent_id: str | None
@@ -88,6 +88,10 @@ def new_task(
     that depends on or blocks itself, or blocks a task it also depends on
     (``DependencyCycle``), a soft link to itself.
     """
+    from pydantic import ValidationError as PydanticValidationError  # pydantic: only to add
+
+    from distributor.tasks.specs import TaskSpec
+
     deps, rel = _listed(depends_on), _listed(related)
     _twice(deps, "depends_on")
     _twice(rel, "related")
@@ -96,7 +100,7 @@ def new_task(
     if agent_id is not None:
         validated(check_agent_id, agent_id)
     try:
-        task = Task.model_validate(
+        task = TaskSpec.model_validate(
             {
                 "id": _PLACEHOLDER_ID if task_id is None else task_id,
                 "title": title,

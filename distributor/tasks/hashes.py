@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel
-
+from distributor.records import Record
 from distributor.reservations.models import script_entries
 from distributor.store.codec import decode_map
 from distributor.tasks.models import Task
 from distributor.tasks.status import TaskStatus
 
-M = TypeVar("M", bound=BaseModel)
+if TYPE_CHECKING:
+    from distributor.tasks.specs import TaskSpec
+
+R = TypeVar("R", bound=Record)
 
 
 def _list(raw: str | None) -> list[Any]:
@@ -29,16 +32,13 @@ def _ms(raw: str | None) -> datetime | None:
 _object_setattr = object.__setattr__
 
 
-def built(cls: type[M], values: dict[str, Any]) -> M:
-    """``cls.model_construct(**values)`` for ``values`` that name every field of ``cls`` in
-    declaration order: what ``model_construct`` stores, without its per-field loop over
-    defaults and aliases (a third of building a task; tests/test_hot_path.py checks the two
-    agree)."""
+def built(cls: type[R], values: dict[str, Any]) -> R:
+    """``cls(**values)`` for ``values`` that name every field of the record ``cls`` in
+    declaration order: the dict becomes the instance's, without the frozen dataclass's
+    ``__init__`` setting each field through ``object.__setattr__`` (tests/test_hot_path.py
+    checks the two agree)."""
     m = cls.__new__(cls)
     _object_setattr(m, "__dict__", values)
-    _object_setattr(m, "__pydantic_fields_set__", set(values))
-    _object_setattr(m, "__pydantic_extra__", None)
-    _object_setattr(m, "__pydantic_private__", None)
     return m
 
 
@@ -46,8 +46,8 @@ def task_from_hash(raw: Any, unmet: list[str] | None = None) -> Task:
     """Build a :class:`Task` from its Redis hash.
 
     Every field was validated when the task was submitted, and Redis holds only what the
-    scripts wrote, so the model is built without validating it again (:func:`built`): this
-    runs twice per completion of an agent's loop (docs/benchmarks.md).
+    scripts wrote, so the record is built as it is read (:func:`built`): this runs twice per
+    completion of an agent's loop (docs/benchmarks.md).
     """
     return _task(decode_map(raw), unmet)
 
@@ -92,7 +92,7 @@ def _task(h: dict[str, str], unmet: list[str] | None) -> Task:
     )
 
 
-def plan_payload(tasks: list[Task], default_lease_ms: int) -> str:
+def plan_payload(tasks: Sequence[TaskSpec], default_lease_ms: int) -> str:
     """The JSON list ``submit_plan.lua`` takes: per task only what is set (a big plan's tasks
     are mostly defaults and empty lists), compact, the dependencies once (the script writes
     their JSON text)."""
@@ -128,7 +128,7 @@ def _json_list(values: list[str]) -> str:
     return json.dumps(values) if values else "[]"
 
 
-def task_to_script(task: Task, default_lease_ms: int) -> dict[str, Any]:
+def task_to_script(task: TaskSpec, default_lease_ms: int) -> dict[str, Any]:
     """The JSON object ``submit_plan.lua`` expects for one task."""
     lease_ms = round(task.lease_seconds * 1000) if task.lease_seconds else default_lease_ms
     return {

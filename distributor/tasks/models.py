@@ -1,27 +1,19 @@
-"""The task graph's data: tasks, plans and the results of claims and completions.
+"""The task graph's replies: tasks, and the results of claims and completions.
 
-Everything that enters the queue passes through these pydantic models first, so a hostile or
-malformed id is refused before a single Redis command is sent.
+Plain records (:mod:`distributor.records`): Redis holds only what the scripts wrote, so a reply
+is read back without validating it again, and an agent's command never imports pydantic. What
+enters the queue is validated first by :mod:`distributor.tasks.specs` (limits below).
 """
 
 from __future__ import annotations
 
-import re
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
-from pydantic import ValidationError as PydanticValidationError
-
-from distributor.errors import ValidationError
-from distributor.reservations.models import FilePattern, Reservation
-from distributor.tasks.ids import check_agent_id, check_task_id
+from distributor.records import Record
+from distributor.reservations.models import Reservation
 from distributor.tasks.status import TaskStatus
-
-T = TypeVar("T")
-
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_CONTROL_EXCEPT_WS_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 MAX_TITLE = 200
 MAX_DESCRIPTION = 10_000
@@ -32,54 +24,33 @@ MAX_PRIORITY = 1_000
 MAX_LEASE_SECONDS = 7 * 24 * 3600
 
 
-def _single_line(value: str) -> str:
-    if _CONTROL_RE.search(value):
-        raise ValueError("must not contain control characters")
-    return value
+@dataclass(frozen=True, kw_only=True)
+class Task(Record):
+    """One unit of work: what to do (given by the planner) and where it stands (kept by Redis).
 
+    A plan may list ``Task`` objects: they are validated when submitted, as
+    :class:`~distributor.tasks.specs.TaskSpec`, and their state fields are ignored.
+    """
 
-def _text(value: str) -> str:
-    if _CONTROL_EXCEPT_WS_RE.search(value):
-        raise ValueError("must not contain control characters other than newline and tab")
-    return value
-
-
-TaskId = Annotated[str, AfterValidator(check_task_id)]
-AgentId = Annotated[str, AfterValidator(check_agent_id)]
-SingleLine = Annotated[str, AfterValidator(_single_line)]
-
-
-class Task(BaseModel):
-    """One unit of work: what to do (given by the planner) and where it stands (kept by Redis)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    id: TaskId
-    title: Annotated[SingleLine, Field(min_length=1, max_length=MAX_TITLE)]
-    description: Annotated[str, AfterValidator(_text), Field(max_length=MAX_DESCRIPTION)] = ""
+    id: str
+    title: str
+    description: str = ""
     # The paths the task changes (reserved exclusively while it is claimed) and those it only
     # reads (reserved shared); normalised, see distributor.reservations.patterns.
-    files: Annotated[list[FilePattern], Field(max_length=MAX_FILES)] = Field(default_factory=list)
-    shared_files: Annotated[list[FilePattern], Field(max_length=MAX_FILES)] = Field(
-        default_factory=list
-    )
-    dependencies: Annotated[list[TaskId], Field(max_length=MAX_DEPENDENCIES)] = Field(
-        default_factory=list
-    )
-    priority: Annotated[int, Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY)] = 0
-    estimated_minutes: Annotated[int, Field(ge=0, le=100_000)] | None = None
-    max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
-    lease_seconds: Annotated[float, Field(gt=0, le=MAX_LEASE_SECONDS)] | None = None
+    files: list[str] = field(default_factory=list)
+    shared_files: list[str] = field(default_factory=list)
+    dependencies: list[str] = field(default_factory=list)
+    priority: int = 0
+    estimated_minutes: int | None = None
+    max_attempts: int = 3
+    lease_seconds: float | None = None
     # Soft links of a task added at runtime (``TaskQueue.add_task``); they never block.
-    discovered_from: TaskId | None = None
-    related: Annotated[list[TaskId], Field(max_length=MAX_DEPENDENCIES)] = Field(
-        default_factory=list
-    )
+    discovered_from: str | None = None
+    related: list[str] = field(default_factory=list)
 
-    # (list defaults are factories: pydantic deep-copies a literal [] for every task built)
-    # State, kept by Redis; ignored when a task is submitted.
+    # State, kept by Redis.
     status: TaskStatus = TaskStatus.BLOCKED
-    agent_id: AgentId | None = None
+    agent_id: str | None = None
     attempts: int = 0
     token: int = 0
     created_at: datetime | None = None
@@ -90,38 +61,12 @@ class Task(BaseModel):
     lease_expires_at: datetime | None = None
     retry_at: datetime | None = None
     last_error: str | None = None
-    unmet_dependencies: list[str] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _unique_dependencies(self) -> Task:
-        if len(set(self.dependencies)) != len(self.dependencies):
-            raise ValueError(f"task {self.id!r} lists a dependency twice")
-        return self
+    unmet_dependencies: list[str] = field(default_factory=list)
 
 
-class Plan(BaseModel):
-    """A set of tasks submitted together, all or nothing."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    tasks: Annotated[list[Task], Field(min_length=1, max_length=MAX_PLAN_TASKS)]
-    lease_seconds: Annotated[float, Field(gt=0, le=MAX_LEASE_SECONDS)] | None = None
-
-    @model_validator(mode="after")
-    def _no_soft_links(self) -> Plan:
-        for task in self.tasks:
-            if task.discovered_from is not None or task.related:
-                raise ValueError(
-                    f"task {task.id!r}: discovered_from and related are set when a task is "
-                    "added to a live swarm (swarmqueue add), not in a plan"
-                )
-        return self
-
-
-class Claim(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class Claim(Record):
     """A held claim: the task and the fencing token that proves who holds it."""
-
-    model_config = ConfigDict(frozen=True)
 
     task: Task
     token: int
@@ -136,7 +81,8 @@ ClaimRefusal = Literal[
 ]
 
 
-class ClaimResult(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class ClaimResult(Record):
     """The answer to a claim of one named task.
 
     ``claimed`` is False for exactly one ``reason``:
@@ -146,16 +92,15 @@ class ClaimResult(BaseModel):
     agent's live reservation conflicts with the task's files: ``holders`` names them).
     """
 
-    model_config = ConfigDict(frozen=True)
-
     claimed: bool
     reason: ClaimRefusal | None = None
     claim: Claim | None = None
     task: Task | None = None
-    holders: list[Reservation] = []
+    holders: list[Reservation] = field(default_factory=list)
 
 
-class NextClaim(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class NextClaim(Record):
     """The answer to ``claim_next`` in full: the claim, or why there is none.
 
     Without a claim, ``holders`` are the live reservations of other agents that kept the ready
@@ -163,11 +108,9 @@ class NextClaim(BaseModel):
     backoff, a lease or one of those reservations next ends.
     """
 
-    model_config = ConfigDict(frozen=True)
-
     claim: Claim | None = None
-    holders: list[Reservation] = []
-    skipped: list[str] = []
+    holders: list[Reservation] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
     next_due: datetime | None = None
 
     @property
@@ -176,52 +119,40 @@ class NextClaim(BaseModel):
         return self.claim is None and bool(self.skipped)
 
 
-class Completion(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class Completion(Record):
     """A finished task, the dependents its completion made available, and (when asked with
     ``claim_next=True``) the agent's next claim, taken in the same atomic step."""
-
-    model_config = ConfigDict(frozen=True)
 
     task: Task
     unblocked: list[str]
     next: Claim | None = None
 
 
-class FailOutcome(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class FailOutcome(Record):
     """What a reported failure did: retry later, or give up."""
-
-    model_config = ConfigDict(frozen=True)
 
     task: Task
     will_retry: bool
     retry_at: datetime | None = None
 
 
-class Event(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class Event(Record):
     """One entry of the swarm's event log (a Redis Stream entry)."""
-
-    model_config = ConfigDict(frozen=True)
 
     id: str
     type: str
     task_id: str
     agent_id: str | None = None
     at: datetime
-    data: dict[str, str] = {}
+    data: dict[str, str] = field(default_factory=dict)
 
     @property
     def unblocked(self) -> list[str]:
         raw = self.data.get("unblocked", "")
         return raw.split(",") if raw else []
-
-
-def validation_error(exc: PydanticValidationError) -> ValidationError:
-    """Our :class:`ValidationError` naming pydantic's first bad field (and how many more)."""
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"])
-    msg = str(first["msg"]).removeprefix("Value error, ")
-    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return ValidationError(f"{where}: {msg}{more}" if where else f"{msg}{more}")
 
 
 def ms_to_datetime(value: Any) -> datetime | None:

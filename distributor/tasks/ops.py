@@ -7,17 +7,12 @@ synchronously and ``AsyncTaskQueue`` with ``await``. Reads (``get``, ``progress`
 
 from __future__ import annotations
 
-import graphlib
 import hashlib
 import json
 from datetime import datetime
-from typing import Any
-
-from pydantic import ValidationError as PydanticValidationError
+from typing import TYPE_CHECKING, Any, cast
 
 from distributor.errors import (
-    DependencyCycle,
-    DuplicateInPlan,
     DuplicateTask,
     FilesReserved,
     InvalidTransition,
@@ -27,13 +22,7 @@ from distributor.errors import (
     UnknownDependency,
     ValidationError,
 )
-from distributor.reservations.models import (
-    Reservation,
-    ReserveRequest,
-    UnreserveRequest,
-    from_script,
-    script_entries,
-)
+from distributor.reservations.models import Reservation, from_script, script_entries
 from distributor.settings import Settings
 from distributor.store import codec
 from distributor.store.calls import Arg, Op, ScriptCall
@@ -49,15 +38,17 @@ from distributor.tasks.ids import check_agent_id, check_request_id, check_task_i
 from distributor.tasks.models import (
     MAX_LEASE_SECONDS,
     Claim,
+    ClaimRefusal,
     ClaimResult,
     Completion,
     FailOutcome,
     NextClaim,
-    Plan,
     Task,
     ms_to_datetime,
-    validation_error,
 )
+
+if TYPE_CHECKING:
+    from distributor.tasks.specs import Plan
 
 MAX_REASON = 2_000
 # how errors name an operation, where it differs
@@ -92,42 +83,6 @@ def clean_reason(reason: str) -> str:
     """A failure reason as stored: one line, control characters replaced, length capped."""
     flat = "".join(ch if ch.isprintable() else " " for ch in reason).strip()
     return flat[:MAX_REASON] or "unspecified"
-
-
-def parse_plan(plan: Plan | dict[str, Any] | list[Any]) -> Plan:
-    """Validate a plan (model, ``{"tasks": [...]}`` or a bare list of tasks)."""
-    if isinstance(plan, Plan):
-        return plan
-    data = {"tasks": plan} if isinstance(plan, list) else plan
-    try:
-        return Plan.model_validate(data)
-    except PydanticValidationError as exc:
-        raise validation_error(exc) from None
-
-
-def check_plan(plan: Plan) -> list[Task]:
-    """The plan's tasks in their given order, after refusing duplicate ids and cycles."""
-    by_id: dict[str, Task] = {}
-    dups: set[str] = set()
-    for task in plan.tasks:
-        if task.id in by_id:
-            dups.add(task.id)
-        by_id[task.id] = task
-    if dups:
-        raise DuplicateInPlan(sorted(dups))
-    earlier: set[str] = set()
-    for task in plan.tasks:  # the usual plan lists dependencies first: then it has no cycle
-        if any(d in by_id and d not in earlier for d in task.dependencies):
-            break
-        earlier.add(task.id)
-    else:
-        return plan.tasks
-    sorter = graphlib.TopologicalSorter({t.id: t.dependencies for t in plan.tasks})
-    try:
-        sorter.prepare()
-    except graphlib.CycleError as exc:
-        raise DependencyCycle(list(reversed(exc.args[1]))) from None
-    return plan.tasks
 
 
 def _claim_of(raw: Any) -> Claim:
@@ -183,6 +138,8 @@ class Operations:
     def submit(
         self, plan: Plan | dict[str, Any] | list[Any], request_id: str | None
     ) -> Op[list[str]]:
+        from distributor.tasks.specs import check_plan, parse_plan  # pydantic: only to submit
+
         parsed = parse_plan(plan)
         ordered = check_plan(parsed)
         default_ms = round((parsed.lease_seconds or self.settings.lease_seconds) * 1000)
@@ -216,7 +173,8 @@ class Operations:
             return ClaimResult(claimed=True, claim=Claim(task=task, token=task.token), task=task)
         task_or_none = task_from_hash(body["task"]) if "task" in body else None
         holders = [from_script(h) for h in body.get("holders") or []]
-        return ClaimResult(claimed=False, reason=status, task=task_or_none, holders=holders)
+        reason = cast(ClaimRefusal, status)  # the script answers with one of them
+        return ClaimResult(claimed=False, reason=reason, task=task_or_none, holders=holders)
 
     def claim_next(
         self, agent_id: str, lease: float | None, request_id: str | None
@@ -382,16 +340,19 @@ class Operations:
     ) -> Op[list[Reservation]]:
         """Reserve ``patterns`` for ``agent_id``, all or none; ``FilesReserved`` names the
         holders when another agent's live reservation conflicts (nothing is written)."""
-        try:
-            req = ReserveRequest(
-                agent_id=agent_id,
-                patterns=patterns,
-                ttl_seconds=self.settings.reservation_ttl_seconds if ttl is None else ttl,
-                shared=shared,
-                reason=reason,
-            )
-        except PydanticValidationError as exc:
-            raise validation_error(exc) from None
+        from distributor.reservations.requests import ReserveRequest  # pydantic: only to reserve
+        from distributor.validation import validated_as
+
+        req = validated_as(
+            ReserveRequest,
+            {
+                "agent_id": agent_id,
+                "patterns": patterns,
+                "ttl_seconds": self.settings.reservation_ttl_seconds if ttl is None else ttl,
+                "shared": shared,
+                "reason": reason,
+            },
+        )
         entries = script_entries(req.patterns, [req.shared] * len(req.patterns))
         status, body = yield from self._script(
             "reserve",
@@ -408,10 +369,10 @@ class Operations:
     ) -> Op[list[str]]:
         """Free ``agent_id``'s explicit reservations of ``patterns`` (``None``: all of them);
         returns the patterns freed."""
-        try:
-            req = UnreserveRequest(agent_id=agent_id, patterns=patterns or [])
-        except PydanticValidationError as exc:
-            raise validation_error(exc) from None
+        from distributor.reservations.requests import UnreserveRequest  # pydantic: only here
+        from distributor.validation import validated_as
+
+        req = validated_as(UnreserveRequest, {"agent_id": agent_id, "patterns": patterns or []})
         _, body = yield from self._script(
             "unreserve", check_request_id(request_id), (req.agent_id, json.dumps(req.patterns))
         )

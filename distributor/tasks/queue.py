@@ -13,7 +13,7 @@ Every state change is one Lua script, so it is atomic across processes and hosts
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from distributor.reservations import queries as reservation_queries
 from distributor.reservations.models import Reservation
@@ -31,12 +31,14 @@ from distributor.tasks.models import (
     Event,
     FailOutcome,
     NextClaim,
-    Plan,
     Task,
 )
 from distributor.tasks.ops import Operations
 from distributor.tasks.status import TaskStatus
 from distributor.tasks.waiting import wait_for_claim
+
+if TYPE_CHECKING:
+    from distributor.tasks.specs import Plan
 
 T = TypeVar("T")
 
