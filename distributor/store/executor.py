@@ -81,6 +81,22 @@ async def _near_async(client: Any, batch: Batch) -> dict[str, Any]:
     return {"target_nodes": client.get_node_from_key(key)}
 
 
+class Scripts(dict[str, Any]):
+    """The scripts an executor may run (``names``), each read, inlined and registered on its
+    first call: a CLI command runs one of seventeen, and pays for that one."""
+
+    def __init__(self, client: SyncRedis | AsyncRedis, names: tuple[str, ...]) -> None:
+        super().__init__()
+        self._client = client
+        self._names = frozenset(names)
+
+    def __missing__(self, name: str) -> Any:
+        if name not in self._names:
+            raise KeyError(f"script {name!r} is not one this client runs")
+        script = self[name] = self._client.register_script(source(name))
+        return script
+
+
 class SyncExecutor:
     """Runs operations on a blocking redis-py client."""
 
@@ -93,7 +109,7 @@ class SyncExecutor:
         self.client = client
         self.retry_budget = retry_budget
         self.durability: Durability | None = None  # set by SwarmClient for min_replicas > 0
-        self._scripts = {name: client.register_script(source(name)) for name in names}
+        self._scripts = Scripts(client, names)
 
     def execute(self, call: Call) -> Any:
         if isinstance(call, ScriptCall):
@@ -127,7 +143,7 @@ class AsyncExecutor:
         self.client = client
         self.retry_budget = retry_budget
         self.durability: Durability | None = None  # set by SwarmClient for min_replicas > 0
-        self._scripts = {name: client.register_script(source(name)) for name in names}
+        self._scripts = Scripts(client, names)
 
     async def execute(self, call: Call) -> Any:
         if isinstance(call, ScriptCall):
