@@ -4,7 +4,6 @@ validated requests that create one are in :mod:`distributor.reservations.request
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +11,6 @@ from distributor.records import Record
 from distributor.reservations.patterns import Pattern, parse
 
 
-@dataclass(frozen=True, kw_only=True)
 class Reservation(Record):
     """A live reservation: ``agent_id`` holds ``pattern`` until ``expires_at`` (Redis time).
 

@@ -31,8 +31,7 @@ segments (``a//b``), backslashes, control characters (NUL included), more than
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 MAX_PATTERN = 500
 MAX_SEGMENTS = 32
@@ -43,8 +42,7 @@ _FOLD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz"
 Kind = Literal["p", "g"]  # path (directories included) or glob
 
 
-@dataclass(frozen=True, slots=True)
-class Pattern:
+class Pattern(NamedTuple):
     """A normalised pattern: ``text`` as shown and stored, ``kind`` and the folded ``key``
     (a path without its trailing slash; a glob's literal prefix) that overlap compares."""
 

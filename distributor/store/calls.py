@@ -28,8 +28,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Generator, Iterator
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import redis
 from redis.exceptions import (
@@ -50,8 +49,7 @@ T = TypeVar("T")
 Arg = str | int | float | bytes
 
 
-@dataclass(frozen=True, slots=True)
-class ScriptCall:
+class ScriptCall(NamedTuple):
     """Run the registered Lua script ``name``.
 
     ``request_id``: the id the script stores its reply under (``''``: none); sending the call
@@ -66,15 +64,13 @@ class ScriptCall:
     repeatable: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Command:
+class Command(NamedTuple):
     """One plain Redis command, e.g. ``Command(("HGETALL", key))``."""
 
     args: tuple[Arg, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Batch:
+class Batch(NamedTuple):
     """Several commands in one round trip (a non-transactional pipeline)."""
 
     commands: tuple[Command, ...]
@@ -118,8 +114,7 @@ def unavailable(
     return RedisUnavailable(f"{context}: {exc}", request_id=request_id)
 
 
-@dataclass(frozen=True, slots=True)
-class RetryBudget:
+class RetryBudget(NamedTuple):
     """How long a driver keeps re-sending a call after connection errors, and how it backs off.
 
     ``seconds`` from the first failure (0: never; redis-py's own retry still applies). The

@@ -20,8 +20,7 @@ swarm's slot; an asyncio cluster client does not support it (refused when the cl
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 import redis.asyncio as aioredis
@@ -40,8 +39,7 @@ log = get_logger(__name__)
 READ_ONLY_SCRIPTS = frozenset({"counts"})  # scripts that write nothing: never held
 
 
-@dataclass(frozen=True, slots=True)
-class Replication:
+class Replication(NamedTuple):
     """How many replicas acknowledged one state change (``script``) within the timeout."""
 
     script: str

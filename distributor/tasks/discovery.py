@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from distributor.errors import (
     CannotBlockTask,
@@ -38,8 +37,7 @@ _PLACEHOLDER_ID = "new-task"
 _FIELD_NAMES = {"dependencies": "depends_on"}  # Task's field -> the name add_task takes
 
 
-@dataclass(frozen=True, slots=True)
-class NewTask:
+class NewTask(NamedTuple):
     """A validated task to add: its fields, whether its id was given, and its hard links."""
 
     task: TaskSpec

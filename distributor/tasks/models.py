@@ -7,11 +7,10 @@ enters the queue is validated first by :mod:`distributor.tasks.specs` (limits be
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from distributor.records import Record
+from distributor.records import Record, field
 from distributor.reservations.models import Reservation
 from distributor.tasks.status import TaskStatus
 
@@ -24,7 +23,6 @@ MAX_PRIORITY = 1_000
 MAX_LEASE_SECONDS = 7 * 24 * 3600
 
 
-@dataclass(frozen=True, kw_only=True)
 class Task(Record):
     """One unit of work: what to do (given by the planner) and where it stands (kept by Redis).
 
@@ -64,7 +62,6 @@ class Task(Record):
     unmet_dependencies: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True, kw_only=True)
 class Claim(Record):
     """A held claim: the task and the fencing token that proves who holds it."""
 
@@ -81,7 +78,6 @@ ClaimRefusal = Literal[
 ]
 
 
-@dataclass(frozen=True, kw_only=True)
 class ClaimResult(Record):
     """The answer to a claim of one named task.
 
@@ -99,7 +95,6 @@ class ClaimResult(Record):
     holders: list[Reservation] = field(default_factory=list)
 
 
-@dataclass(frozen=True, kw_only=True)
 class NextClaim(Record):
     """The answer to ``claim_next`` in full: the claim, or why there is none.
 
@@ -119,7 +114,6 @@ class NextClaim(Record):
         return self.claim is None and bool(self.skipped)
 
 
-@dataclass(frozen=True, kw_only=True)
 class Completion(Record):
     """A finished task, the dependents its completion made available, and (when asked with
     ``claim_next=True``) the agent's next claim, taken in the same atomic step."""
@@ -129,7 +123,6 @@ class Completion(Record):
     next: Claim | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
 class FailOutcome(Record):
     """What a reported failure did: retry later, or give up."""
 
@@ -138,7 +131,6 @@ class FailOutcome(Record):
     retry_at: datetime | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
 class Event(Record):
     """One entry of the swarm's event log (a Redis Stream entry)."""
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import graphlib
 import re
-from dataclasses import fields
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -94,7 +93,7 @@ class TaskSpec(BaseModel):
         return self
 
 
-_STATE_FIELDS = frozenset(f.name for f in fields(Task)) - set(TaskSpec.model_fields)
+_STATE_FIELDS = frozenset(Task._fields) - set(TaskSpec.model_fields)
 
 
 class Plan(BaseModel):

@@ -4,6 +4,11 @@ The floors are ``python -c pass`` and a bare script that imports redis-py, conne
 (what any Python CLI on redis-py pays). Every round runs each command once, in one order, so a
 loaded machine slows all of them alike; the import share is ``python -X importtime``'s total
 for ``distributor.cli`` plus the command's module, over the command's p50.
+
+Each checkout's modules are compiled to bytecode first, as ``pip install`` (and
+``scripts/lib/setup.sh`` for the editable install) does: otherwise, where
+``PYTHONDONTWRITEBYTECODE`` is set, every run would compile the project again, which no
+installed CLI does.
 """
 
 from __future__ import annotations
@@ -75,6 +80,13 @@ def _import_ms(module: str, python: str = sys.executable) -> float:
     return statistics.median(totals)
 
 
+def compile_bytecode(python: str, root: Path) -> None:
+    """Compile a checkout's packages to ``__pycache__`` (what an installed CLI runs from)."""
+    packages = [str(root / p) for p in ("distributor", "workers") if (root / p).is_dir()]
+    subprocess.run([python, "-m", "compileall", "-q", *packages], check=True,
+                   capture_output=True)  # fmt: skip
+
+
 def _commands(cli: list[str], label: str) -> dict[str, list[str]]:
     """The agent commands run with ``cli``, named with ``label`` appended."""
     return {
@@ -95,8 +107,10 @@ def measure_cli(url: str, runs: int, baseline: Path | None = None) -> list[Timin
     swarm = f"clibench{os.getpid()}"
     cli = [os.path.join(os.path.dirname(sys.executable), "swarmqueue")]  # what users run
     clis = {"": (cli, swarm)}
+    compile_bytecode(sys.executable, Path(__file__).resolve().parents[2])
     if baseline is not None:
         clis[BEFORE] = ([str(baseline / ".venv" / "bin" / "swarmqueue")], swarm + "b")
+        compile_bytecode(str(baseline / ".venv" / "bin" / "python"), baseline)
     with tempfile.TemporaryDirectory() as state:
         plan = os.path.join(state, "plan.json")
         with open(plan, "w") as f:
