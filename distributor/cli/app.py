@@ -22,7 +22,6 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from distributor.errors import ConfigError, SwarmQueueError
-from distributor.messaging.sanitize import strip_controls
 from distributor.store.exit_codes import (
     EXIT_AUTH_FAILED,
     EXIT_INVALID,
@@ -73,6 +72,8 @@ class CliError(click.ClickException):
         self.exit_code = exit_code  # type: ignore[misc]
 
     def show(self, file: IO[Any] | None = None) -> None:
+        from distributor.messaging.sanitize import strip_controls  # errors only: its regexes
+
         line = strip_controls(self.format_message())
         click.echo(f"swarmqueue: {line}", file=file or sys.stderr)
 
