@@ -127,8 +127,8 @@ def test_a_line_below_the_level_does_not_load_structlog_and_later_lines_still_sh
 
 
 def test_the_task_commands_module_loads_no_models_settings_machinery_or_rq() -> None:
-    """Models and pydantic come with the queue, when a command first talks to Redis; the
-    settings never bring pydantic-settings (issue 17: start-up)."""
+    """The reply records come with the queue, when a command first talks to Redis; the
+    settings never bring pydantic or pydantic-settings (issue 17: start-up)."""
     out = python(
         """
         import json, sys

@@ -1,4 +1,4 @@
-"""Translation between Redis hashes / script replies and the pydantic models."""
+"""Translation between Redis hashes / script replies and the reply records."""
 
 from __future__ import annotations
 
