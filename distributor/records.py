@@ -15,10 +15,10 @@ one), but defining it costs no generated code: ``@dataclass`` compiles five meth
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from enum import Enum
-from typing import Any, ClassVar, Literal, TypeVar, dataclass_transform
+from typing import Any, ClassVar, Literal, Self, TypeVar, dataclass_transform
 
 T = TypeVar("T")
 
@@ -48,6 +48,7 @@ class Record:
     __slots__ = ()
     _fields: ClassVar[tuple[str, ...]] = ()
     _defaults: ClassVar[dict[str, Any]] = {}
+    _dumped_as: ClassVar[dict[str, str]] = {}  # a field dumped under another key (an alias)
 
     def __init_subclass__(cls) -> None:
         """The fields are the class's own annotations, in order (``ClassVar`` ones excepted);
@@ -103,7 +104,18 @@ class Record:
         """The fields as a dict, nested records too; ``mode="json"`` gives JSON values
         (datetimes as ISO 8601 with ``Z`` for UTC, enums as their values), as pydantic does."""
         as_json = mode == "json"
-        return {k: _dumped(v, as_json) for k, v in self.__dict__.items() if k not in exclude}
+        alias = self._dumped_as
+        return {
+            alias.get(k, k): _dumped(v, as_json)
+            for k, v in self.__dict__.items()
+            if k not in exclude
+        }
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None) -> Self:
+        """A copy with the fields in ``update`` replaced (not checked, as pydantic's)."""
+        copy = object.__new__(type(self))
+        object.__setattr__(copy, "__dict__", {**self.__dict__, **(update or {})})
+        return copy
 
 
 def _dumped(value: Any, as_json: bool) -> Any:

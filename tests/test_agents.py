@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from distributor.errors import AgentNotFoundError, TmuxServerNotFound, ValidationError
-from distributor.messaging.agents import tmux_location
+from distributor.messaging.names import tmux_location
 from tests.conftest import snapshot
 from tests.messaging_support import Messaging, TmuxLab
 from workers.tmux import discover

@@ -210,3 +210,43 @@ def test_heartbeat_and_done_of_a_held_task_run_without_pydantic() -> None:
     [claimed, beat, done] = json.loads(out)
     assert claimed[0] == 0 and beat == [0, ["a", "lease"]]
     assert done[0] == 0 and done[1][0] == "completed"
+
+
+def test_announcing_to_registered_agents_loads_no_pydantic() -> None:
+    """Messaging's replies are records too: a claim and a completion announced to a registered
+    agent are recorded in its inbox without pydantic (registering it did validate)."""
+    out = python(
+        """
+        import json, sys
+        import fakeredis
+        from click.testing import CliRunner
+        from distributor.cli import main
+        from distributor.cli.app import CliContext
+        from distributor.messaging.agents import AgentRegistry
+        from distributor.messaging.messages import Messenger
+        from distributor.settings import Settings
+        from distributor.tasks.queue import TaskQueue
+
+        settings = Settings(swarm="told")
+        queue = TaskQueue(fakeredis.FakeRedis(), "told", settings=settings)
+        queue.submit({"tasks": [{"id": "a", "title": "A"}]})
+        AgentRegistry(queue.redis, "told", settings=settings).register(
+            "peer", host="elsewhere", pane="%1")
+        validating = ("distributor.tasks.specs", "distributor.validation",
+                      "distributor.reservations.requests", "distributor.messaging.agents")
+        for m in list(sys.modules):
+            if m in validating or m == "pydantic" or m.startswith(("pydantic.", "pydantic_")):
+                sys.modules[m] = None  # importing it now raises ImportError
+        exits = []
+        for args in (["next", "--agent", "a1"], ["done", "--agent", "a1", "a"]):
+            exits.append(CliRunner().invoke(main, args, obj=CliContext(settings, queue)).exit_code)
+        told = Messenger(queue.redis, "told", settings=settings).inbox("peer")
+        print(json.dumps({"exits": exits, "told": [e.content for e in told]}))
+        """
+    )
+    result = json.loads(out)
+    assert result["exits"] == [0, 0]
+    assert result["told"] == [
+        "a1 claimed a: A",
+        "a1 completed a: A; now available: nothing new",
+    ]

@@ -63,3 +63,15 @@ def test_a_plan_takes_task_records_and_dumps_and_ignores_their_state() -> None:
     plan = Plan(tasks=[done, {**done.model_dump(mode="json"), "id": "b"}])
     assert [t.id for t in plan.tasks] == ["a", "b"]
     assert plan.tasks[0].files == ["src/x.py"] and not hasattr(plan.tasks[0], "token")
+
+
+def test_a_delivery_dumps_its_as_field_under_its_stored_name_and_copies() -> None:
+    from distributor.messaging.messages import Delivery, DeliveryStatus
+
+    delivery = Delivery(agent_id="a1", host="h", pane="%1", status=DeliveryStatus.DELIVERED,
+                        delivered_as="comment", delivered_at=AT)  # fmt: skip
+    dumped = delivery.model_dump(mode="json")
+    assert dumped["as"] == "comment" and "delivered_as" not in dumped
+    assert dumped["status"] == "delivered" and dumped["delivered_at"].endswith(".123000Z")
+    later = delivery.model_copy(update={"attempts": 2})
+    assert later.attempts == 2 and delivery.attempts == 0 and later.host == "h"

@@ -51,7 +51,7 @@ from distributor.errors import (
     ValidationError,
 )
 from distributor.log import get_logger
-from distributor.messaging.agents import check_socket
+from distributor.messaging.names import check_socket
 
 log = get_logger(__name__)
 

@@ -32,8 +32,8 @@ from rq import SimpleWorker
 
 from distributor.errors import RedisUnavailable, ValidationError
 from distributor.log import get_logger
-from distributor.messaging.agents import check_host
 from distributor.messaging.jobs import JOB_SERIALIZER, DeliveryJob, delivery_queue
+from distributor.messaging.names import check_host
 from distributor.settings import Settings
 from distributor.store.calls import CONNECTION_ERRORS
 from workers.outage import RETRY_MAX_SECONDS, RedisOutage

@@ -9,13 +9,8 @@ import click
 from distributor.cli.app import EXIT_INVALID, CliContext, CliError
 from distributor.cli.output import emit, json_option, when
 from distributor.errors import TmuxError
-from distributor.messaging.agents import (
-    PANE_RE,
-    Agent,
-    AgentRegistry,
-    check_socket,
-    tmux_location,
-)
+from distributor.messaging.agents import Agent, AgentRegistry
+from distributor.messaging.names import PANE_RE, check_socket, tmux_location
 from workers.tmux import Tmux, discover
 
 

@@ -16,7 +16,6 @@ import click
 from distributor.cli.app import EXIT_INVALID, CliContext, CliError
 from distributor.cli.output import emit, json_option, when
 from distributor.errors import ValidationError
-from distributor.messaging.agents import AgentRegistry, tmux_location
 from distributor.messaging.messages import (
     DEFAULT_SENDER,
     Delivery,
@@ -28,6 +27,7 @@ from distributor.messaging.messages import (
     message_tag,
     parse_message_type,
 )
+from distributor.messaging.names import tmux_location
 
 
 def _message_type(ctx: click.Context, param: click.Parameter, value: str) -> MessageType:
@@ -81,6 +81,8 @@ def pane_agent(obj: CliContext) -> str | None:
     pane, socket = tmux_location(os.environ.get("TMUX"), os.environ.get("TMUX_PANE"))
     if pane is None:
         return None
+    from distributor.messaging.agents import AgentRegistry  # pydantic: only inside a pane
+
     registry = AgentRegistry(obj.queue.redis, obj.settings.swarm, settings=obj.settings)
     return registry.at_pane(pane, socket).id
 

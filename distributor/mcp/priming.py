@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
-
 from distributor.messaging.messages import InboxEntry, MessageOps
 from distributor.messaging.sanitize import cap, strip_controls
+from distributor.records import Record
 from distributor.settings import Settings
 from distributor.store import codec
 from distributor.store.calls import Batch, Command, Op
@@ -59,10 +58,8 @@ CLI_LOOP = (
 )
 
 
-class HeldTask(BaseModel):
+class HeldTask(Record):
     """A task the agent holds, with the seconds its lease has left by Redis' clock."""
-
-    model_config = ConfigDict(frozen=True)
 
     id: str
     title: str
@@ -72,16 +69,14 @@ class HeldTask(BaseModel):
     lease_left_seconds: float | None
 
 
-class Brief(BaseModel):
+class Brief(Record):
     """One agent's start-of-session view of its swarm."""
-
-    model_config = ConfigDict(frozen=True)
 
     swarm: str
     agent: str
     held: list[HeldTask]
     inbox: list[InboxEntry]  # the first unread messages (after the agent's read mark)
-    unread: int = 0  # unread messages in all
+    unread: int  # unread messages in all
     counts: dict[str, int]
     total: int
     completion_pct: float

@@ -18,21 +18,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from distributor.errors import MessageNotFound, NotARecipient
-from distributor.messaging.agents import validated_agent_id
+from distributor.messaging.names import validated_agent_id
+from distributor.records import Record, field
 from distributor.store.calls import Op, ScriptCall
 from distributor.store.codec import script_reply
 from distributor.store.keys import SwarmKeys
 from distributor.tasks.models import ms_to_datetime
 
 
-class Acknowledged(BaseModel):
+class Acknowledged(Record):
     """What :meth:`Messenger.acknowledge` did: ``already`` when the agent had acknowledged the
     message before (``acked_at`` is that first time); ``late`` when it came after the give-up."""
-
-    model_config = ConfigDict(frozen=True)
 
     message_id: str
     agent_id: str
@@ -41,15 +38,13 @@ class Acknowledged(BaseModel):
     late: bool = False
 
 
-class Reminded(BaseModel):
+class Reminded(Record):
     """What one :meth:`Messenger.remind` did: recipients set to be typed again (``reminded``:
     message id, agent, re-delivery number) and given up (``unacknowledged``)."""
 
-    model_config = ConfigDict(frozen=True)
-
-    reminded: list[tuple[str, str, int]] = []
-    unacknowledged: list[tuple[str, str]] = []
-    hosts: list[tuple[str, str]] = []
+    reminded: list[tuple[str, str, int]] = field(default_factory=list)
+    unacknowledged: list[tuple[str, str]] = field(default_factory=list)
+    hosts: list[tuple[str, str]] = field(default_factory=list)
 
 
 def acknowledge(keys: SwarmKeys, message_id: str, agent_id: str) -> Op[Acknowledged]:

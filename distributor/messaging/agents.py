@@ -11,7 +11,6 @@ one unseen for ``agent_prune_seconds`` is forgotten, with its inbox, by
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -19,55 +18,30 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from distributor.errors import AgentNotFoundError, PaneNotRegistered
+from distributor.messaging.names import (
+    check_capability,
+    check_host,
+    check_pane,
+    check_socket,
+    validated_agent_id,
+)
 from distributor.settings import Settings
 from distributor.store.calls import Batch, Command, Op, ScriptCall, text
 from distributor.store.client import SyncClient
 from distributor.store.codec import decode_map, redis_now_ms, script_reply
 from distributor.store.executor import SyncExecutor
 from distributor.store.keys import SwarmKeys
-from distributor.tasks.ids import check_agent_id, validated
+from distributor.tasks.ids import validated
 from distributor.tasks.models import ms_to_datetime
 from distributor.tasks.specs import AgentId
 from distributor.validation import validation_error
 
-PANE_RE = re.compile(r"%[0-9]{1,9}")
-HOST_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-CAPABILITY_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 MAX_CAPABILITIES = 32
-MAX_SOCKET = 500
-
-
-def check_pane(value: str) -> str:
-    """A tmux pane id such as ``%3`` (as in ``$TMUX_PANE``)."""
-    if not PANE_RE.fullmatch(value):
-        raise ValueError(f"invalid pane {value[:20]!r}: must be a tmux pane id such as %3")
-    return value
-
-
-def check_host(value: str) -> str:
-    """A host name: 1-64 letters, digits, '.', '_' or '-'."""
-    if not HOST_RE.fullmatch(value):
-        raise ValueError(f"invalid host {value[:40]!r}: must be 1-64 letters, digits, '.-_'")
-    return value
-
-
-def _check_capability(value: str) -> str:
-    if not CAPABILITY_RE.fullmatch(value):
-        raise ValueError(f"invalid capability {value[:40]!r}: 1-64 letters, digits, '.:_-'")
-    return value
-
-
-def check_socket(value: str | None) -> str | None:
-    if value is None or value == "":
-        return None
-    if not value.startswith("/") or len(value) > MAX_SOCKET or not value.isprintable():
-        raise ValueError("invalid socket: must be an absolute path of printable characters")
-    return value
 
 
 PaneId = Annotated[str, AfterValidator(check_pane)]
 HostId = Annotated[str, AfterValidator(check_host)]
-Capability = Annotated[str, AfterValidator(_check_capability)]
+Capability = Annotated[str, AfterValidator(check_capability)]
 SocketPath = Annotated[str | None, AfterValidator(check_socket)]
 
 
@@ -89,15 +63,6 @@ class Agent(AgentAddress):
     registered_at: datetime
     last_seen: datetime
     stale: bool = False
-
-
-def tmux_location(tmux_env: str | None, tmux_pane_env: str | None) -> tuple[str | None, str | None]:
-    """(pane, socket) of the pane this process runs in, from ``$TMUX_PANE`` and ``$TMUX``.
-
-    ``$TMUX`` is ``<socket path>,<server pid>,<session index>``.
-    """
-    socket = tmux_env.split(",", 1)[0] if tmux_env else None
-    return (tmux_pane_env or None), (socket or None)
 
 
 def agent_at_pane(
@@ -228,11 +193,6 @@ class AgentOps:
         return _agent_from_hash(
             raw, redis_now(time_reply, clock), self.settings.agent_stale_seconds
         )
-
-
-def validated_agent_id(agent_id: str) -> str:
-    """``agent_id`` if valid, else ``ValidationError``."""
-    return validated(check_agent_id, agent_id)
 
 
 def parse_address(**fields: Any) -> AgentAddress:

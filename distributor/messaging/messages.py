@@ -32,11 +32,9 @@ import re
 import secrets
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Any, ClassVar, Literal, cast, get_args
 
 import redis
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from pydantic import ValidationError as PydanticValidationError
 
 from distributor.errors import (
     AgentNotFoundError,
@@ -46,13 +44,14 @@ from distributor.errors import (
 )
 from distributor.log import get_logger
 from distributor.messaging.acks import Acknowledged, Reminded, acknowledge, remind
-from distributor.messaging.agents import check_host, validated_agent_id
 from distributor.messaging.broker import broker_client
 from distributor.messaging.dispatch import Dispatcher, enqueue_errors
 from distributor.messaging.job_ids import delivery_job_id
+from distributor.messaging.names import check_host, validated_agent_id
 from distributor.messaging.ratelimit import RateUsage, usage
 from distributor.messaging.sanitize import clean_content, strip_controls
 from distributor.messaging.types import MessageType, MessageTypeLike, parse_message_type
+from distributor.records import Record
 from distributor.settings import Settings
 from distributor.store import counters
 from distributor.store.calls import Batch, Command, Op, ScriptCall, text
@@ -61,10 +60,8 @@ from distributor.store.codec import decode_map, redis_now_ms, script_reply
 from distributor.store.connect import async_redis_from_url, redis_from_url
 from distributor.store.executor import AsyncExecutor, SyncExecutor
 from distributor.store.keys import NAMESPACE, SwarmKeys
-from distributor.tasks.ids import validated
+from distributor.tasks.ids import check_agent_id, validated
 from distributor.tasks.models import ms_to_datetime
-from distributor.tasks.specs import AgentId
-from distributor.validation import validation_error
 
 log = get_logger(__name__)
 
@@ -82,7 +79,6 @@ __all__ = [
     "DeliveryStatus",
     "InboxEntry",
     "Message",
-    "MessageId",
     "MessageOps",
     "MessageType",
     "MessageTypeLike",
@@ -110,15 +106,6 @@ DEFAULT_SENDER = "swarmqueue"
 DISPATCH_GRACE_MS = 5_000
 QUEUED_RECHECK_MS = 10_000  # a job waiting in its queue is looked at again this much later
 _THREAD_CLEAN_ABOVE = 64 * 1024  # async: sanitize bigger contents off the event loop
-
-
-def _check_message_id(value: str) -> str:
-    if not MESSAGE_ID_RE.fullmatch(value):
-        raise ValueError("invalid message id: must be 1-64 letters, digits, '_' or '-'")
-    return value
-
-
-MessageId = Annotated[str, AfterValidator(_check_message_id)]
 
 
 class DeliveryStatus(StrEnum):
@@ -152,7 +139,7 @@ FailureReason = Literal[
 DeliveredAs = Literal["paste", "comment"]
 
 
-class Delivery(BaseModel):
+class Delivery(Record):
     """One recipient's outcome.
 
     ``delivered`` says ``as`` what: ``paste`` (the message and Enter) or ``comment`` (a shell
@@ -177,14 +164,14 @@ class Delivery(BaseModel):
     ``acknowledged`` carries ``acked_at``; ``late`` when it came after the give-up.
     """
 
-    model_config = ConfigDict(frozen=True, validate_by_name=True, serialize_by_alias=True)
+    _dumped_as: ClassVar[dict[str, str]] = {"delivered_as": "as"}  # as stored and shown
 
     agent_id: str
     host: str
     pane: str
     socket: str | None = None
     status: DeliveryStatus
-    delivered_as: DeliveredAs | None = Field(None, alias="as")
+    delivered_as: DeliveredAs | None = None
     reason: FailureReason | None = None
     detail: str | None = None
     attempts: int = 0
@@ -212,10 +199,8 @@ class Delivery(BaseModel):
         )
 
 
-class Message(BaseModel):
+class Message(Record):
     """A recorded message and every recipient's outcome."""
-
-    model_config = ConfigDict(frozen=True)
 
     id: str
     sender: str
@@ -243,10 +228,8 @@ class Message(BaseModel):
         return out
 
 
-class InboxEntry(BaseModel):
+class InboxEntry(Record):
     """A message as kept in a recipient's inbox stream."""
-
-    model_config = ConfigDict(frozen=True)
 
     message_id: str
     sender: str
@@ -264,10 +247,8 @@ class InboxEntry(BaseModel):
         )  # fmt: skip
 
 
-class Unread(BaseModel):
+class Unread(Record):
     """An agent's unread messages (the first ones, oldest first) and how many there are."""
-
-    model_config = ConfigDict(frozen=True)
 
     entries: list[InboxEntry]
     total: int
@@ -303,21 +284,23 @@ def _inbox_entry(entry_id: bytes | str, fields: Any) -> InboxEntry:
     )
 
 
-class Outgoing(BaseModel):
+class Outgoing(Record):
     """A message to send, validated and made inert; built by :func:`prepare`."""
 
-    model_config = ConfigDict(frozen=True)
-
-    content: Annotated[str, Field(min_length=1)]
+    content: str
     type: MessageType
-    sender: AgentId
-    recipients: Annotated[list[AgentId], Field(min_length=1, max_length=MAX_RECIPIENTS)] | None
-    reply_to: MessageId | None = None
+    sender: str
+    recipients: list[str] | None
+    reply_to: str | None = None
     requires_ack: bool = False
     include_self: bool = False
 
 
-class Redispatched(BaseModel):
+RedispatchAction = Literal["replaced", "queued", "running", "finished", "gone", "moved", "not_due"]
+_REDISPATCH_ACTIONS: frozenset[str] = frozenset(get_args(RedispatchAction))
+
+
+class Redispatched(Record):
     """What :meth:`Messenger.redispatch` found for one message's delivery on one host.
 
     ``action``: ``replaced`` (its job was gone or abandoned; ``job_id`` is the new one, enqueued),
@@ -328,21 +311,17 @@ class Redispatched(BaseModel):
     ``popped`` (taken from the queue by a worker that never started it).
     """
 
-    model_config = ConfigDict(frozen=True)
-
     message_id: str
     host: str
-    action: Literal["replaced", "queued", "running", "finished", "gone", "moved", "not_due"]
+    action: RedispatchAction
     job_id: str | None = None
     holder: str | None = None
     seen: str | None = None
     due: datetime | None = None
 
 
-class PendingDelivery(BaseModel):
+class PendingDelivery(Record):
     """A message whose recipients on ``host`` are not all final (its outbox entry)."""
-
-    model_config = ConfigDict(frozen=True)
 
     message_id: str
     host: str
@@ -355,10 +334,8 @@ class PendingDelivery(BaseModel):
     counts: dict[str, int]
 
 
-class Posted(BaseModel):
+class Posted(Record):
     """What recording a message did: its id, Redis time, recipients and their hosts."""
-
-    model_config = ConfigDict(frozen=True)
 
     message_id: str
     at: datetime
@@ -416,8 +393,13 @@ def prepare(
         raise ValidationError("content must be a string")
     if len(content) > MAX_RAW_CONTENT:
         raise ValidationError(f"content is larger than {MAX_RAW_CONTENT} characters")
+    validated(check_agent_id, sender, "sender")
     if recipients is not None:
         recipients = list(dict.fromkeys(recipients))  # keep order, drop repeats
+        if not 1 <= len(recipients) <= MAX_RECIPIENTS:
+            raise ValidationError(f"recipients: between 1 and {MAX_RECIPIENTS} agents")
+        for i, recipient in enumerate(recipients):
+            validated(check_agent_id, recipient, f"recipients.{i}")
     cleaned = clean_content(
         content, settings.message_max_chars, keep_newlines=settings.message_keep_newlines
     )
@@ -426,18 +408,15 @@ def prepare(
     kind = parse_message_type(msg_type)
     if reply_to is not None:
         check_message_id(reply_to)
-    try:
-        return Outgoing(
-            content=cleaned,
-            type=kind,
-            sender=sender,
-            recipients=recipients,
-            reply_to=reply_to,
-            requires_ack=bool(requires_ack),
-            include_self=bool(include_self),
-        )
-    except PydanticValidationError as exc:
-        raise validation_error(exc) from None
+    return Outgoing(
+        content=cleaned,
+        type=kind,
+        sender=sender,
+        recipients=recipients,
+        reply_to=reply_to,
+        requires_ack=bool(requires_ack),
+        include_self=bool(include_self),
+    )
 
 
 def check_message_id(message_id: str) -> str:
@@ -454,7 +433,7 @@ def _delivery(agent_id: str, raw: Any) -> Delivery:
         host=d.get("host") or "",
         pane=d.get("pane") or "",
         socket=d.get("socket") or None,
-        status=d["status"],
+        status=DeliveryStatus(d["status"]),
         delivered_as=d.get("as") or None,
         reason=d.get("reason") or None,
         detail=d.get("detail") or None,
@@ -1061,10 +1040,12 @@ class Messenger(SyncClient):
             )
         )
         job_id = str(body.get("job_id") or "") or (first_job if "job_id" in body else None)
+        if status not in _REDISPATCH_ACTIONS:  # a script/code mismatch
+            raise RuntimeError(f"unexpected reply from msg_redispatch: {status}")
         result = Redispatched(
             message_id=message_id,
             host=host,
-            action=status,  # the script's statuses are the actions (validated here)
+            action=cast(RedispatchAction, status),  # the script's statuses are the actions
             job_id=job_id,
             holder=body.get("holder"),
             seen=seen,

@@ -15,9 +15,8 @@ count of refusals per sender (``refused``, for the dashboard's metrics)::
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
-
-from distributor.messaging.agents import validated_agent_id
+from distributor.messaging.names import validated_agent_id
+from distributor.records import Record
 from distributor.store.calls import Batch, Command, Op, text
 from distributor.store.codec import redis_now_ms
 from distributor.store.keys import SwarmKeys
@@ -25,10 +24,8 @@ from distributor.store.keys import SwarmKeys
 WINDOW_SECONDS = 60
 
 
-class RateUsage(BaseModel):
+class RateUsage(Record):
     """How much of its window a sender has used, and how long until it may send again."""
-
-    model_config = ConfigDict(frozen=True)
 
     sender: str
     used: int

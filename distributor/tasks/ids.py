@@ -24,6 +24,8 @@ MAX_REQUEST_ID = 64
 
 
 def _check_id(value: str, pattern: re.Pattern[str], what: str, rule: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"invalid {what}: must be text, not {type(value).__name__}")
     if not pattern.fullmatch(value):
         shown = value if len(value) <= 40 else value[:40] + "..."
         raise ValueError(f"invalid {what} {shown!r}: must be {rule}")
@@ -40,12 +42,13 @@ def check_agent_id(value: str) -> str:
     return _check_id(value, AGENT_ID_RE, "agent id", "1-64 letters, digits, '_' or '-'")
 
 
-def validated(check: Callable[[T], T], value: T) -> T:
-    """Run a field check, turning its ``ValueError`` into our :class:`ValidationError`."""
+def validated(check: Callable[[T], T], value: T, where: str = "") -> T:
+    """Run a field check, turning its ``ValueError`` into our :class:`ValidationError`
+    (prefixed with ``where``, the field's name, when given)."""
     try:
         return check(value)
     except ValueError as exc:
-        raise ValidationError(str(exc)) from None
+        raise ValidationError(f"{where}: {exc}" if where else str(exc)) from None
 
 
 def new_request_id() -> str:

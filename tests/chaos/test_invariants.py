@@ -15,7 +15,13 @@ import pytest
 import redis
 
 from distributor import TaskQueue
-from distributor.messaging.messages import Delivery, DeliveryStatus, Message, MessageType
+from distributor.messaging.messages import (
+    Delivery,
+    DeliveryStatus,
+    FailureReason,
+    Message,
+    MessageType,
+)
 from tests.chaos.invariants import (
     PASTE_END,
     Ack,
@@ -116,7 +122,7 @@ def test_acknowledgements_are_read_per_agent(tmp_path: Path) -> None:
 PEOPLE = [Recipient("ann", "%1", True), Recipient("bob", "%2", True), Recipient("cy", "%3", False)]
 
 
-def message(message_id: str, **statuses: tuple[DeliveryStatus, str | None]) -> Message:
+def message(message_id: str, **statuses: Outcome) -> Message:
     return Message(
         id=message_id,
         sender="chaos",
@@ -135,9 +141,10 @@ def typed(*contents: str) -> bytes:
     return b"".join(b"\x1b[200~[chaos][t][INFO]: " + c.encode() + PASTE_END for c in contents)
 
 
-DELIVERED = (DeliveryStatus.DELIVERED, None)
-PENDING = (DeliveryStatus.PENDING, None)
-REFUSED = (DeliveryStatus.FAILED, "not_an_agent")
+Outcome = tuple[DeliveryStatus, FailureReason | None]
+DELIVERED: Outcome = (DeliveryStatus.DELIVERED, None)
+PENDING: Outcome = (DeliveryStatus.PENDING, None)
+REFUSED: Outcome = (DeliveryStatus.FAILED, "not_an_agent")
 
 
 def test_true_outcomes_of_messages_typed_once_have_no_violations() -> None:
