@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -10,6 +11,15 @@ from pydantic import ValidationError as PydanticValidationError
 from distributor.errors import ValidationError
 
 M = TypeVar("M", bound=BaseModel)
+
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def single_line(value: str) -> str:
+    """A field check: ``value`` holds no control character (no line break either)."""
+    if _CONTROL_RE.search(value):
+        raise ValueError("must not contain control characters")
+    return value
 
 
 def validation_error(exc: PydanticValidationError) -> ValidationError:

@@ -8,8 +8,9 @@ import time
 from collections import Counter
 
 from distributor import TaskQueue, TaskStatus
+from distributor.records import built
 from distributor.store.calls import text
-from distributor.tasks.hashes import built, task_from_hash
+from distributor.tasks.hashes import task_from_hash
 from distributor.tasks.models import Claim, Task
 from distributor.tasks.waiting import next_message
 

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from distributor.reservations.patterns import normalise
 from distributor.tasks.ids import check_agent_id
+from distributor.validation import single_line
 
 MAX_PATTERNS = 100
 MAX_REASON = 200
 MAX_TTL_SECONDS = 7 * 24 * 3600
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def _one_line(value: str) -> str:
-    if _CONTROL_RE.search(value):
-        raise ValueError("must not contain control characters")
-    return value
-
-
 FilePattern = Annotated[str, AfterValidator(normalise)]
 """A path, directory or glob as a task's ``files`` and reservations take it, normalised."""
 
@@ -35,7 +26,7 @@ class ReserveRequest(BaseModel):
     patterns: Annotated[list[FilePattern], Field(min_length=1, max_length=MAX_PATTERNS)]
     ttl_seconds: Annotated[float, Field(gt=0, le=MAX_TTL_SECONDS)]
     shared: bool = False
-    reason: Annotated[str, AfterValidator(_one_line), Field(max_length=MAX_REASON)] = ""
+    reason: Annotated[str, AfterValidator(single_line), Field(max_length=MAX_REASON)] = ""
 
 
 class UnreserveRequest(BaseModel):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from distributor.records import Record
+from distributor.records import built
 from distributor.reservations.models import script_entries
 from distributor.store.codec import decode_map
 from distributor.tasks.models import Task
@@ -15,8 +15,6 @@ from distributor.tasks.status import TaskStatus
 
 if TYPE_CHECKING:
     from distributor.tasks.specs import TaskSpec
-
-R = TypeVar("R", bound=Record)
 
 
 def _list(raw: str | None) -> list[Any]:
@@ -27,19 +25,6 @@ def _list(raw: str | None) -> list[Any]:
 def _ms(raw: str | None) -> datetime | None:
     """A time field (Redis ms) as an aware datetime; unset: ``None``."""
     return datetime.fromtimestamp(int(raw) / 1000, tz=UTC) if raw else None
-
-
-_object_setattr = object.__setattr__
-
-
-def built(cls: type[R], values: dict[str, Any]) -> R:
-    """``cls(**values)`` for ``values`` that name every field of the record ``cls`` in
-    declaration order: the dict becomes the instance's, without the frozen dataclass's
-    ``__init__`` setting each field through ``object.__setattr__`` (tests/test_hot_path.py
-    checks the two agree)."""
-    m = cls.__new__(cls)
-    _object_setattr(m, "__dict__", values)
-    return m
 
 
 def task_from_hash(raw: Any, unmet: list[str] | None = None) -> Task:

@@ -22,6 +22,7 @@ from distributor.errors import (
     UnknownDependency,
     ValidationError,
 )
+from distributor.records import built
 from distributor.reservations.models import Reservation, from_script, script_entries
 from distributor.settings import Settings
 from distributor.store import codec
@@ -29,7 +30,6 @@ from distributor.store.calls import Arg, Op, ScriptCall
 from distributor.store.keys import SwarmKeys
 from distributor.tasks import discovery
 from distributor.tasks.hashes import (
-    built,
     plan_payload,
     task_from_hash,
     task_from_reply,

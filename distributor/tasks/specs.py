@@ -26,16 +26,9 @@ from distributor.tasks.models import (
     MAX_TITLE,
     Task,
 )
-from distributor.validation import validated_as
+from distributor.validation import single_line, validated_as
 
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CONTROL_EXCEPT_WS_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def _single_line(value: str) -> str:
-    if _CONTROL_RE.search(value):
-        raise ValueError("must not contain control characters")
-    return value
 
 
 def _text(value: str) -> str:
@@ -46,7 +39,7 @@ def _text(value: str) -> str:
 
 TaskId = Annotated[str, AfterValidator(check_task_id)]
 AgentId = Annotated[str, AfterValidator(check_agent_id)]
-SingleLine = Annotated[str, AfterValidator(_single_line)]
+SingleLine = Annotated[str, AfterValidator(single_line)]
 
 
 class TaskSpec(BaseModel):
